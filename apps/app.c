@@ -1,0 +1,100 @@
+#include "app.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int app_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tokvox %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+tokvox_model *app_load_model(const char *cmd, const char *path)
+{
+    int err;
+    char detail[1024] = "";
+    tokvox_model *m = tokvox_model_load(path, &err, detail, sizeof detail);
+    if (!m)
+        app_fail(cmd, "%s", detail[0] ? detail : tokvox_strerror(err));
+    return m;
+}
+
+int app_parse_int(const char *text, int lo, int hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi)
+        return -1;
+    return (int)v;
+}
+
+int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
+                   uint16_t **codes, size_t *frames)
+{
+    int err;
+    *codes = NULL;
+    *frames = 0;
+    tokvox_encoder *enc = tokvox_encoder_create(m, num_codebooks, &err);
+    if (!enc)
+        return err;
+    size_t k = (size_t)tokvox_encoder_num_codebooks(enc);
+    size_t total = tokvox_frames_for_samples(m, n);
+    uint16_t *out = malloc(sizeof(uint16_t) * total * k);
+    if (!out) {
+        tokvox_encoder_destroy(enc);
+        return TOKVOX_ERR_NO_MEMORY;
+    }
+    size_t got = 0, tail = 0;
+    err = tokvox_encoder_push(enc, pcm, n, out, total, &got);
+    if (!err)
+        err = tokvox_encoder_flush(enc, out + got * k, total - got, &tail);
+    tokvox_encoder_destroy(enc);
+    if (err || got + tail != total) {
+        free(out);
+        return err ? err : TOKVOX_ERR_STATE;
+    }
+    *codes = out;
+    *frames = total;
+    return TOKVOX_OK;
+}
+
+int app_decode_all(const tokvox_model *m, const uint16_t *codes, size_t frames,
+                   int stream_codebooks, int use_codebooks, size_t n_samples, float **pcm)
+{
+    int err;
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    *pcm = NULL;
+    tokvox_decoder *dec = tokvox_decoder_create(m, stream_codebooks, use_codebooks, &err);
+    if (!dec)
+        return err;
+    size_t cap = (frames + 1) * (size_t)info.hop;
+    float *out = malloc(sizeof(float) * (cap > n_samples ? cap : n_samples));
+    if (!out) {
+        tokvox_decoder_destroy(dec);
+        return TOKVOX_ERR_NO_MEMORY;
+    }
+    size_t got = 0, tail = 0;
+    err = tokvox_decoder_push(dec, codes, frames, out, &got);
+    if (!err)
+        err = tokvox_decoder_flush(dec, out + got, &tail);
+    tokvox_decoder_destroy(dec);
+    if (err) {
+        free(out);
+        return err;
+    }
+    /* a complete stream covers every sample; pad only if it was cut short */
+    for (size_t i = got + tail; i < n_samples; i++)
+        out[i] = 0.0f;
+    *pcm = out;
+    return TOKVOX_OK;
+}

@@ -1,0 +1,32 @@
+/* Shared pieces of the tokvox command's subcommands. */
+#ifndef TOKVOX_APP_H
+#define TOKVOX_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokvox/tokvox.h"
+
+typedef int (*app_command_fn)(int argc, char **argv);
+
+int cmd_encode(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
+int cmd_transcode(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_plugins(int argc, char **argv);
+
+/* Print "tokvox CMD: message" on stderr; returns 1 (the failure exit code). */
+int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Load the model named (NULL = default) or print why not; NULL on failure. */
+tokvox_model *app_load_model(const char *cmd, const char *path);
+/* Parse a positive int option value in [lo, hi]; -1 if invalid. */
+int app_parse_int(const char *text, int lo, int hi);
+
+/* A whole signal coded at once: codes [frames][num_codebooks], malloc'ed. */
+int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
+                   uint16_t **codes, size_t *frames);
+/* Decode frames to exactly n_samples samples (malloc'ed *pcm). */
+int app_decode_all(const tokvox_model *m, const uint16_t *codes, size_t frames,
+                   int stream_codebooks, int use_codebooks, size_t n_samples, float **pcm);
+
+#endif

@@ -1,0 +1,272 @@
+/* tokvox encode / decode / transcode. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "tokvox/bitstream.h"
+#include "tokvox/io.h"
+
+typedef struct codec_options {
+    const char *model;
+    int codebooks;   /* 0 = all */
+    int rate;        /* output rate, 0 = default */
+    int quiet;
+    const char *in, *out;
+} codec_options;
+
+static const struct option long_options[] = {
+    {"model", required_argument, NULL, 'm'},
+    {"codebooks", required_argument, NULL, 'n'},
+    {"rate", required_argument, NULL, 'r'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Returns 0 to go on, 1 on a usage error, 2 after --help. */
+static int parse(const char *cmd, const char *usage, int argc, char **argv, codec_options *o)
+{
+    memset(o, 0, sizeof *o);
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "m:n:r:qh", long_options, NULL)) != -1;) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'n':
+            if ((o->codebooks = app_parse_int(optarg, 1, 64)) < 0)
+                return app_fail(cmd, "--codebooks wants a number from 1 to 64, not '%s'", optarg);
+            break;
+        case 'r':
+            if ((o->rate = app_parse_int(optarg, 1000, 384000)) < 0)
+                return app_fail(cmd, "--rate wants a rate in Hz (1000-384000), not '%s'", optarg);
+            break;
+        case 'q': o->quiet = 1; break;
+        case 'h': fputs(usage, stdout); return 2;
+        default: return app_fail(cmd, "see 'tokvox %s --help'", cmd);
+        }
+    }
+    if (argc - optind != 2)
+        return app_fail(cmd, "wants an input and an output (see 'tokvox %s --help')", cmd);
+    o->in = argv[optind];
+    o->out = argv[optind + 1];
+    return 0;
+}
+
+static double bitrate_kbps(const tokvox_model_info *info, int codebooks)
+{
+    return codebooks * info->codebook_bits * (double)info->sample_rate / info->hop / 1000.0;
+}
+
+static int check_codebooks(const char *cmd, const tokvox_model_info *info, int codebooks)
+{
+    if (codebooks > info->num_codebooks)
+        return app_fail(cmd, "--codebooks %d: the model has %d codebooks", codebooks,
+                        info->num_codebooks);
+    return 0;
+}
+
+static int write_tvx(const char *cmd, const codec_options *o, const tokvox_model_info *info,
+                     const uint16_t *codes, size_t frames, int codebooks, size_t samples,
+                     int source_rate)
+{
+    char detail[1024] = "";
+    int err;
+    tokvox_atomic_file *f = tokvox_atomic_open(o->out, &err, detail, sizeof detail);
+    if (!f)
+        return app_fail(cmd, "%s", detail);
+    tokvox_tvx_header h;
+    tokvox_tvx_header_init(&h, info, codebooks, samples, (uint32_t)source_rate);
+    tokvox_tvx_writer *w = tokvox_tvx_writer_create(tokvox_atomic_stream(f), &h, &err);
+    if (w)
+        err = tokvox_tvx_write_frames(w, codes, frames);
+    if (w && !err)
+        err = tokvox_tvx_writer_finish(w);
+    tokvox_tvx_writer_destroy(w);
+    if (err) {
+        tokvox_atomic_abort(f);
+        return app_fail(cmd, "%s: %s", o->out, tokvox_strerror(err));
+    }
+    if (tokvox_atomic_commit(f, detail, sizeof detail))
+        return app_fail(cmd, "%s", detail);
+    return 0;
+}
+
+static const char encode_usage[] =
+    "usage: tokvox encode IN OUT.tvx [--model M] [--codebooks N]\n"
+    "Encode an audio file (any format libsndfile reads, any rate; '-' = stdin)\n"
+    "into a tokvox bitstream ('-' = stdout).\n"
+    "  -m, --model M      model file (default: the shipped model)\n"
+    "  -n, --codebooks N  codebooks per frame (default: all; fewer = lower bitrate)\n"
+    "  -q, --quiet        no summary on stderr\n";
+
+int cmd_encode(int argc, char **argv)
+{
+    codec_options o;
+    int rc = parse("encode", encode_usage, argc, argv, &o);
+    if (rc)
+        return rc == 2 ? 0 : rc;
+    tokvox_model *m = app_load_model("encode", o.model);
+    if (!m)
+        return 1;
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
+    float *pcm = NULL;
+    uint16_t *codes = NULL;
+    size_t n = 0, frames = 0;
+    tokvox_audio_source src;
+    char detail[1024] = "";
+    int err;
+    if ((rc = check_codebooks("encode", &info, codebooks)) == 0) {
+        err = tokvox_audio_read(o.in, info.sample_rate, &pcm, &n, &src, detail, sizeof detail);
+        if (err)
+            rc = app_fail("encode", "%s", detail);
+    }
+    if (!rc && (err = app_encode_all(m, pcm, n, codebooks, &codes, &frames)))
+        rc = app_fail("encode", "%s: %s", o.in, tokvox_strerror(err));
+    if (!rc)
+        rc = write_tvx("encode", &o, &info, codes, frames, codebooks, n, src.rate);
+    if (!rc && !o.quiet)
+        fprintf(stderr, "%s: %.2f s, %zu frames x %d codebooks, %.2f kbps\n", o.in,
+                (double)n / info.sample_rate, frames, codebooks, bitrate_kbps(&info, codebooks));
+    free(pcm);
+    free(codes);
+    tokvox_model_destroy(m);
+    return rc;
+}
+
+/* Read a whole .tvx stream, checked against the model. */
+static int read_tvx(const char *cmd, const char *path, const tokvox_model *m,
+                    tokvox_tvx_header *h, uint16_t **codes, size_t *frames)
+{
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!in)
+        return app_fail(cmd, "%s: cannot open (%s)", path, strerror(errno));
+    char detail[1024] = "";
+    int err, rc = 0;
+    tokvox_tvx_reader *r = tokvox_tvx_reader_open(in, path, &err, detail, sizeof detail);
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    *codes = NULL;
+    *frames = 0;
+    if (!r)
+        rc = app_fail(cmd, "%s", detail);
+    else if (tokvox_tvx_check_model(tokvox_tvx_reader_header(r), &info, detail, sizeof detail))
+        rc = app_fail(cmd, "%s: %s", path, detail);
+    if (!rc) {
+        *h = *tokvox_tvx_reader_header(r);
+        size_t expected = (size_t)tokvox_tvx_expected_frames(h);
+        *codes = malloc(sizeof(uint16_t) * expected * h->num_codebooks);
+        if (!*codes)
+            rc = app_fail(cmd, "%s: out of memory for %zu frames", path, expected);
+        while (!rc && *frames < expected) {
+            size_t got = 0;
+            err = tokvox_tvx_read_frames(r, *codes + *frames * h->num_codebooks,
+                                         expected - *frames, &got);
+            if (err || got == 0)
+                rc = app_fail(cmd, "%s", err ? tokvox_tvx_reader_detail(r) : "stream ends early");
+            *frames += got;
+        }
+        size_t extra = 0;
+        uint16_t probe[TOKVOX_TVX_MAX_CODEBOOKS];
+        if (!rc && (tokvox_tvx_read_frames(r, probe, 1, &extra) || extra))
+            rc = app_fail(cmd, "%s: data after the last frame", path);
+    }
+    tokvox_tvx_reader_destroy(r);
+    if (in != stdin)
+        fclose(in);
+    if (rc) {
+        free(*codes);
+        *codes = NULL;
+    }
+    return rc;
+}
+
+static const char decode_usage[] =
+    "usage: tokvox decode IN.tvx OUT [--model M] [--codebooks N] [--rate R]\n"
+    "Decode a tokvox bitstream ('-' = stdin) to audio (.wav, .flac, .ogg; '-' = WAV on\n"
+    "stdout), by default at the rate of the file that was encoded.\n"
+    "  -m, --model M      model file (default: the shipped model); must be the encoder's\n"
+    "  -n, --codebooks N  decode only the first N codebooks of each frame\n"
+    "  -r, --rate R       output sample rate in Hz\n";
+
+int cmd_decode(int argc, char **argv)
+{
+    codec_options o;
+    int rc = parse("decode", decode_usage, argc, argv, &o);
+    if (rc)
+        return rc == 2 ? 0 : rc;
+    tokvox_model *m = app_load_model("decode", o.model);
+    if (!m)
+        return 1;
+    tokvox_tvx_header h;
+    uint16_t *codes = NULL;
+    float *pcm = NULL;
+    size_t frames = 0;
+    rc = read_tvx("decode", o.in, m, &h, &codes, &frames);
+    if (!rc && o.codebooks > h.num_codebooks)
+        rc = app_fail("decode", "--codebooks %d: %s has only %u codebooks per frame", o.codebooks,
+                      o.in, h.num_codebooks);
+    int err;
+    if (!rc && (err = app_decode_all(m, codes, frames, h.num_codebooks, o.codebooks,
+                                     (size_t)h.sample_count, &pcm)))
+        rc = app_fail("decode", "%s: %s", o.in, tokvox_strerror(err));
+    char detail[1024] = "";
+    int rate = o.rate ? o.rate : (int)h.source_rate;
+    if (!rc && tokvox_audio_write(o.out, pcm, (size_t)h.sample_count, (int)h.sample_rate, rate,
+                                  detail, sizeof detail))
+        rc = app_fail("decode", "%s", detail);
+    free(codes);
+    free(pcm);
+    tokvox_model_destroy(m);
+    return rc;
+}
+
+static const char transcode_usage[] =
+    "usage: tokvox transcode IN OUT [--model M] [--codebooks N] [--rate R]\n"
+    "Encode and decode in one pass, to hear what the codec does; prints the bitrate.\n"
+    "Output is written at the input's rate unless --rate says otherwise.\n"
+    "  -m, --model M      model file (default: the shipped model)\n"
+    "  -n, --codebooks N  codebooks per frame (default: all)\n"
+    "  -r, --rate R       output sample rate in Hz\n"
+    "  -q, --quiet        do not print the bitrate\n";
+
+int cmd_transcode(int argc, char **argv)
+{
+    codec_options o;
+    int rc = parse("transcode", transcode_usage, argc, argv, &o);
+    if (rc)
+        return rc == 2 ? 0 : rc;
+    tokvox_model *m = app_load_model("transcode", o.model);
+    if (!m)
+        return 1;
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
+    float *pcm = NULL, *out = NULL;
+    uint16_t *codes = NULL;
+    size_t n = 0, frames = 0;
+    tokvox_audio_source src = {0};
+    char detail[1024] = "";
+    int err;
+    if ((rc = check_codebooks("transcode", &info, codebooks)) == 0 &&
+        tokvox_audio_read(o.in, info.sample_rate, &pcm, &n, &src, detail, sizeof detail))
+        rc = app_fail("transcode", "%s", detail);
+    if (!rc && ((err = app_encode_all(m, pcm, n, codebooks, &codes, &frames)) ||
+                (err = app_decode_all(m, codes, frames, codebooks, 0, n, &out))))
+        rc = app_fail("transcode", "%s: %s", o.in, tokvox_strerror(err));
+    if (!rc && tokvox_audio_write(o.out, out, n, info.sample_rate, o.rate ? o.rate : src.rate,
+                                  detail, sizeof detail))
+        rc = app_fail("transcode", "%s", detail);
+    if (!rc && !o.quiet)
+        printf("%s -> %s: %.2f s, %d codebooks x %d bits x %.0f frames/s = %.2f kbps\n", o.in,
+               o.out, (double)n / info.sample_rate, codebooks, info.codebook_bits,
+               (double)info.sample_rate / info.hop, bitrate_kbps(&info, codebooks));
+    free(pcm);
+    free(out);
+    free(codes);
+    tokvox_model_destroy(m);
+    return rc;
+}

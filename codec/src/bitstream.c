@@ -1,0 +1,673 @@
+/* The .tvx bitstream: header, blocks of bit-packed code frames, XXH32
+ * checksums.  docs/bitstream.md is the specification; this file follows it
+ * byte for byte.
+ *
+ * Everything is serialised explicitly in little-endian order (no struct
+ * dumps), so the format does not depend on the compiler's padding or the
+ * host's byte order.  The reader uses fread only, never fseek, so it works on
+ * pipes, and it allocates at most one full block (bounded by the validated
+ * frames_per_block * num_codebooks * codebook_bits), whatever the file claims.
+ */
+#include "tokvox/bitstream.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+/* "TVX" then 0x1A (Ctrl-Z): the control byte stops DOS `type` from dumping
+ * binary, and a text-mode transfer that mangles it is caught at once. */
+static const uint8_t tvx_magic[4] = {'T', 'V', 'X', 0x1A};
+
+enum {
+    TVX_HEADER_SIZE = 52,     /* version 1 header, checksum included */
+    TVX_PREFIX_SIZE = 8,      /* magic, version, header_size: read first */
+    TVX_BLOCK_COUNT_SIZE = 2, /* u16 frame_count */
+    TVX_CHECKSUM_SIZE = 4,    /* u32 XXH32 */
+    TVX_DEFAULT_FRAMES_PER_BLOCK = 50,
+};
+
+/* Limits that keep every derived size small and every product in range. */
+#define TVX_MIN_RATE 1000u
+#define TVX_MAX_RATE 384000u
+#define TVX_MAX_HOP 65536u
+#define TVX_MAX_BITS 16u
+/* 2^48 samples is ~23 years at 384 kHz; it keeps expected frames and
+ * frames * hop far from 64-bit overflow for every consumer. */
+#define TVX_MAX_SAMPLE_COUNT (UINT64_C(1) << 48)
+
+#define TVX_NAME_MAX 160
+#define TVX_DETAIL_MAX 400
+
+struct tokvox_tvx_writer {
+    FILE *out;
+    tokvox_tvx_header h;
+    uint64_t expected;   /* frames the header promises */
+    uint64_t written;    /* frames accepted so far */
+    uint32_t in_block;   /* frames packed into the pending block */
+    size_t frame_bits;   /* num_codebooks * codebook_bits */
+    uint8_t *block;      /* count + payload + checksum of one full block */
+    int error;           /* sticky: a failed write poisons the stream */
+    int finished;
+};
+
+struct tokvox_tvx_reader {
+    FILE *in;
+    tokvox_tvx_header h;
+    uint64_t expected;    /* frames the header promises */
+    uint64_t frames_read; /* frames in all blocks read so far */
+    uint64_t offset;      /* bytes consumed, for messages */
+    uint64_t block_index; /* index of the next block to read */
+    size_t frame_bits;
+    uint8_t *block;       /* the current block, as read */
+    uint32_t block_frames;
+    uint32_t block_pos;   /* frames of the current block already returned */
+    int error;            /* sticky: after a failure the stream is unusable */
+    char name[TVX_NAME_MAX];
+    char detail[TVX_DETAIL_MAX];
+};
+
+/* ---- little-endian helpers --------------------------------------------- */
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p) { return get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+
+/* ---- bit packing ------------------------------------------------------- */
+
+/* LSB-first: bit i of the payload is bit (i % 8) of byte i / 8, and a code's
+ * least significant bit comes first.  Only the bytes that hold the code are
+ * touched, so neither side ever reads or writes past the payload. */
+static void put_code(uint8_t *buf, size_t bitpos, unsigned bits, uint16_t code)
+{
+    size_t byte = bitpos >> 3;
+    unsigned shift = (unsigned)(bitpos & 7);
+    uint32_t v = (uint32_t)code << shift;
+    for (unsigned i = 0; 8 * i < shift + bits; i++)
+        buf[byte + i] |= (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_code(const uint8_t *buf, size_t bitpos, unsigned bits)
+{
+    size_t byte = bitpos >> 3;
+    unsigned shift = (unsigned)(bitpos & 7);
+    uint32_t v = 0;
+    for (unsigned i = 0; 8 * i < shift + bits; i++)
+        v |= (uint32_t)buf[byte + i] << (8 * i);
+    /* The mask makes "code < 2^codebook_bits" true by construction. */
+    return (uint16_t)((v >> shift) & ((1u << bits) - 1u));
+}
+
+static size_t payload_bytes(size_t frames, size_t frame_bits) { return (frames * frame_bits + 7) / 8; }
+
+/* ---- header ------------------------------------------------------------- */
+
+/* Out-of-range ints become 0, which validation then refuses, instead of
+ * silently wrapping into a plausible value. */
+static uint16_t u16_or_zero(int v) { return v > 0 && v <= UINT16_MAX ? (uint16_t)v : 0; }
+static uint32_t u32_or_zero(int v) { return v > 0 ? (uint32_t)v : 0; }
+
+void tokvox_tvx_header_init(tokvox_tvx_header *h, const tokvox_model_info *info,
+                            int num_codebooks, uint64_t sample_count, uint32_t source_rate)
+{
+    if (!h)
+        return;
+    memset(h, 0, sizeof *h);
+    h->version = TOKVOX_TVX_VERSION;
+    h->frames_per_block = TVX_DEFAULT_FRAMES_PER_BLOCK;
+    h->sample_count = sample_count;
+    h->source_rate = source_rate;
+    if (!info)
+        return;
+    /* 0 (or less) means "all of the model's codebooks", as for the encoder. */
+    h->num_codebooks = u16_or_zero(num_codebooks > 0 ? num_codebooks : info->num_codebooks);
+    h->sample_rate = u32_or_zero(info->sample_rate);
+    h->hop = u32_or_zero(info->hop);
+    h->codebook_bits = u16_or_zero(info->codebook_bits);
+    h->groups = u16_or_zero(info->groups);
+    h->stages = u16_or_zero(info->stages);
+    h->model_id = info->model_id;
+}
+
+uint64_t tokvox_tvx_expected_frames(const tokvox_tvx_header *h)
+{
+    if (!h || h->hop == 0)
+        return 0;
+    /* Written without sample_count + hop - 1, which could overflow. */
+    uint64_t frames = h->sample_count / h->hop + (h->sample_count % h->hop != 0);
+    return frames == UINT64_MAX ? UINT64_MAX : frames + 1;
+}
+
+/* The range rules of docs/bitstream.md.  Returns 0 or writes the first
+ * violated rule into msg; used by the reader and the writer alike, so the
+ * writer cannot produce a stream the reader refuses. */
+static int header_problem(const tokvox_tvx_header *h, char *msg, size_t size)
+{
+    const struct {
+        const char *field;
+        uint64_t value, lo, hi;
+    } rules[] = {
+        {"num_codebooks", h->num_codebooks, 1, TOKVOX_TVX_MAX_CODEBOOKS},
+        {"codebook_bits", h->codebook_bits, 1, TVX_MAX_BITS},
+        {"sample_rate", h->sample_rate, TVX_MIN_RATE, TVX_MAX_RATE},
+        {"source_rate", h->source_rate, TVX_MIN_RATE, TVX_MAX_RATE},
+        {"hop", h->hop, 1, TVX_MAX_HOP},
+        {"frames_per_block", h->frames_per_block, 1, TOKVOX_TVX_MAX_FRAMES_PER_BLOCK},
+        {"sample_count", h->sample_count, 0, TVX_MAX_SAMPLE_COUNT},
+        {"groups", h->groups, 1, UINT16_MAX},
+        {"stages", h->stages, 1, UINT16_MAX},
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (rules[i].value < rules[i].lo || rules[i].value > rules[i].hi) {
+            snprintf(msg, size, "header field %s = %" PRIu64 " is out of range", rules[i].field,
+                     rules[i].value);
+            return 1;
+        }
+    /* Codebook k is stage k / groups of group k % groups: it must exist. */
+    if ((uint32_t)h->num_codebooks > (uint32_t)h->groups * h->stages) {
+        snprintf(msg, size, "%u codebooks do not fit %u groups x %u stages",
+                 (unsigned)h->num_codebooks, (unsigned)h->groups, (unsigned)h->stages);
+        return 1;
+    }
+    return 0;
+}
+
+/* Version-1 layout; offsets are listed in docs/bitstream.md. */
+static void header_encode(const tokvox_tvx_header *h, uint8_t out[TVX_HEADER_SIZE])
+{
+    memcpy(out, tvx_magic, 4);
+    put_u16(out + 4, h->version);
+    put_u16(out + 6, TVX_HEADER_SIZE);
+    put_u32(out + 8, h->sample_rate);
+    put_u32(out + 12, h->hop);
+    put_u16(out + 16, h->num_codebooks);
+    put_u16(out + 18, h->codebook_bits);
+    put_u16(out + 20, h->groups);
+    put_u16(out + 22, h->stages);
+    put_u64(out + 24, h->model_id);
+    put_u64(out + 32, h->sample_count);
+    put_u32(out + 40, h->source_rate);
+    put_u32(out + 44, h->frames_per_block);
+    put_u32(out + 48, XXH32(out, TVX_HEADER_SIZE - TVX_CHECKSUM_SIZE, 0));
+}
+
+static void header_decode(const uint8_t in[TVX_HEADER_SIZE], tokvox_tvx_header *h)
+{
+    h->version = get_u16(in + 4);
+    h->sample_rate = get_u32(in + 8);
+    h->hop = get_u32(in + 12);
+    h->num_codebooks = get_u16(in + 16);
+    h->codebook_bits = get_u16(in + 18);
+    h->groups = get_u16(in + 20);
+    h->stages = get_u16(in + 22);
+    h->model_id = get_u64(in + 24);
+    h->sample_count = get_u64(in + 32);
+    h->source_rate = get_u32(in + 40);
+    h->frames_per_block = get_u32(in + 44);
+}
+
+/* Largest block this header allows: count + payload + checksum. */
+static size_t block_capacity(const tokvox_tvx_header *h)
+{
+    size_t frame_bits = (size_t)h->num_codebooks * h->codebook_bits;
+    return TVX_BLOCK_COUNT_SIZE + payload_bytes(h->frames_per_block, frame_bits) +
+           TVX_CHECKSUM_SIZE;
+}
+
+/* ---- writer ------------------------------------------------------------- */
+
+static int write_bytes(tokvox_tvx_writer *w, const uint8_t *p, size_t n)
+{
+    if (fwrite(p, 1, n, w->out) != n || ferror(w->out))
+        w->error = TOKVOX_ERR_IO;
+    return w->error;
+}
+
+static tokvox_tvx_writer *writer_new(FILE *out, const tokvox_tvx_header *h)
+{
+    tokvox_tvx_writer *w = calloc(1, sizeof *w);
+    if (w)
+        w->block = calloc(1, block_capacity(h));
+    if (!w || !w->block) {
+        tokvox_tvx_writer_destroy(w);
+        return NULL;
+    }
+    w->out = out;
+    w->h = *h;
+    w->expected = tokvox_tvx_expected_frames(h);
+    w->frame_bits = (size_t)h->num_codebooks * h->codebook_bits;
+    return w;
+}
+
+tokvox_tvx_writer *tokvox_tvx_writer_create(FILE *out, const tokvox_tvx_header *h, int *error)
+{
+    int dummy;
+    char msg[128];
+    error = error ? error : &dummy;
+    *error = TOKVOX_ERR_INVALID_ARGUMENT;
+    /* The reader's rules, so the writer cannot produce a refused stream. */
+    if (!out || !h || h->version != TOKVOX_TVX_VERSION || header_problem(h, msg, sizeof msg))
+        return NULL;
+    tokvox_tvx_writer *w = writer_new(out, h);
+    if (!w) {
+        *error = TOKVOX_ERR_NO_MEMORY;
+        return NULL;
+    }
+    uint8_t bytes[TVX_HEADER_SIZE];
+    header_encode(h, bytes);
+    *error = write_bytes(w, bytes, sizeof bytes);
+    if (*error) {
+        tokvox_tvx_writer_destroy(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Checks the whole call first, so a bad code leaves the stream untouched. */
+static int codes_in_range(const uint16_t *codes, size_t n, unsigned bits)
+{
+    uint32_t limit = 1u << bits;
+    for (size_t i = 0; i < n; i++)
+        if (codes[i] >= limit)
+            return 0;
+    return 1;
+}
+
+/* Frame count, checksum, write; the pending block then starts empty. */
+static int emit_block(tokvox_tvx_writer *w)
+{
+    size_t payload = payload_bytes(w->in_block, w->frame_bits);
+    size_t covered = TVX_BLOCK_COUNT_SIZE + payload;
+    put_u16(w->block, (uint16_t)w->in_block);
+    put_u32(w->block + covered, XXH32(w->block, covered, 0));
+    write_bytes(w, w->block, covered + TVX_CHECKSUM_SIZE);
+    memset(w->block, 0, covered + TVX_CHECKSUM_SIZE); /* put_code ORs into zeros */
+    w->in_block = 0;
+    return w->error;
+}
+
+static void pack_frame(tokvox_tvx_writer *w, const uint16_t *frame)
+{
+    unsigned bits = w->h.codebook_bits;
+    size_t bitpos = (size_t)w->in_block * w->frame_bits;
+    uint8_t *payload = w->block + TVX_BLOCK_COUNT_SIZE;
+    for (unsigned k = 0; k < w->h.num_codebooks; k++, bitpos += bits)
+        put_code(payload, bitpos, bits, frame[k]);
+    w->in_block++;
+}
+
+int tokvox_tvx_write_frames(tokvox_tvx_writer *w, const uint16_t *codes, size_t frames)
+{
+    if (!w || (!codes && frames))
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    if (w->finished)
+        return TOKVOX_ERR_STATE;
+    if (w->error)
+        return w->error;
+    /* More frames than the header promises would make a stream the reader
+     * refuses; and a code >= 2^bits cannot be represented. */
+    size_t per_frame = w->h.num_codebooks;
+    if (frames > w->expected - w->written || frames > SIZE_MAX / per_frame ||
+        !codes_in_range(codes, frames * per_frame, w->h.codebook_bits))
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    for (size_t f = 0; f < frames; f++) {
+        pack_frame(w, codes + f * per_frame);
+        w->written++;
+        if (w->in_block == w->h.frames_per_block && emit_block(w))
+            return w->error;
+    }
+    return TOKVOX_OK;
+}
+
+int tokvox_tvx_writer_finish(tokvox_tvx_writer *w)
+{
+    if (!w)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    if (w->finished)
+        return TOKVOX_ERR_STATE;
+    w->finished = 1;
+    if (!w->error && w->in_block > 0)
+        emit_block(w);
+    /* Flush so a full disk is reported here and not lost at fclose. */
+    if (!w->error && (fflush(w->out) != 0 || ferror(w->out)))
+        w->error = TOKVOX_ERR_IO;
+    if (w->error)
+        return w->error;
+    /* Fewer frames than promised: the reader would say "truncated". */
+    return w->written == w->expected ? TOKVOX_OK : TOKVOX_ERR_STATE;
+}
+
+void tokvox_tvx_writer_destroy(tokvox_tvx_writer *w)
+{
+    if (!w)
+        return;
+    free(w->block);
+    free(w);
+}
+
+/* ---- reader: errors and raw input ------------------------------------- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int reader_fail(tokvox_tvx_reader *r, int error, const char *fmt, ...)
+{
+    /* Every message starts with the stream's name, as the CLI prints it. */
+    int n = snprintf(r->detail, sizeof r->detail, "%s: ", r->name);
+    if (n < 0 || (size_t)n >= sizeof r->detail)
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail + n, sizeof r->detail - (size_t)n, fmt, ap);
+    va_end(ap);
+    r->error = error;
+    return error;
+}
+
+/* fread until n bytes or the end; returns the count read.  No seeking, so
+ * stdin pipes work. */
+static size_t read_bytes(tokvox_tvx_reader *r, uint8_t *p, size_t n)
+{
+    size_t got = fread(p, 1, n, r->in);
+    r->offset += got;
+    return got;
+}
+
+/* A short read is either an I/O error or the end of the stream. */
+static int short_read(tokvox_tvx_reader *r, const char *what)
+{
+    if (ferror(r->in))
+        return reader_fail(r, TOKVOX_ERR_IO, "read error at byte offset %" PRIu64, r->offset);
+    return reader_fail(r, TOKVOX_ERR_TRUNCATED,
+                       "truncated %s at byte offset %" PRIu64 " (%" PRIu64 " of %" PRIu64
+                       " frames read)",
+                       what, r->offset, r->frames_read, r->expected);
+}
+
+/* ---- reader: header ---------------------------------------------------- */
+
+/* Magic, version and header_size decide whether the rest can be parsed, so
+ * they are checked before the checksum: a version-2 file says "version". */
+static int check_prefix(tokvox_tvx_reader *r, const uint8_t *p, size_t got)
+{
+    size_t magic_got = got < 4 ? got : 4;
+    if (memcmp(p, tvx_magic, magic_got) != 0)
+        return reader_fail(r, TOKVOX_ERR_FORMAT, "not a tokvox bitstream (bad magic)");
+    if (got < TVX_PREFIX_SIZE) {
+        if (ferror(r->in))
+            return reader_fail(r, TOKVOX_ERR_IO, "read error in the header");
+        return reader_fail(r, TOKVOX_ERR_TRUNCATED, "truncated header (%zu of %d bytes)", got,
+                           TVX_HEADER_SIZE);
+    }
+    uint16_t version = get_u16(p + 4);
+    if (version != TOKVOX_TVX_VERSION)
+        return reader_fail(r, TOKVOX_ERR_VERSION,
+                           "unsupported tvx format version %u (this reader knows version %d)",
+                           (unsigned)version, TOKVOX_TVX_VERSION);
+    uint16_t header_size = get_u16(p + 6);
+    if (header_size != TVX_HEADER_SIZE)
+        return reader_fail(r, TOKVOX_ERR_FORMAT, "header size %u, version 1 needs %d",
+                           (unsigned)header_size, TVX_HEADER_SIZE);
+    return TOKVOX_OK;
+}
+
+static int read_header(tokvox_tvx_reader *r)
+{
+    uint8_t bytes[TVX_HEADER_SIZE];
+    size_t got = read_bytes(r, bytes, TVX_PREFIX_SIZE);
+    if (check_prefix(r, bytes, got))
+        return r->error;
+    got += read_bytes(r, bytes + TVX_PREFIX_SIZE, TVX_HEADER_SIZE - TVX_PREFIX_SIZE);
+    if (got < TVX_HEADER_SIZE) {
+        if (ferror(r->in))
+            return reader_fail(r, TOKVOX_ERR_IO, "read error in the header");
+        return reader_fail(r, TOKVOX_ERR_TRUNCATED, "truncated header (%zu of %d bytes)", got,
+                           TVX_HEADER_SIZE);
+    }
+    uint32_t stored = get_u32(bytes + TVX_HEADER_SIZE - TVX_CHECKSUM_SIZE);
+    uint32_t computed = XXH32(bytes, TVX_HEADER_SIZE - TVX_CHECKSUM_SIZE, 0);
+    if (stored != computed)
+        return reader_fail(r, TOKVOX_ERR_CHECKSUM,
+                           "header checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
+                           ")",
+                           stored, computed);
+    header_decode(bytes, &r->h);
+    char msg[128];
+    if (header_problem(&r->h, msg, sizeof msg))
+        return reader_fail(r, TOKVOX_ERR_FORMAT, "%s", msg);
+    return TOKVOX_OK;
+}
+
+static void copy_detail(char *detail, size_t detail_size, const char *msg)
+{
+    if (detail && detail_size > 0)
+        snprintf(detail, detail_size, "%s", msg);
+}
+
+/* Header, then the one block buffer, sized by the validated layout
+ * (<= 512 KiB) and never by the file's sample_count. */
+static int reader_start(tokvox_tvx_reader *r)
+{
+    if (read_header(r))
+        return r->error;
+    r->block = malloc(block_capacity(&r->h));
+    if (!r->block)
+        return reader_fail(r, TOKVOX_ERR_NO_MEMORY, "out of memory");
+    r->expected = tokvox_tvx_expected_frames(&r->h);
+    r->frame_bits = (size_t)r->h.num_codebooks * r->h.codebook_bits;
+    return TOKVOX_OK;
+}
+
+tokvox_tvx_reader *tokvox_tvx_reader_open(FILE *in, const char *name, int *error, char *detail,
+                                          size_t detail_size)
+{
+    int dummy;
+    error = error ? error : &dummy;
+    copy_detail(detail, detail_size, "");
+    tokvox_tvx_reader *r = in ? calloc(1, sizeof *r) : NULL;
+    if (!r) {
+        *error = in ? TOKVOX_ERR_NO_MEMORY : TOKVOX_ERR_INVALID_ARGUMENT;
+        copy_detail(detail, detail_size, in ? "tvx reader: out of memory" : "tvx reader: no input");
+        return NULL;
+    }
+    r->in = in;
+    snprintf(r->name, sizeof r->name, "%s", name ? name : "<stream>");
+    *error = reader_start(r);
+    copy_detail(detail, detail_size, r->detail);
+    if (*error) {
+        tokvox_tvx_reader_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+const tokvox_tvx_header *tokvox_tvx_reader_header(const tokvox_tvx_reader *r)
+{
+    return r ? &r->h : NULL;
+}
+
+const char *tokvox_tvx_reader_detail(const tokvox_tvx_reader *r) { return r ? r->detail : ""; }
+
+void tokvox_tvx_reader_destroy(tokvox_tvx_reader *r)
+{
+    if (!r)
+        return;
+    free(r->block);
+    free(r);
+}
+
+/* ---- reader: blocks ---------------------------------------------------- */
+
+/* Blocks are full except the last, so the count is fully determined; any
+ * other value is damage (or a writer bug) and is refused before the payload
+ * size is trusted. */
+static int read_block_count(tokvox_tvx_reader *r, uint64_t start)
+{
+    uint8_t *p = r->block;
+    size_t got = read_bytes(r, p, TVX_BLOCK_COUNT_SIZE);
+    if (got < TVX_BLOCK_COUNT_SIZE)
+        return short_read(r, got ? "block header" : "stream (a block is missing)");
+    uint64_t remaining = r->expected - r->frames_read;
+    uint64_t want = remaining < r->h.frames_per_block ? remaining : r->h.frames_per_block;
+    uint16_t count = get_u16(p);
+    if (count != want)
+        return reader_fail(r, TOKVOX_ERR_FORMAT,
+                           "block %" PRIu64 " at byte offset %" PRIu64
+                           " claims %u frames, expected %" PRIu64 " (%" PRIu64 " remain)",
+                           r->block_index, start, (unsigned)count, want, remaining);
+    r->block_frames = count;
+    return TOKVOX_OK;
+}
+
+/* Bits after the last code of a block must be zero, so every stream has a
+ * single encoding (and two files with equal codes are equal bytes). */
+static int padding_is_zero(const tokvox_tvx_reader *r)
+{
+    size_t bits = (size_t)r->block_frames * r->frame_bits;
+    if (bits % 8 == 0)
+        return 1;
+    uint8_t last = r->block[TVX_BLOCK_COUNT_SIZE + bits / 8];
+    return (last >> (bits % 8)) == 0;
+}
+
+static int read_block_body(tokvox_tvx_reader *r, uint64_t start)
+{
+    size_t covered = TVX_BLOCK_COUNT_SIZE + payload_bytes(r->block_frames, r->frame_bits);
+    size_t want = covered - TVX_BLOCK_COUNT_SIZE + TVX_CHECKSUM_SIZE;
+    if (read_bytes(r, r->block + TVX_BLOCK_COUNT_SIZE, want) < want)
+        return short_read(r, "block");
+    uint32_t stored = get_u32(r->block + covered);
+    uint32_t computed = XXH32(r->block, covered, 0);
+    if (stored != computed)
+        return reader_fail(r, TOKVOX_ERR_CHECKSUM,
+                           "block %" PRIu64 " at byte offset %" PRIu64
+                           " fails its checksum (stored %08" PRIx32 ", computed %08" PRIx32 ")",
+                           r->block_index, start, stored, computed);
+    if (!padding_is_zero(r))
+        return reader_fail(r, TOKVOX_ERR_FORMAT,
+                           "block %" PRIu64 " at byte offset %" PRIu64 " has nonzero padding bits",
+                           r->block_index, start);
+    return TOKVOX_OK;
+}
+
+/* After the last expected frame the stream must end: one more byte means
+ * the file is not what its header says (e.g. two streams concatenated). */
+static int expect_end(tokvox_tvx_reader *r)
+{
+    if (fgetc(r->in) != EOF)
+        return reader_fail(r, TOKVOX_ERR_FORMAT,
+                           "unexpected bytes after the last frame at byte offset %" PRIu64,
+                           r->offset);
+    if (ferror(r->in))
+        return reader_fail(r, TOKVOX_ERR_IO, "read error at byte offset %" PRIu64, r->offset);
+    return TOKVOX_OK;
+}
+
+static int next_block(tokvox_tvx_reader *r)
+{
+    uint64_t start = r->offset;
+    if (read_block_count(r, start) || read_block_body(r, start))
+        return r->error;
+    r->block_pos = 0;
+    r->block_index++;
+    r->frames_read += r->block_frames;
+    /* Checked eagerly, so a caller that stops after the expected frames
+     * still learns about trailing bytes. */
+    return r->frames_read == r->expected ? expect_end(r) : TOKVOX_OK;
+}
+
+static void unpack_frames(tokvox_tvx_reader *r, uint16_t *codes, size_t n)
+{
+    unsigned bits = r->h.codebook_bits;
+    const uint8_t *payload = r->block + TVX_BLOCK_COUNT_SIZE;
+    size_t bitpos = (size_t)r->block_pos * r->frame_bits;
+    size_t total = n * r->h.num_codebooks;
+    for (size_t i = 0; i < total; i++, bitpos += bits)
+        codes[i] = get_code(payload, bitpos, bits);
+    r->block_pos += (uint32_t)n;
+}
+
+int tokvox_tvx_read_frames(tokvox_tvx_reader *r, uint16_t *codes, size_t max_frames,
+                           size_t *frames_out)
+{
+    if (frames_out)
+        *frames_out = 0;
+    if (!r || !codes || !frames_out || max_frames == 0)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    if (r->error)
+        return r->error;
+    if (r->block_pos == r->block_frames) {
+        if (r->frames_read == r->expected)
+            return TOKVOX_OK; /* clean end, already verified by expect_end */
+        if (next_block(r))
+            return r->error;
+    }
+    /* One block per call: callers loop anyway, and it keeps this simple. */
+    size_t left = r->block_frames - r->block_pos;
+    size_t n = max_frames < left ? max_frames : left;
+    unpack_frames(r, codes, n);
+    *frames_out = n;
+    return TOKVOX_OK;
+}
+
+/* ---- model check -------------------------------------------------------- */
+
+static const char *model_difference(const tokvox_tvx_header *h, const tokvox_model_info *info)
+{
+    if (h->model_id != info->model_id)
+        return "model id differs";
+    if ((int64_t)h->sample_rate != info->sample_rate)
+        return "sample rate differs";
+    if ((int64_t)h->hop != info->hop)
+        return "hop differs";
+    if ((int64_t)h->codebook_bits != info->codebook_bits)
+        return "codebook bits differ";
+    if ((int64_t)h->num_codebooks > info->num_codebooks)
+        return "stream has more codebooks than the model";
+    return NULL;
+}
+
+int tokvox_tvx_check_model(const tokvox_tvx_header *h, const tokvox_model_info *info,
+                           char *detail, size_t detail_size)
+{
+    copy_detail(detail, detail_size, "");
+    if (!h || !info)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    const char *why = model_difference(h, info);
+    if (!why)
+        return TOKVOX_OK;
+    if (detail && detail_size > 0)
+        snprintf(detail, detail_size,
+                 "bitstream of model 0x%016" PRIx64 " (%" PRIu32 " Hz, hop %" PRIu32
+                 ", %u codebooks x %u bits) does not match model 0x%016" PRIx64
+                 " (%d Hz, hop %d, %d codebooks x %d bits): %s",
+                 h->model_id, h->sample_rate, h->hop, (unsigned)h->num_codebooks,
+                 (unsigned)h->codebook_bits, info->model_id, info->sample_rate, info->hop,
+                 info->num_codebooks, info->codebook_bits, why);
+    return TOKVOX_ERR_MODEL_MISMATCH;
+}

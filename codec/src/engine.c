@@ -1,0 +1,312 @@
+/* Encoder and decoder sessions: the frame engine shared by files, tokens and
+ * live streams.  Samples are collected into hops; each full hop makes one
+ * feature frame; feature frames are coded in blocks of up to TK_MAX_BLOCK.
+ * Everything a session needs is allocated at create time. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsp.h"
+#include "model_internal.h"
+
+struct tokvox_encoder {
+    const tokvox_model *m;
+    int num_codebooks;
+    size_t hop, n_fft, bins, block;
+    tk_stft *stft;
+    void *state;           /* model plugin's causal history */
+    float *window;         /* the last n_fft samples: overhang then current hop */
+    size_t pending;        /* samples of the current hop collected so far */
+    float *features;       /* [block][bins] */
+    size_t n_features;
+    float *latent;         /* [block][latent_dim] */
+    float *scratch;        /* quantizer scratch, 2 * latent_dim */
+    int finished;
+};
+
+struct tokvox_decoder {
+    const tokvox_model *m;
+    int stream_codebooks, use_codebooks;
+    size_t hop, n_fft, bins, block;
+    tk_stft *stft;
+    void *state;
+    float *latent;         /* [block][latent_dim] */
+    float *head;           /* [block][2 * bins] */
+    float *frame;          /* one synthesised n_fft frame */
+    float *overlap;        /* n_fft samples being overlap-added */
+    uint64_t frames_seen;
+};
+
+static size_t block_size(const tokvox_model *m)
+{
+    size_t b = (size_t)m->layout.max_frames;
+    return b < TK_MAX_BLOCK ? b : TK_MAX_BLOCK;
+}
+
+/* ---- encoder --------------------------------------------------------- */
+
+tokvox_encoder *tokvox_encoder_create(const tokvox_model *m, int num_codebooks, int *error)
+{
+    int dummy;
+    error = error ? error : &dummy;
+    *error = TOKVOX_ERR_INVALID_ARGUMENT;
+    if (!m || num_codebooks < 0 || num_codebooks > m->info.num_codebooks)
+        return NULL;
+    tokvox_encoder *e = calloc(1, sizeof *e);
+    *error = TOKVOX_ERR_NO_MEMORY;
+    if (!e)
+        return NULL;
+    e->m = m;
+    e->num_codebooks = num_codebooks ? num_codebooks : m->info.num_codebooks;
+    e->hop = (size_t)m->info.hop;
+    e->n_fft = (size_t)m->info.n_fft;
+    e->bins = e->n_fft / 2 + 1;
+    e->block = block_size(m);
+    size_t latent_dim = (size_t)m->layout.latent_dim;
+    e->stft = tk_stft_create((int)e->n_fft, error);
+    e->state = m->model_api->state_create(m->model, 0);
+    e->window = calloc(e->n_fft, sizeof(float));
+    e->features = malloc(sizeof(float) * e->block * e->bins);
+    e->latent = malloc(sizeof(float) * e->block * latent_dim);
+    e->scratch = malloc(sizeof(float) * 2 * latent_dim);
+    if (!e->stft || !e->state || !e->window || !e->features || !e->latent || !e->scratch) {
+        tokvox_encoder_destroy(e);
+        *error = TOKVOX_ERR_NO_MEMORY;
+        return NULL;
+    }
+    *error = TOKVOX_OK;
+    return e;
+}
+
+void tokvox_encoder_destroy(tokvox_encoder *e)
+{
+    if (!e)
+        return;
+    tk_stft_destroy(e->stft);
+    if (e->state)
+        e->m->model_api->state_destroy(e->state);
+    free(e->window);
+    free(e->features);
+    free(e->latent);
+    free(e->scratch);
+    free(e);
+}
+
+int tokvox_encoder_num_codebooks(const tokvox_encoder *e) { return e ? e->num_codebooks : 0; }
+
+void tokvox_encoder_reset(tokvox_encoder *e)
+{
+    if (!e)
+        return;
+    memset(e->window, 0, sizeof(float) * e->n_fft);
+    e->pending = 0;
+    e->n_features = 0;
+    e->finished = 0;
+    e->m->model_api->state_reset(e->m->model, e->state);
+}
+
+/* Run the model and quantizer over the collected feature frames. */
+static int encode_features(tokvox_encoder *e, uint16_t *codes)
+{
+    const tokvox_model *m = e->m;
+    if (e->n_features == 0)
+        return TOKVOX_OK;
+    int err = m->model_api->encode(m->model, e->state, e->features, e->n_features, e->latent);
+    if (!err)
+        err = m->quantizer_api->encode(m->quantizer, e->latent, e->n_features, e->num_codebooks,
+                                       codes, e->scratch);
+    e->n_features = 0;
+    return err;
+}
+
+/* One full hop is in the window: make its feature frame and slide. */
+static int complete_hop(tokvox_encoder *e, uint16_t *codes, size_t *frames_out)
+{
+    tk_stft_log_magnitude(e->stft, e->window, e->m->log_floor,
+                          e->features + e->n_features * e->bins);
+    e->n_features++;
+    memmove(e->window, e->window + e->hop, sizeof(float) * (e->n_fft - e->hop));
+    e->pending = 0;
+    if (e->n_features < e->block)
+        return TOKVOX_OK;
+    size_t first = *frames_out;
+    *frames_out += e->n_features;
+    return encode_features(e, codes + first * (size_t)e->num_codebooks);
+}
+
+static int push_samples(tokvox_encoder *e, const float *pcm, size_t n, uint16_t *codes,
+                        size_t *frames_out)
+{
+    size_t overhang = e->n_fft - e->hop;
+    while (n > 0) {
+        size_t take = e->hop - e->pending;
+        take = take < n ? take : n;
+        float *dst = e->window + overhang + e->pending;
+        if (pcm) {
+            memcpy(dst, pcm, sizeof(float) * take);
+            pcm += take;
+        } else {
+            memset(dst, 0, sizeof(float) * take);
+        }
+        e->pending += take;
+        n -= take;
+        if (e->pending == e->hop) {
+            int err = complete_hop(e, codes, frames_out);
+            if (err)
+                return err;
+        }
+    }
+    size_t first = *frames_out;
+    *frames_out += e->n_features;
+    return encode_features(e, codes + first * (size_t)e->num_codebooks);
+}
+
+int tokvox_encoder_push(tokvox_encoder *e, const float *pcm, size_t n, uint16_t *codes,
+                        size_t max_frames, size_t *frames_out)
+{
+    if (!e || !frames_out || (n && !pcm) || (!codes && max_frames))
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    *frames_out = 0;
+    if (e->finished)
+        return TOKVOX_ERR_STATE;
+    if ((e->pending + n) / e->hop > max_frames)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    return push_samples(e, pcm, n, codes, frames_out);
+}
+
+int tokvox_encoder_flush(tokvox_encoder *e, uint16_t *codes, size_t max_frames,
+                         size_t *frames_out)
+{
+    if (!e || !frames_out)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    *frames_out = 0;
+    if (e->finished)
+        return TOKVOX_ERR_STATE;
+    /* zero-pad the partial hop, then one silent hop so the decoder can
+     * finish the overlap of the last real one */
+    size_t padding = (e->pending ? e->hop - e->pending : 0) + e->hop;
+    if (padding / e->hop > max_frames || !codes)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    e->finished = 1;
+    return push_samples(e, NULL, padding, codes, frames_out);
+}
+
+/* ---- decoder --------------------------------------------------------- */
+
+tokvox_decoder *tokvox_decoder_create(const tokvox_model *m, int stream_codebooks,
+                                      int use_codebooks, int *error)
+{
+    int dummy;
+    error = error ? error : &dummy;
+    *error = TOKVOX_ERR_INVALID_ARGUMENT;
+    if (!m || stream_codebooks < 1 || stream_codebooks > m->info.num_codebooks ||
+        use_codebooks < 0 || use_codebooks > stream_codebooks)
+        return NULL;
+    tokvox_decoder *d = calloc(1, sizeof *d);
+    *error = TOKVOX_ERR_NO_MEMORY;
+    if (!d)
+        return NULL;
+    d->m = m;
+    d->stream_codebooks = stream_codebooks;
+    d->use_codebooks = use_codebooks ? use_codebooks : stream_codebooks;
+    d->hop = (size_t)m->info.hop;
+    d->n_fft = (size_t)m->info.n_fft;
+    d->bins = d->n_fft / 2 + 1;
+    d->block = block_size(m);
+    d->stft = tk_stft_create((int)d->n_fft, error);
+    d->state = m->model_api->state_create(m->model, 1);
+    d->latent = malloc(sizeof(float) * d->block * (size_t)m->layout.latent_dim);
+    d->head = malloc(sizeof(float) * d->block * 2 * d->bins);
+    d->frame = malloc(sizeof(float) * d->n_fft);
+    d->overlap = calloc(d->n_fft, sizeof(float));
+    if (!d->stft || !d->state || !d->latent || !d->head || !d->frame || !d->overlap) {
+        tokvox_decoder_destroy(d);
+        *error = TOKVOX_ERR_NO_MEMORY;
+        return NULL;
+    }
+    *error = TOKVOX_OK;
+    return d;
+}
+
+void tokvox_decoder_destroy(tokvox_decoder *d)
+{
+    if (!d)
+        return;
+    tk_stft_destroy(d->stft);
+    if (d->state)
+        d->m->model_api->state_destroy(d->state);
+    free(d->latent);
+    free(d->head);
+    free(d->frame);
+    free(d->overlap);
+    free(d);
+}
+
+void tokvox_decoder_reset(tokvox_decoder *d)
+{
+    if (!d)
+        return;
+    memset(d->overlap, 0, sizeof(float) * d->n_fft);
+    d->frames_seen = 0;
+    d->m->model_api->state_reset(d->m->model, d->state);
+}
+
+/* Overlap-add one synthesised frame; release the finished hop. */
+static size_t overlap_add(tokvox_decoder *d, const float *head, float *pcm)
+{
+    tk_stft_from_mag_phase(d->stft, head, head + d->bins, d->frame);
+    for (size_t i = 0; i < d->n_fft; i++)
+        d->overlap[i] += d->frame[i];
+    size_t released = 0;
+    if (d->frames_seen++ > 0) { /* the first hop of a stream is the padding */
+        memcpy(pcm, d->overlap, sizeof(float) * d->hop);
+        released = d->hop;
+    }
+    memmove(d->overlap, d->overlap + d->hop, sizeof(float) * (d->n_fft - d->hop));
+    memset(d->overlap + d->n_fft - d->hop, 0, sizeof(float) * d->hop);
+    return released;
+}
+
+static int check_codes(const tokvox_decoder *d, const uint16_t *codes, size_t n_frames)
+{
+    size_t n = n_frames * (size_t)d->stream_codebooks;
+    for (size_t i = 0; i < n; i++)
+        if (codes[i] >= d->m->info.codebook_size)
+            return TOKVOX_ERR_FORMAT;
+    return TOKVOX_OK;
+}
+
+int tokvox_decoder_push(tokvox_decoder *d, const uint16_t *codes, size_t n_frames, float *pcm,
+                        size_t *samples_out)
+{
+    if (!d || !samples_out || (n_frames && (!codes || !pcm)))
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    *samples_out = 0;
+    int err = check_codes(d, codes, n_frames);
+    const tokvox_model *m = d->m;
+    size_t head_dim = 2 * d->bins;
+    while (!err && n_frames > 0) {
+        size_t n = n_frames < d->block ? n_frames : d->block;
+        err = m->quantizer_api->decode(m->quantizer, codes, n, d->stream_codebooks,
+                                       d->use_codebooks, d->latent);
+        if (!err)
+            err = m->model_api->decode(m->model, d->state, d->latent, n, d->head);
+        for (size_t t = 0; !err && t < n; t++)
+            *samples_out += overlap_add(d, d->head + t * head_dim, pcm + *samples_out);
+        codes += n * (size_t)d->stream_codebooks;
+        n_frames -= n;
+    }
+    return err;
+}
+
+int tokvox_decoder_flush(tokvox_decoder *d, float *pcm, size_t *samples_out)
+{
+    if (!d || !pcm || !samples_out)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    *samples_out = 0;
+    if (d->frames_seen == 0)
+        return TOKVOX_OK;
+    memcpy(pcm, d->overlap, sizeof(float) * d->hop);
+    memset(d->overlap, 0, sizeof(float) * d->n_fft);
+    *samples_out = d->hop;
+    return TOKVOX_OK;
+}

@@ -1,0 +1,28 @@
+/* The loaded model as the engine sees it (private to libtokvox). */
+#ifndef TOKVOX_MODEL_INTERNAL_H
+#define TOKVOX_MODEL_INTERNAL_H
+
+#include "plugin_host.h"
+#include "safetensors.h"
+#include "tokvox/tokvox.h"
+
+/* Largest block of frames the engine hands a plugin at once. */
+#define TK_MAX_BLOCK 64
+
+struct tokvox_model {
+    char *path;
+    char *config_json;
+    st_file *file;
+    tk_plugin model_plugin, quantizer_plugin;
+    void *model, *quantizer;               /* plugin instances */
+    const tokvox_model_api *model_api;
+    const tokvox_quantizer_api *quantizer_api;
+    tokvox_model_layout layout;
+    tokvox_quantizer_layout qlayout;
+    tokvox_model_info info;
+    float log_floor;
+    float **converted;                     /* f32 copies of tensors, owned */
+    size_t n_converted;
+};
+
+#endif

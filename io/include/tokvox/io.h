@@ -1,0 +1,69 @@
+/* tokvox io: audio files and resampling for the tokvox apps.
+ *
+ * Reads every format libsndfile reads (files or "-" for stdin), downmixes to
+ * mono and resamples with libsoxr to the rate asked for.  Writes WAV (16-bit),
+ * FLAC (16-bit) or Ogg/Vorbis chosen by the extension, optionally resampled,
+ * to a temporary file in the destination folder that is renamed over the
+ * destination only when complete, so a failure never leaves a half-written or
+ * clobbered file.  "-" writes a WAV stream to stdout.
+ *
+ * Errors are tokvox_error codes (tokvox/tokvox.h); a message naming the file
+ * and the problem goes into the caller's detail buffer.
+ * [thread-safe]: libsndfile opens are serialised internally.
+ */
+#ifndef TOKVOX_IO_H
+#define TOKVOX_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What was read, before downmix and resampling. */
+typedef struct tokvox_audio_source {
+    int rate;          /* the file's sample rate */
+    int channels;      /* the file's channel count */
+    int64_t frames;    /* frames in the file, at its rate */
+} tokvox_audio_source;
+
+/* Upper bound on what we accept, whatever a header claims. */
+#define TOKVOX_AUDIO_MAX_RATE 384000
+#define TOKVOX_AUDIO_MIN_RATE 1000
+#define TOKVOX_AUDIO_MAX_CHANNELS 64
+
+/* Read path (or "-" for stdin) as mono float at target_rate (0 = keep the
+ * file's rate).  *samples is malloc'ed, owned by the caller (free()).
+ * NaN/Inf samples are replaced by 0; values are not otherwise altered.
+ * source may be NULL. */
+int tokvox_audio_read(const char *path, int target_rate, float **samples, size_t *n,
+                      tokvox_audio_source *source, char *detail, size_t detail_size);
+
+/* Resample mono float from in_rate to out_rate (libsoxr, high quality).
+ * *out is malloc'ed, owned by the caller.  Equal rates copy. */
+int tokvox_resample(const float *in, size_t n, int in_rate, int out_rate, float **out,
+                    size_t *n_out);
+
+/* Write mono float samples at rate to path, resampled to out_rate (0 = rate).
+ * Format from the extension: .wav, .flac, .ogg; "-" = WAV on stdout.
+ * Samples are clipped to [-1, 1]. */
+int tokvox_audio_write(const char *path, const float *samples, size_t n, int rate, int out_rate,
+                       char *detail, size_t detail_size);
+
+/* A temporary-file-then-rename writer for any file the apps write.
+ * tokvox_atomic_open creates a temporary beside path (or uses stdout for
+ * "-"); commit flushes, fsyncs and renames; abort removes the temporary. */
+typedef struct tokvox_atomic_file tokvox_atomic_file;
+tokvox_atomic_file *tokvox_atomic_open(const char *path, int *error, char *detail,
+                                       size_t detail_size);
+/* The stdio stream to write to; owned by the atomic file. */
+void *tokvox_atomic_stream(tokvox_atomic_file *f);
+const char *tokvox_atomic_temp_path(const tokvox_atomic_file *f);
+int tokvox_atomic_commit(tokvox_atomic_file *f, char *detail, size_t detail_size);
+void tokvox_atomic_abort(tokvox_atomic_file *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,197 @@
+/* Residual vector quantizers: RVQ and group-residual VQ (HiFi-Codec).
+ *
+ * One source builds both plugins: with TOKVOX_VQ_GROUPED the latent is split
+ * into `groups` equal slices, each with its own residual stack; without it
+ * (plain RVQ) the config must say groups == 1 or leave it out.  Codebook k
+ * is stage k / groups of group k % groups, tensor quantizer.codebooks.K.embed
+ * of shape [codebook_size][dim / groups].
+ *
+ * encode: per stage, the nearest codeword to the running residual, which is
+ * then reduced by it; decode: the sum of the chosen codewords.  Encoding
+ * fewer codebooks gives exactly the prefix of the full code.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokvox/plugin.h"
+#include "tokvox/tokvox.h"
+
+#ifndef TOKVOX_VQ_GROUPED
+#error "define TOKVOX_VQ_GROUPED to 0 (rvq) or 1 (grvq)"
+#endif
+#if TOKVOX_VQ_GROUPED
+#define VQ_NAME "grvq"
+#else
+#define VQ_NAME "rvq"
+#endif
+
+#define MAX_DIM 4096
+
+typedef struct vq {
+    tokvox_quantizer_layout layout;
+    int group_dim, num_codebooks;
+    const tokvox_kernels *kernels;
+    const float **codebooks;  /* [num_codebooks] -> [size][group_dim], owned by the model */
+    float *norms;             /* [num_codebooks][size] squared codeword norms */
+} vq;
+
+static void vq_destroy(void *p)
+{
+    vq *q = p;
+    if (!q)
+        return;
+    free(q->codebooks);
+    free(q->norms);
+    free(q);
+}
+
+static int read_layout(const tokvox_weights *w, tokvox_quantizer_layout *l)
+{
+    int64_t dim, groups = 1, stages, size;
+    if (w->config_int(w->ctx, "latent_dim", &dim) || w->config_int(w->ctx, "stages", &stages) ||
+        w->config_int(w->ctx, "codebook_size", &size)) {
+        w->fail(w->ctx, VQ_NAME ": config needs latent_dim, stages and codebook_size");
+        return -1;
+    }
+    if (TOKVOX_VQ_GROUPED && w->config_int(w->ctx, "groups", &groups)) {
+        w->fail(w->ctx, VQ_NAME ": config needs groups");
+        return -1;
+    }
+    if (!TOKVOX_VQ_GROUPED && w->config_int(w->ctx, "groups", &groups) == 0 && groups != 1) {
+        w->fail(w->ctx, VQ_NAME ": plain RVQ needs groups == 1 (use the grvq plugin)");
+        return -1;
+    }
+    if (dim < 1 || dim > MAX_DIM || groups < 1 || dim % groups || stages < 1 ||
+        groups * stages > 64 || size < 2 || size > 65536) {
+        w->fail(w->ctx, VQ_NAME ": quantizer layout out of range");
+        return -1;
+    }
+    *l = (tokvox_quantizer_layout){(int)dim, (int)groups, (int)stages, (int)size};
+    return 0;
+}
+
+static float squared_norm(const float *v, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += v[i] * v[i];
+    return s;
+}
+
+static int vq_create(const tokvox_weights *w, const tokvox_kernels *kernels, void **out)
+{
+    vq *q = calloc(1, sizeof *q);
+    if (!q)
+        return TOKVOX_ERR_NO_MEMORY;
+    if (read_layout(w, &q->layout)) {
+        vq_destroy(q);
+        return TOKVOX_ERR_WEIGHTS;
+    }
+    q->kernels = kernels;
+    q->group_dim = q->layout.dim / q->layout.groups;
+    q->num_codebooks = q->layout.groups * q->layout.stages;
+    size_t size = (size_t)q->layout.codebook_size;
+    q->codebooks = calloc((size_t)q->num_codebooks, sizeof *q->codebooks);
+    q->norms = malloc(sizeof(float) * size * (size_t)q->num_codebooks);
+    if (!q->codebooks || !q->norms) {
+        vq_destroy(q);
+        return TOKVOX_ERR_NO_MEMORY;
+    }
+    for (int k = 0; k < q->num_codebooks; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "quantizer.codebooks.%d.embed", k);
+        int64_t shape[2] = {(int64_t)size, q->group_dim};
+        q->codebooks[k] = w->tensor(w->ctx, name, 2, shape);
+        if (!q->codebooks[k]) {
+            vq_destroy(q);
+            return TOKVOX_ERR_WEIGHTS;
+        }
+        for (size_t j = 0; j < size; j++)
+            q->norms[(size_t)k * size + j] =
+                squared_norm(q->codebooks[k] + j * (size_t)q->group_dim, q->group_dim);
+    }
+    *out = q;
+    return 0;
+}
+
+static void vq_layout(const void *p, tokvox_quantizer_layout *out)
+{
+    *out = ((const vq *)p)->layout;
+}
+
+static int vq_encode(const void *p, const float *latent, size_t frames, int num_codebooks,
+                     uint16_t *codes, float *scratch)
+{
+    const vq *q = p;
+    if (num_codebooks < 1 || num_codebooks > q->num_codebooks)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    size_t size = (size_t)q->layout.codebook_size, gd = (size_t)q->group_dim;
+    int groups = q->layout.groups;
+    for (size_t t = 0; t < frames; t++) {
+        const float *x = latent + t * (size_t)q->layout.dim;
+        for (int g = 0; g < groups; g++) {
+            float *residual = scratch;
+            memcpy(residual, x + (size_t)g * gd, sizeof(float) * gd);
+            for (int k = g; k < num_codebooks; k += groups) {
+                uint32_t best;
+                q->kernels->nearest(residual, 1, q->codebooks[k], q->norms + (size_t)k * size,
+                                    size, gd, &best);
+                codes[t * (size_t)num_codebooks + (size_t)k] = (uint16_t)best;
+                const float *cw = q->codebooks[k] + best * gd;
+                for (size_t i = 0; i < gd; i++)
+                    residual[i] -= cw[i];
+            }
+        }
+    }
+    return 0;
+}
+
+static int vq_decode(const void *p, const uint16_t *codes, size_t frames, int stride,
+                     int num_codebooks, float *latent)
+{
+    const vq *q = p;
+    if (num_codebooks < 1 || num_codebooks > q->num_codebooks || stride < num_codebooks)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    size_t gd = (size_t)q->group_dim, dim = (size_t)q->layout.dim;
+    for (size_t t = 0; t < frames; t++) {
+        float *y = latent + t * dim;
+        memset(y, 0, sizeof(float) * dim);
+        for (int k = 0; k < num_codebooks; k++) {
+            uint16_t c = codes[t * (size_t)stride + (size_t)k];
+            if (c >= q->layout.codebook_size)
+                return TOKVOX_ERR_FORMAT;
+            const float *cw = q->codebooks[k] + (size_t)c * gd;
+            float *dst = y + (size_t)(k % q->layout.groups) * gd;
+            for (size_t i = 0; i < gd; i++)
+                dst[i] += cw[i];
+        }
+    }
+    return 0;
+}
+
+static const tokvox_quantizer_api api = {
+    .create = vq_create,
+    .destroy = vq_destroy,
+    .layout = vq_layout,
+    .encode = vq_encode,
+    .decode = vq_decode,
+};
+
+static const tokvox_plugin_descriptor descriptor = {
+    .abi_major = TOKVOX_PLUGIN_ABI_MAJOR,
+    .abi_minor = TOKVOX_PLUGIN_ABI_MINOR,
+    .size = sizeof(tokvox_plugin_descriptor),
+    .kind = TOKVOX_PLUGIN_QUANTIZER,
+    .name = VQ_NAME,
+    .version = "1.0.0",
+#if TOKVOX_VQ_GROUPED
+    .description = "group-residual vector quantizer (HiFi-Codec GRVQ)",
+#else
+    .description = "residual vector quantizer (RVQ)",
+#endif
+    .quantizer = &api,
+};
+
+TOKVOX_PLUGIN_EXPORT const tokvox_plugin_descriptor *tokvox_plugin_entry(void);
+const tokvox_plugin_descriptor *tokvox_plugin_entry(void) { return &descriptor; }

@@ -1,0 +1,197 @@
+/* The C runtime against PyTorch: tests/data/parity.safetensors holds an input
+ * signal and what train/model.py computed from the shipped weights (written
+ * by train/export.py).  Codes must agree on >= 99.9 % of entries and the
+ * decoded audio to 1e-4; the streaming path must reproduce the offline one. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+#include "testutil.h"
+#include "tokvox/tokvox.h"
+
+static tokvox_model *model;
+static st_file *vectors;
+static tokvox_model_info info;
+
+static const char *model_path(void)
+{
+    static char path[4096];
+    const char *root = getenv("TOKVOX_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/models/tokvox-16k.safetensors", root ? root : ".");
+    return path;
+}
+
+static void setup(void)
+{
+    int err;
+    char detail[1024] = "";
+    tu_require_file(tu_data_path("parity.safetensors"));
+    model = tokvox_model_load(model_path(), &err, detail, sizeof detail);
+    ck_assert_msg(model, "load: %s", detail);
+    tokvox_model_get_info(model, &info);
+    vectors = st_open(tu_data_path("parity.safetensors"), &err, detail, sizeof detail);
+    ck_assert_msg(vectors, "vectors: %s", detail);
+}
+
+static void teardown(void)
+{
+    tokvox_model_destroy(model);
+    st_close(vectors);
+}
+
+static float *tensor_f32(const char *name, size_t *n)
+{
+    const st_tensor *t = st_find(vectors, name);
+    ck_assert_msg(t, "parity vectors lack %s", name);
+    float *out = malloc(sizeof(float) * (size_t)t->numel);
+    ck_assert_int_eq(st_to_f32(t, out), 0);
+    *n = (size_t)t->numel;
+    return out;
+}
+
+static const int32_t *reference_codes(size_t *frames)
+{
+    const st_tensor *t = st_find(vectors, "codes");
+    ck_assert(t && t->dtype == ST_I32 && t->ndim == 2 && t->shape[1] == info.num_codebooks);
+    *frames = (size_t)t->shape[0];
+    return t->data;
+}
+
+static uint16_t *encode_offline(const float *pcm, size_t n, size_t *frames)
+{
+    tokvox_encoder *enc = tokvox_encoder_create(model, 0, NULL);
+    size_t cap = tokvox_frames_for_samples(model, n), got = 0, tail = 0;
+    uint16_t *codes = malloc(sizeof(uint16_t) * cap * (size_t)info.num_codebooks);
+    ck_assert_int_eq(tokvox_encoder_push(enc, pcm, n, codes, cap, &got), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_encoder_flush(enc, codes + got * (size_t)info.num_codebooks,
+                                          cap - got, &tail), TOKVOX_OK);
+    *frames = got + tail;
+    tokvox_encoder_destroy(enc);
+    return codes;
+}
+
+START_TEST(codes_match_pytorch)
+{
+    size_t n, frames, ref_frames;
+    float *input = tensor_f32("input", &n);
+    uint16_t *codes = encode_offline(input, n, &frames);
+    const int32_t *ref = reference_codes(&ref_frames);
+    ck_assert_uint_eq(frames, ref_frames);
+    size_t total = frames * (size_t)info.num_codebooks, same = 0;
+    int32_t r;
+    for (size_t i = 0; i < total; i++) {
+        memcpy(&r, ref + i, sizeof r);
+        same += codes[i] == r;
+    }
+    fprintf(stderr, "codes identical: %zu of %zu\n", same, total);
+    ck_assert_msg(same * 1000 >= total * 999, "only %zu of %zu codes match PyTorch", same, total);
+    free(codes);
+    free(input);
+}
+END_TEST
+
+/* Decoding PyTorch's own codes isolates the decoder from encoder near-ties. */
+static void check_decoder(int codebooks)
+{
+    size_t ref_frames, n_ref;
+    const int32_t *ref = reference_codes(&ref_frames);
+    size_t k = (size_t)info.num_codebooks;
+    uint16_t *codes = malloc(sizeof(uint16_t) * ref_frames * k);
+    for (size_t i = 0; i < ref_frames * k; i++) {
+        int32_t r;
+        memcpy(&r, ref + i, sizeof r);
+        codes[i] = (uint16_t)r;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "output_%dcb", codebooks);
+    float *expected = tensor_f32(name, &n_ref);
+    tokvox_decoder *dec = tokvox_decoder_create(model, (int)k, codebooks, NULL);
+    ck_assert_ptr_nonnull(dec);
+    float *pcm = malloc(sizeof(float) * (ref_frames + 1) * (size_t)info.hop);
+    size_t got = 0;
+    ck_assert_int_eq(tokvox_decoder_push(dec, codes, ref_frames, pcm, &got), TOKVOX_OK);
+    ck_assert_uint_ge(got, n_ref);
+    float err = tu_max_abs_diff(pcm, expected, n_ref);
+    fprintf(stderr, "%d codebooks: max abs error %.3g over %zu samples\n", codebooks, err, n_ref);
+    ck_assert_msg(err <= 1e-4f, "decoded audio differs from PyTorch by %g", err);
+    tokvox_decoder_destroy(dec);
+    free(pcm);
+    free(expected);
+    free(codes);
+}
+
+START_TEST(decoder_matches_pytorch)
+{
+    int counts[] = {info.groups, 2 * info.groups, info.num_codebooks};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        check_decoder(counts[i]);
+}
+END_TEST
+
+/* Feeding the encoder and decoder in random chunks gives the offline result. */
+START_TEST(streaming_matches_offline)
+{
+    size_t n, frames;
+    float *input = tensor_f32("input", &n);
+    uint16_t *offline = encode_offline(input, n, &frames);
+    size_t k = (size_t)info.num_codebooks, hop = (size_t)info.hop;
+    unsigned seed = tu_seed();
+    srand(seed);
+    tokvox_encoder *enc = tokvox_encoder_create(model, 0, NULL);
+    tokvox_decoder *dec = tokvox_decoder_create(model, (int)k, 0, NULL);
+    uint16_t *codes = malloc(sizeof(uint16_t) * (frames + 2) * k);
+    float *stream_pcm = malloc(sizeof(float) * (frames + 2) * hop);
+    size_t done = 0, got = 0, pcm_got = 0;
+    while (done < n) {
+        size_t chunk = 1 + (size_t)rand() % 900;
+        chunk = chunk < n - done ? chunk : n - done;
+        size_t f = 0, s = 0;
+        ck_assert_int_eq(tokvox_encoder_push(enc, input + done, chunk, codes + got * k,
+                                             chunk / hop + 1, &f), TOKVOX_OK);
+        ck_assert_int_eq(tokvox_decoder_push(dec, codes + got * k, f, stream_pcm + pcm_got, &s),
+                         TOKVOX_OK);
+        done += chunk;
+        got += f;
+        pcm_got += s;
+    }
+    size_t f = 0, s = 0;
+    ck_assert_int_eq(tokvox_encoder_flush(enc, codes + got * k, 2, &f), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_decoder_push(dec, codes + got * k, f, stream_pcm + pcm_got, &s),
+                     TOKVOX_OK);
+    got += f;
+    pcm_got += s;
+    ck_assert_uint_eq(got, frames);
+    ck_assert_int_eq(memcmp(codes, offline, sizeof(uint16_t) * frames * k), 0);
+    ck_assert_uint_ge(pcm_got, n);
+    float *offline_pcm = malloc(sizeof(float) * (frames + 1) * hop);
+    tokvox_decoder_reset(dec);
+    ck_assert_int_eq(tokvox_decoder_push(dec, offline, frames, offline_pcm, &s), TOKVOX_OK);
+    ck_assert_float_le(tu_max_abs_diff(stream_pcm, offline_pcm, n), 1e-6f);
+    tokvox_encoder_destroy(enc);
+    tokvox_decoder_destroy(dec);
+    free(offline_pcm);
+    free(stream_pcm);
+    free(codes);
+    free(offline);
+    free(input);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("parity");
+    TCase *tc = tcase_create("pytorch");
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, codes_match_pytorch);
+    tcase_add_test(tc, decoder_matches_pytorch);
+    tcase_add_test(tc, streaming_matches_offline);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,60 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *join(const char *env, const char *fallback, const char *name)
+{
+    static char buffers[8][4096];
+    static int next;
+    char *out = buffers[next++ % 8];
+    const char *root = getenv(env);
+    snprintf(out, sizeof buffers[0], "%s/%s", root ? root : fallback, name);
+    return out;
+}
+
+const char *tu_data_path(const char *name) { return join("TOKVOX_TEST_DATA", "tests/data", name); }
+
+const char *tu_build_path(const char *rel) { return join("TOKVOX_BUILD_ROOT", ".", rel); }
+
+const char *tu_temp_dir(void)
+{
+    static char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/tokvox-test-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    return dir;
+}
+
+float tu_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    float worst = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        if (!(d <= worst))
+            worst = d; /* NaN propagates as the worst */
+    }
+    return worst;
+}
+
+unsigned tu_seed(void)
+{
+    const char *env = getenv("TOKVOX_TEST_SEED");
+    unsigned seed = env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL);
+    fprintf(stderr, "random seed %u (set TOKVOX_TEST_SEED to repeat)\n", seed);
+    return seed;
+}
+
+void tu_require_file(const char *path)
+{
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "SKIP: test data %s is missing\n", path);
+        exit(77);
+    }
+}

@@ -1,0 +1,19 @@
+/* Small helpers shared by the Check suites. */
+#ifndef TOKVOX_TESTUTIL_H
+#define TOKVOX_TESTUTIL_H
+
+#include <stddef.h>
+
+/* TOKVOX_TEST_DATA (set by meson test) joined with name; static buffer per call slot. */
+const char *tu_data_path(const char *name);
+/* TOKVOX_BUILD_ROOT joined with rel. */
+const char *tu_build_path(const char *rel);
+/* A fresh empty folder under /tmp for this test; removed by the OS later. */
+const char *tu_temp_dir(void);
+float tu_max_abs_diff(const float *a, const float *b, size_t n);
+/* Seed for random tests: TOKVOX_TEST_SEED or time; printed to stderr. */
+unsigned tu_seed(void);
+/* Exit 77 (skipped) with a message when a data file is missing. */
+void tu_require_file(const char *path);
+
+#endif

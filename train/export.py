@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""Export a training checkpoint to the shipped safetensors model, and write the
+C parity vectors from the very weights that were shipped.
+
+  /usr/bin/python3 train/export.py [--checkpoint train/checkpoints/base.pt]
+      [--out models/tokvox-16k.safetensors] [--vectors tests/data/parity.safetensors]
+
+Weights are stored as f16 (half the size); the reference outputs are computed
+by PyTorch from the f16-rounded weights, so the C runtime is compared with
+exactly what it loads.
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+
+import numpy as np
+import torch
+
+from model import Codec
+from safetensors_io import save
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def inference_tensors(model):
+    """Names the C plugins bind: backbones and codebooks, not EMA statistics."""
+    out = {}
+    for name, value in model.state_dict().items():
+        if name.startswith("quantizer."):
+            if not name.endswith(".embed"):
+                continue
+        out[name] = value.detach().float()
+    return out
+
+
+def round_to_f16(model):
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + [b for n, b in model.named_buffers()
+                                                  if n.endswith(".embed")]:
+            tensor.copy_(tensor.half().float())
+
+
+def reference_vectors(model, audio, hop):
+    """The offline pipeline exactly as the C engine runs it."""
+    n = len(audio)
+    frames = -(-n // hop) + 1
+    padded = torch.zeros(1, frames * hop)
+    padded[0, :n] = torch.from_numpy(audio)
+    with torch.no_grad():
+        features = model.features(padded)
+        latent = model.encoder(features)
+        _, codes, _ = model.quantizer(latent)
+        out = {"input": audio.astype(np.float32),
+               "features": features[0].t().contiguous().numpy(),
+               "latent": latent[0].t().contiguous().numpy(),
+               "codes": codes[0].numpy().astype(np.int32)}
+        groups = model.quantizer.groups
+        for k in sorted({groups, 2 * groups, model.num_codebooks()}):
+            y = model.decode(codes, k)[0, :n]
+            out[f"output_{k}cb"] = y.numpy().astype(np.float32)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", default=os.path.join(HERE, "checkpoints", "base.pt"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "models", "tokvox-16k.safetensors"))
+    ap.add_argument("--vectors", default=os.path.join(ROOT, "tests", "data", "parity.safetensors"))
+    ap.add_argument("--parity-audio", default=os.path.join(ROOT, "samples", "speech_en.wav"))
+    ap.add_argument("--name", default="tokvox-16k")
+    args = ap.parse_args()
+
+    saved = torch.load(args.checkpoint)
+    model = Codec(saved["config"])
+    model.load_state_dict(saved["model"])
+    model.eval()
+    round_to_f16(model)
+
+    stats_path = os.path.join(HERE, "data", "out", "stats.json")
+    data_hash = json.load(open(stats_path))["sha256"] if os.path.exists(stats_path) else "unknown"
+    config = dict(model.config)
+    config.update({
+        "format": "tokvox-model/1", "name": args.name, "model": "stftcodec",
+        "features": "log_magnitude", "head": "log_magnitude_phase",
+        "latency_samples": model.n_fft, "num_codebooks": model.num_codebooks(),
+        "training": {"step": saved["step"], "audio_hours": round(saved["audio_seconds"] / 3600, 2),
+                     "cpu_hours": round(saved["cpu_seconds"] / 3600, 2),
+                     "data_sha256": data_hash, "git_commit": git_commit()},
+    })
+    tensors = {k: v.numpy().astype(np.float16) for k, v in inference_tensors(model).items()}
+    save(args.out, tensors, {"config": json.dumps(config, sort_keys=True)})
+    size = os.path.getsize(args.out)
+    digest = hashlib.sha256(open(args.out, "rb").read()).hexdigest()[:16]
+    print(f"wrote {args.out}: {size / 1e6:.2f} MB, {sum(v.size for v in tensors.values())} params, "
+          f"sha256 {digest}")
+
+    import soundfile
+    audio, rate = soundfile.read(args.parity_audio, dtype="float32")
+    assert rate == model.config["sample_rate"], "parity audio must be at the model rate"
+    audio = audio[: int(2.5 * rate) + 123]  # not a whole number of hops, on purpose
+    vectors = reference_vectors(model, audio, model.hop)
+    save(args.vectors, vectors, {"model_sha256": digest})
+    print(f"wrote {args.vectors}: " + ", ".join(f"{k}{list(v.shape)}" for k, v in vectors.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""The tokvox STFT codec in PyTorch: the reference the C runtime must match.
+
+Causal everywhere: convolutions are left-padded, the STFT frame t covers
+samples [t*hop - (n_fft - hop), t*hop + hop) and the inverse STFT overlap-adds
+into the same span, so a frame's output is final one frame later.  With
+n_fft = 2 * hop the algorithmic latency is n_fft samples (40 ms at 16 kHz).
+
+Tensor names here are the names in the exported safetensors file, and the C
+model plugin (plugins/models/stftcodec) binds exactly these names.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DEFAULT_CONFIG = {
+    "sample_rate": 16000,
+    "hop": 320,
+    "n_fft": 640,
+    "window": "sqrt_hann",
+    "dim": 256,
+    "ffn_dim": 768,
+    "kernel": 7,
+    "enc_blocks": 4,
+    "dec_blocks": 6,
+    "latent_dim": 128,
+    "quantizer": "grvq",
+    "groups": 2,
+    "stages": 4,
+    "codebook_size": 1024,
+    "log_floor": 1e-5,
+}
+
+
+def sqrt_hann(n):
+    """Periodic sqrt-Hann: its square overlap-adds to 1 at 50 % overlap."""
+    k = torch.arange(n, dtype=torch.float64)
+    return torch.sin(math.pi * k / n).float()
+
+
+class CausalConv1d(nn.Conv1d):
+    def forward(self, x):
+        pad = (self.kernel_size[0] - 1) * self.dilation[0]
+        return super().forward(F.pad(x, (pad, 0)))
+
+
+class ConvNeXtBlock(nn.Module):
+    """Causal depthwise conv, LayerNorm, pointwise MLP with GELU, layer scale."""
+
+    def __init__(self, dim, ffn_dim, kernel):
+        super().__init__()
+        self.dwconv = CausalConv1d(dim, dim, kernel, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pw1 = nn.Linear(dim, ffn_dim)
+        self.pw2 = nn.Linear(ffn_dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), 0.1))
+
+    def forward(self, x):  # x: [B, C, T]
+        y = self.dwconv(x).transpose(1, 2)
+        y = self.pw2(F.gelu(self.pw1(self.norm(y))))
+        return x + (self.gamma * y).transpose(1, 2)
+
+
+class Backbone(nn.Module):
+    def __init__(self, in_dim, dim, ffn_dim, kernel, blocks, out_dim):
+        super().__init__()
+        self.in_conv = CausalConv1d(in_dim, dim, 3)
+        self.blocks = nn.ModuleList(
+            [ConvNeXtBlock(dim, ffn_dim, kernel) for _ in range(blocks)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.proj = nn.Linear(dim, out_dim)
+
+    def forward(self, x):  # [B, in_dim, T] -> [B, out_dim, T]
+        x = self.in_conv(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.proj(self.norm(x.transpose(1, 2))).transpose(1, 2)
+
+
+class EMACodebook(nn.Module):
+    """One VQ stage: nearest codeword, EMA updates, k-means init, dead-code restart."""
+
+    def __init__(self, size, dim, decay=0.99, dead_threshold=0.1):
+        super().__init__()
+        self.size, self.dim, self.decay = size, dim, decay
+        self.dead_threshold = dead_threshold
+        self.register_buffer("embed", torch.randn(size, dim) * 0.1)
+        self.register_buffer("cluster_size", torch.ones(size))
+        self.register_buffer("embed_avg", self.embed.clone())
+        self.register_buffer("initialised", torch.zeros(()))
+
+    def nearest(self, x):  # x: [N, d] -> [N]
+        dist = (x.pow(2).sum(1, keepdim=True) - 2 * x @ self.embed.t()
+                + self.embed.pow(2).sum(1)[None])
+        return dist.argmin(1)
+
+    @torch.no_grad()
+    def _kmeans_init(self, x, iters=10):
+        idx = torch.randint(0, x.shape[0], (self.size,))
+        centres = x[idx].clone()
+        for _ in range(iters):
+            assign = torch.cdist(x, centres).argmin(1)
+            counts = torch.bincount(assign, minlength=self.size).float()
+            sums = torch.zeros_like(centres).index_add_(0, assign, x)
+            empty = counts == 0
+            centres = torch.where(empty[:, None], centres,
+                                  sums / counts.clamp(min=1)[:, None])
+            centres[empty] = x[torch.randint(0, x.shape[0], (int(empty.sum()),))]
+        self.embed.copy_(centres)
+        self.embed_avg.copy_(centres)
+        self.cluster_size.fill_(1.0)
+        self.initialised.fill_(1.0)
+
+    @torch.no_grad()
+    def _ema_update(self, x, codes):
+        onehot_counts = torch.bincount(codes, minlength=self.size).float()
+        sums = torch.zeros_like(self.embed).index_add_(0, codes, x)
+        self.cluster_size.mul_(self.decay).add_(onehot_counts, alpha=1 - self.decay)
+        self.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        n = self.cluster_size.sum()
+        smoothed = (self.cluster_size + 1e-5) / (n + self.size * 1e-5) * n
+        self.embed.copy_(self.embed_avg / smoothed[:, None])
+        dead = self.cluster_size < self.dead_threshold
+        n_dead = int(dead.sum())
+        if n_dead:
+            fresh = x[torch.randint(0, x.shape[0], (n_dead,))]
+            fresh = fresh + 1e-3 * torch.randn_like(fresh)
+            self.embed[dead] = fresh
+            self.embed_avg[dead] = fresh
+            self.cluster_size[dead] = 1.0
+
+    def forward(self, x):  # x: [N, d] -> (quantised, codes)
+        if self.training and self.initialised.item() == 0:
+            self._kmeans_init(x.detach())
+        codes = self.nearest(x.detach())
+        if self.training:
+            self._ema_update(x.detach(), codes)
+        return self.embed[codes], codes
+
+
+class GroupResidualVQ(nn.Module):
+    """GRVQ (HiFi-Codec): the latent is split into groups, each with its own
+    residual stack.  groups == 1 is plain RVQ.  Codebook k = stage * groups + group,
+    so any prefix of whole stages is a valid lower bitrate."""
+
+    def __init__(self, dim, groups, stages, size):
+        super().__init__()
+        assert dim % groups == 0
+        self.groups, self.stages = groups, stages
+        self.group_dim = dim // groups
+        self.codebooks = nn.ModuleList(
+            [EMACodebook(size, self.group_dim) for _ in range(groups * stages)])
+
+    def forward(self, z, n_stages=None):
+        """z: [B, D, T].  n_stages: None (all) or a LongTensor [B] of stages to keep.
+        Returns (quantised [B, D, T], codes [B, T, groups*stages], commit loss)."""
+        b, d, t = z.shape
+        flat = z.transpose(1, 2).reshape(b * t, d)
+        outs, all_codes, commit = [], [], 0.0
+        for g in range(self.groups):
+            x = flat[:, g * self.group_dim:(g + 1) * self.group_dim]
+            residual, total = x, torch.zeros_like(x)
+            for s in range(self.stages):
+                q, codes = self.codebooks[s * self.groups + g](residual)
+                commit = commit + F.mse_loss(residual, q.detach())
+                # later stages always see the true residual, so their EMA
+                # statistics do not depend on the dropout draw
+                residual = residual - q.detach()
+                if n_stages is not None:
+                    q = q * (n_stages > s).float().repeat_interleave(t)[:, None]
+                total = total + q
+                all_codes.append((s * self.groups + g, codes))
+            outs.append(x + (total - x).detach())  # straight-through
+        quantised = torch.cat(outs, 1).reshape(b, t, d).transpose(1, 2)
+        codes = torch.stack([c for _, c in sorted(all_codes, key=lambda kc: kc[0])], 1)
+        return quantised, codes.reshape(b, t, -1), commit / len(all_codes)
+
+    def decode(self, codes, n_codebooks=None):  # codes [B, T, K] -> [B, D, T]
+        b, t, k = codes.shape
+        n = k if n_codebooks is None else n_codebooks
+        parts = []
+        for g in range(self.groups):
+            total = torch.zeros(b, t, self.group_dim)
+            for s in range(self.stages):
+                idx = s * self.groups + g
+                if idx < n:
+                    total = total + self.codebooks[idx].embed[codes[:, :, idx]]
+            parts.append(total)
+        return torch.cat(parts, 2).transpose(1, 2)
+
+
+class Codec(nn.Module):
+    def __init__(self, config=None):
+        super().__init__()
+        self.config = dict(DEFAULT_CONFIG, **(config or {}))
+        c = self.config
+        self.hop, self.n_fft = c["hop"], c["n_fft"]
+        self.bins = c["n_fft"] // 2 + 1
+        self.register_buffer("window", sqrt_hann(c["n_fft"]), persistent=False)
+        self.encoder = Backbone(self.bins, c["dim"], c["ffn_dim"], c["kernel"],
+                                c["enc_blocks"], c["latent_dim"])
+        groups = c["groups"] if c["quantizer"] == "grvq" else 1
+        self.quantizer = GroupResidualVQ(c["latent_dim"], groups, c["stages"],
+                                         c["codebook_size"])
+        self.decoder = Backbone(c["latent_dim"], c["dim"], c["ffn_dim"], c["kernel"],
+                                c["dec_blocks"], 2 * self.bins)
+
+    # --- front-end and vocoder head -------------------------------------
+    def features(self, audio):
+        """audio [B, L], L a multiple of hop -> log magnitude [B, bins, L/hop]."""
+        x = F.pad(audio, (self.n_fft - self.hop, 0))
+        frames = x.unfold(1, self.n_fft, self.hop) * self.window
+        mag = torch.fft.rfft(frames, dim=-1).abs()
+        return torch.log(mag + self.config["log_floor"]).transpose(1, 2)
+
+    def synthesis(self, head):
+        """head [B, 2*bins, T] -> audio [B, T*hop] (last hop samples lack their
+        overlap partner; streaming gets them from the next frame)."""
+        log_mag, phase = head[:, :self.bins], head[:, self.bins:]
+        mag = torch.exp(log_mag).clamp(max=100.0)
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        frames = torch.fft.irfft(spec.transpose(1, 2), n=self.n_fft, dim=-1)
+        frames = frames * self.window  # [B, T, n_fft]
+        b, t, _ = frames.shape
+        out = F.fold(frames.transpose(1, 2), output_size=(1, (t - 1) * self.hop + self.n_fft),
+                     kernel_size=(1, self.n_fft), stride=(1, self.hop))
+        out = out.reshape(b, -1)
+        return out[:, self.n_fft - self.hop:]
+
+    # --- the pipeline ------------------------------------------------------
+    def encode(self, audio):
+        latent = self.encoder(self.features(audio))
+        _, codes, _ = self.quantizer(latent)
+        return latent, codes
+
+    def decode(self, codes, n_codebooks=None):
+        return self.synthesis(self.decoder(self.quantizer.decode(codes, n_codebooks)))
+
+    def forward(self, audio, n_stages=None):
+        latent = self.encoder(self.features(audio))
+        quantised, codes, commit = self.quantizer(latent, n_stages)
+        return self.synthesis(self.decoder(quantised)), codes, commit
+
+    def num_codebooks(self):
+        return len(self.quantizer.codebooks)

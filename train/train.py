@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+"""Train the tokvox codec on the corpus built by train/data/build_corpus.py.
+
+Resumable: --resume picks up train/runs/<name>/state.pt (weights, optimiser,
+step) when present, otherwise the committed weights in train/checkpoints/.
+Every --save-every seconds it writes state.pt and the committable weights
+train/checkpoints/<name>.pt (model only, f32).  Validation (mel distance at
+each bitrate and per-codebook perplexity) goes to the log as JSON lines.
+
+Run it niced in the background, e.g.
+  OMP_WAIT_POLICY=PASSIVE nohup nice -n 10 /usr/bin/python3 train/train.py \
+      --name small --threads 1 > train/runs/small.log 2>&1 &
+"""
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model import Codec
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_WEIGHTS = {"shared": 0.45, "asterisk": 0.2, "fillets": 0.3, "music": 0.05}
+
+
+class Corpus:
+    """Random crops from the concatenated int16 corpus, sampled per source."""
+
+    def __init__(self, directory, split, seed):
+        self.pcm = np.memmap(os.path.join(directory, split + ".pcm"), dtype=np.int16, mode="r")
+        self.rows = []
+        with open(os.path.join(directory, split + ".tsv")) as f:
+            for line in f:
+                source, speaker, offset, length, path = line.rstrip("\n").split("\t")
+                self.rows.append((source.split("/")[0], speaker, int(offset), int(length), path))
+        self.by_source = {}
+        for i, row in enumerate(self.rows):
+            self.by_source.setdefault(row[0], []).append(i)
+        self.rng = np.random.default_rng(seed)
+        names = sorted(self.by_source)
+        weights = np.array([SOURCE_WEIGHTS.get(n, 0.1) for n in names])
+        self.sources, self.source_p = names, weights / weights.sum()
+        self.lengths = {n: np.array([self.rows[i][3] for i in idx], dtype=np.float64)
+                        for n, idx in self.by_source.items()}
+
+    def crop(self, length):
+        source = self.rng.choice(self.sources, p=self.source_p)
+        lens = self.lengths[source]
+        i = self.by_source[source][self.rng.choice(len(lens), p=lens / lens.sum())]
+        _, _, offset, n, _ = self.rows[i]
+        out = np.zeros(length, dtype=np.float32)
+        if n <= length:
+            start = self.rng.integers(0, length - n + 1)
+            out[start:start + n] = self.pcm[offset:offset + n] / 32768.0
+        else:
+            start = self.rng.integers(0, n - length + 1)
+            out[:] = self.pcm[offset + start:offset + start + length] / 32768.0
+        return out
+
+    def batch(self, size, length):
+        return torch.from_numpy(np.stack([self.crop(length) for _ in range(size)]))
+
+
+def augment(x, gen):
+    """Random gain (+-12 dB), mild band-limiting/tilt, low-level noise."""
+    b, n = x.shape
+    gain_db = (torch.rand(b, 1, generator=gen) * 24 - 12)
+    x = x * 10 ** (gain_db / 20)
+    spec = torch.fft.rfft(x)
+    freqs = torch.linspace(0, 1, spec.shape[1])[None]
+    cutoff = 0.5 + 0.5 * torch.rand(b, 1, generator=gen)       # 4-8 kHz
+    lowpass = torch.sigmoid((cutoff - freqs) * 60)
+    tilt = 10 ** ((torch.rand(b, 1, generator=gen) * 6 - 3) * freqs / 20)  # +-3 dB tilt
+    apply = (torch.rand(b, 1, generator=gen) < 0.5).float()
+    shaping = apply * lowpass * tilt + (1 - apply)
+    x = torch.fft.irfft(spec * shaping, n=n)
+    noise_db = -70 + 25 * torch.rand(b, 1, generator=gen)        # -70..-45 dBFS
+    noisy = (torch.rand(b, 1, generator=gen) < 0.5).float()
+    x = x + noisy * torch.randn(b, n, generator=gen) * 10 ** (noise_db / 20)
+    peak = x.abs().amax(1, keepdim=True).clamp(min=1.0)
+    return x / peak
+
+
+def mel_matrix(n_fft, n_mels, rate):
+    def hz_to_mel(f):
+        return 2595 * np.log10(1 + f / 700)
+    mels = np.linspace(hz_to_mel(0), hz_to_mel(rate / 2), n_mels + 2)
+    hz = 700 * (10 ** (mels / 2595) - 1)
+    bins = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    fb = np.zeros((n_mels, len(bins)), dtype=np.float32)
+    for m in range(n_mels):
+        lo, mid, hi = hz[m], hz[m + 1], hz[m + 2]
+        fb[m] = np.maximum(0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
+    return torch.from_numpy(fb)
+
+
+class SpectralLoss:
+    """Multi-resolution log-mel L1 and multi-resolution STFT (log-mag L1 + SC)."""
+
+    def __init__(self, rate, resolutions=((256, 64, 40), (512, 128, 64), (1024, 256, 80))):
+        self.res = [(n, h, torch.hann_window(n), mel_matrix(n, m, rate)) for n, h, m in resolutions]
+
+    def __call__(self, y, x):
+        mel_loss, stft_loss = 0.0, 0.0
+        for n, hop, win, fb in self.res:
+            sy = torch.stft(y, n, hop, window=win, return_complex=True).abs()
+            sx = torch.stft(x, n, hop, window=win, return_complex=True).abs()
+            mel_loss = mel_loss + F.l1_loss(torch.log(fb @ sy + 1e-5), torch.log(fb @ sx + 1e-5))
+            sc = torch.norm(sx - sy) / (torch.norm(sx) + 1e-7)
+            stft_loss = stft_loss + F.l1_loss(torch.log(sy + 1e-5), torch.log(sx + 1e-5)) + sc
+        return mel_loss / len(self.res), stft_loss / len(self.res)
+
+
+@torch.no_grad()
+def validate(model, corpus, loss_fn, seconds, hop):
+    """Mel distance at 1/2/3/4 stages and per-codebook perplexity on held-out speakers."""
+    model.eval()
+    gen = np.random.default_rng(1234)
+    corpus.rng = gen
+    x = corpus.batch(24, int(seconds * 16000) // hop * hop)
+    latent, codes = model.encode(x)
+    result = {}
+    groups = model.quantizer.groups
+    for stages in range(1, model.quantizer.stages + 1):
+        y = model.decode(codes, stages * groups)
+        cut = y.shape[1] - hop
+        mel, _ = loss_fn(y[:, :cut], x[:, :cut])
+        result[f"mel@{stages * groups}cb"] = round(float(mel), 4)
+    size = model.config["codebook_size"]
+    perp, used = [], []
+    for k in range(codes.shape[2]):
+        counts = torch.bincount(codes[:, :, k].flatten(), minlength=size).float()
+        p = counts / counts.sum()
+        perp.append(round(float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())), 1))
+        used.append(int((counts > 0).sum()))
+    result["perplexity"], result["used"] = perp, used
+    model.train()
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", default="small")
+    ap.add_argument("--data", default=os.path.join(HERE, "data", "out"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=10 ** 9)
+    ap.add_argument("--save-every", type=float, default=300)
+    ap.add_argument("--val-every", type=int, default=500)
+    ap.add_argument("--config", default="{}", help="JSON overrides of the model config")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    run_dir = os.path.join(HERE, "runs", args.name)
+    os.makedirs(run_dir, exist_ok=True)
+    os.makedirs(os.path.join(HERE, "checkpoints"), exist_ok=True)
+    state_path = os.path.join(run_dir, "state.pt")
+    weights_path = os.path.join(HERE, "checkpoints", args.name + ".pt")
+
+    model = Codec(json.loads(args.config))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    step, audio_seconds, cpu_seconds = 0, 0.0, 0.0
+    if os.path.exists(state_path):
+        state = torch.load(state_path)
+        model = Codec(state["config"])
+        model.load_state_dict(state["model"])
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+        opt.load_state_dict(state["opt"])
+        step, audio_seconds, cpu_seconds = state["step"], state["audio_seconds"], state["cpu_seconds"]
+        print(f"resumed {state_path} at step {step}", flush=True)
+    elif os.path.exists(weights_path):
+        saved = torch.load(weights_path)
+        model = Codec(saved["config"])
+        model.load_state_dict(saved["model"])
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+        step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
+        print(f"resumed weights {weights_path} at step {step} (fresh optimiser)", flush=True)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"config": model.config, "params": n_params}), flush=True)
+
+    train = Corpus(args.data, "train", seed=step + 1)
+    val = Corpus(args.data, "val", seed=0)
+    loss_fn = SpectralLoss(16000)
+    gen = torch.Generator().manual_seed(step)
+    hop = model.hop
+    length = int(args.seconds * 16000) // hop * hop
+    stages = model.quantizer.stages
+    last_save, t0 = time.time(), time.process_time()
+    log_acc = []
+
+    while step < args.steps:
+        x = augment(train.batch(args.batch, length), gen)
+        # quantiser dropout: half the batch keeps a random prefix of stages
+        n_stages = torch.randint(1, stages + 1, (args.batch,), generator=gen)
+        n_stages = torch.where(torch.rand(args.batch, generator=gen) < 0.5, n_stages,
+                               torch.full_like(n_stages, stages))
+        y, _, commit = model(x, n_stages)
+        cut = length - hop
+        mel, stft = loss_fn(y[:, :cut], x[:, :cut])
+        loss = 15 * mel + 2 * stft + 1.0 * commit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        lr = args.lr * min(1.0, (step + 1) / 500) * max(0.1, 0.5 ** (step / 60000))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        step += 1
+        audio_seconds += args.batch * length / 16000
+        log_acc.append((float(mel), float(stft), float(commit)))
+        if step % 50 == 0:
+            m = np.mean(log_acc, 0)
+            now = time.process_time()
+            cpu_seconds += now - t0
+            t0 = now
+            print(json.dumps({"step": step, "mel": round(m[0], 4), "stft": round(m[1], 4),
+                              "commit": round(m[2], 5), "lr": lr,
+                              "audio_h": round(audio_seconds / 3600, 2),
+                              "cpu_h": round(cpu_seconds / 3600, 3)}), flush=True)
+            log_acc = []
+        if step % args.val_every == 0:
+            print(json.dumps({"step": step, "val": validate(model, val, loss_fn, 3.0, hop)}), flush=True)
+        if time.time() - last_save > args.save_every:
+            save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
+            last_save = time.time()
+    save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
+
+
+def save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path):
+    common = {"config": model.config, "model": model.state_dict(), "step": step,
+              "audio_seconds": audio_seconds, "cpu_seconds": cpu_seconds}
+    torch.save(dict(common, opt=opt.state_dict()), state_path + ".tmp")
+    os.replace(state_path + ".tmp", state_path)
+    torch.save(common, weights_path + ".tmp")
+    os.replace(weights_path + ".tmp", weights_path)
+    print(json.dumps({"saved": step}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -204,6 +204,12 @@ int tokvox_io_temp_install(int fd, const char *tmp_path, const char *path, char 
     return TOKVOX_OK;
 }
 
+int tokvox_io_is_special(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
 /* ---- tokvox_atomic_* --------------------------------------------------------- */
 
 static void atomic_free(tokvox_atomic_file *f)
@@ -235,6 +241,21 @@ tokvox_atomic_file *tokvox_atomic_open(const char *path, int *error, char *detai
         f->fp = stdout;
         *error = TOKVOX_OK;
         return f;
+    }
+    if (tokvox_io_is_special(path)) {
+        /* a device or FIFO is written in place: renaming over it would
+         * replace the node itself */
+        f->fp = fopen(path, "wb");
+        if (f->fp) {
+            *error = TOKVOX_OK;
+            return f;
+        }
+        char eb[128];
+        tokvox_io_detail(detail, detail_size, "%s: %s", path,
+                         tokvox_io_strerror(errno, eb, sizeof eb));
+        atomic_free(f);
+        *error = TOKVOX_ERR_IO;
+        return NULL;
     }
     int fd = -1;
     int rc = tokvox_io_temp_create(path, &f->tmp_path, &fd, detail, detail_size);
@@ -274,14 +295,18 @@ int tokvox_atomic_commit(tokvox_atomic_file *f, char *detail, size_t detail_size
         tokvox_io_detail(detail, detail_size, "no file to commit");
         return TOKVOX_ERR_INVALID_ARGUMENT;
     }
-    if (!f->tmp_path) { /* stdout */
+    if (!f->tmp_path) { /* stdout, a device or a FIFO: written in place */
         int rc = TOKVOX_OK;
         errno = 0;
         if (fflush(f->fp) != 0 || ferror(f->fp)) {
             int err = errno ? errno : EIO;
-            tokvox_io_detail(detail, detail_size, "stdout: %s", tokvox_io_strerror(err, eb, sizeof eb));
+            tokvox_io_detail(detail, detail_size, "%s: %s",
+                             f->fp == stdout ? "stdout" : f->path,
+                             tokvox_io_strerror(err, eb, sizeof eb));
             rc = TOKVOX_ERR_IO;
         }
+        if (f->fp != stdout)
+            fclose(f->fp);
         atomic_free(f);
         return rc;
     }
@@ -322,8 +347,10 @@ void tokvox_atomic_abort(tokvox_atomic_file *f)
         if (f->fp)
             fclose(f->fp);
         unlink(f->tmp_path);
+    } else if (f->fp == stdout) {
+        fflush(f->fp); /* what was written is gone already */
     } else if (f->fp) {
-        fflush(f->fp); /* stdout: what was written is gone already */
+        fclose(f->fp);
     }
     atomic_free(f);
 }

@@ -508,7 +508,9 @@ static float clip_sample(float v)
 
 /* Writes x[0..n) to sf: 16-bit formats get round(x * 32768) clipped to the
  * int16 range (the inverse of libsndfile's read scaling, so a round trip is
- * exact to half a step), Vorbis gets the clipped floats. */
+ * exact to half a step), Vorbis gets the clipped floats.  A failure is
+ * TOKVOX_ERR_IO when the system refused the bytes (full disk, too large),
+ * TOKVOX_ERR_AUDIO when the encoder did (Vorbis at 384 kHz); why says which. */
 static int write_samples(SNDFILE *sf, int format, const float *x, size_t n, char *why,
                          size_t why_size)
 {
@@ -523,15 +525,22 @@ static int write_samples(SNDFILE *sf, int format, const float *x, size_t n, char
                 long q = lrintf(clip_sample(x[done + i]) * 32768.0f);
                 s16[i] = (short)(q > 32767 ? 32767 : q < -32768 ? -32768 : q);
             }
+            errno = 0;
             wrote = sf_writef_short(sf, s16, (sf_count_t)count);
         } else {
             for (size_t i = 0; i < count; i++)
                 f32[i] = clip_sample(x[done + i]);
+            errno = 0;
             wrote = sf_writef_float(sf, f32, (sf_count_t)count);
         }
         if (wrote != (sf_count_t)count) {
+            int err = errno;
+            if (err == ENOSPC || err == EFBIG || err == EIO || err == EDQUOT || err == EPIPE) {
+                tokvox_io_strerror(err, why, why_size);
+                return TOKVOX_ERR_IO;
+            }
             snprintf(why, why_size, "%s", sf_strerror(sf));
-            return TOKVOX_ERR_IO;
+            return sf_error(sf) == SF_ERR_SYSTEM ? TOKVOX_ERR_IO : TOKVOX_ERR_AUDIO;
         }
         done += count;
     }
@@ -555,8 +564,10 @@ static int render_memory(memfile *m, SF_INFO *info, const float *x, size_t n, co
     }
     sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
     int rc = write_samples(sf, info->format, x, n, why, sizeof why);
-    if (rc != TOKVOX_OK)
+    if (rc == TOKVOX_ERR_IO)
         tokvox_io_detail(detail, detail_size, "%s: %s", name, why);
+    else if (rc != TOKVOX_OK)
+        tokvox_io_detail(detail, detail_size, "%s: cannot write audio (%s)", name, why);
     int closed = sf_close(sf);
     if (rc == TOKVOX_OK && closed != 0) {
         tokvox_io_detail(detail, detail_size, "%s: %s", name, sf_error_number(closed));
@@ -569,21 +580,44 @@ static int render_memory(memfile *m, SF_INFO *info, const float *x, size_t n, co
     return rc;
 }
 
-static int write_stdout(SF_INFO *info, const float *x, size_t n, char *detail, size_t detail_size)
+/* Streams that cannot seek or be renamed over (stdout, a device, a FIFO):
+ * render the file in memory, then write its bytes in one go. */
+static int write_stream(FILE *out, const char *name, SF_INFO *info, const float *x, size_t n,
+                        char *detail, size_t detail_size)
 {
     memfile m;
-    int rc = render_memory(&m, info, x, n, "stdout", detail, detail_size);
+    int rc = render_memory(&m, info, x, n, name, detail, detail_size);
     if (rc != TOKVOX_OK)
         return rc;
     errno = 0;
-    size_t wrote = m.size ? fwrite(m.data, 1, (size_t)m.size, stdout) : 0;
-    if (wrote != (size_t)m.size || fflush(stdout) != 0) {
+    size_t wrote = m.size ? fwrite(m.data, 1, (size_t)m.size, out) : 0;
+    if (wrote != (size_t)m.size || fflush(out) != 0) {
         char eb[128];
         int err = errno ? errno : EIO;
-        tokvox_io_detail(detail, detail_size, "stdout: %s", tokvox_io_strerror(err, eb, sizeof eb));
+        tokvox_io_detail(detail, detail_size, "%s: %s", name, tokvox_io_strerror(err, eb, sizeof eb));
         rc = TOKVOX_ERR_IO;
     }
     free(m.data);
+    return rc;
+}
+
+static int write_special(const char *path, SF_INFO *info, const float *x, size_t n,
+                         char *detail, size_t detail_size)
+{
+    FILE *out = fopen(path, "wb");
+    if (!out) {
+        char eb[128];
+        tokvox_io_detail(detail, detail_size, "%s: %s", path,
+                         tokvox_io_strerror(errno, eb, sizeof eb));
+        return TOKVOX_ERR_IO;
+    }
+    int rc = write_stream(out, path, info, x, n, detail, detail_size);
+    if (fclose(out) != 0 && rc == TOKVOX_OK) {
+        char eb[128];
+        tokvox_io_detail(detail, detail_size, "%s: %s", path,
+                         tokvox_io_strerror(errno, eb, sizeof eb));
+        rc = TOKVOX_ERR_IO;
+    }
     return rc;
 }
 
@@ -610,8 +644,10 @@ static int write_file(const char *path, SF_INFO *info, const float *x, size_t n,
     }
     sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
     rc = write_samples(sf, info->format, x, n, why, sizeof why);
-    if (rc != TOKVOX_OK)
+    if (rc == TOKVOX_ERR_IO)
         tokvox_io_detail(detail, detail_size, "%s: %s", path, why);
+    else if (rc != TOKVOX_OK)
+        tokvox_io_detail(detail, detail_size, "%s: cannot write audio (%s)", path, why);
     int closed = sf_close(sf); /* closes its duplicate; fd stays ours to fsync */
     if (rc == TOKVOX_OK && closed != 0) {
         tokvox_io_detail(detail, detail_size, "%s: %s", path, sf_error_number(closed));
@@ -681,7 +717,9 @@ int tokvox_audio_write(const char *path, const float *samples, size_t n, int rat
     }
 
     if (strcmp(path, "-") == 0)
-        rc = write_stdout(&info, x, n, detail, detail_size);
+        rc = write_stream(stdout, "stdout", &info, x, n, detail, detail_size);
+    else if (tokvox_io_is_special(path))
+        rc = write_special(path, &info, x, n, detail, detail_size);
     else
         rc = write_file(path, &info, x, n, detail, detail_size);
     free(resampled);

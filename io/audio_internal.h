@@ -42,6 +42,10 @@ void tokvox_io_detail(char *detail, size_t detail_size, const char *fmt, ...)
 /* strerror(err), thread-safe, written into buf. */
 const char *tokvox_io_strerror(int err, char *buf, size_t size);
 
+/* 1 when path exists and is neither a regular file nor a folder (a device,
+ * a FIFO): such destinations are written in place, never renamed over. */
+int tokvox_io_is_special(const char *path);
+
 /* Creates the temporary "DIR/.NAME.tmp-XXXXXX" beside path (mkstemp), close
  * on exec, with the mode the destination should get (an existing
  * destination's, otherwise 0666 & ~umask).  On success *tmp_path (malloc'ed)

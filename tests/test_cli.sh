@@ -1,3 +1,103 @@
 #!/bin/sh
-# End-to-end checks of the tokvox command (filled in below).
-exit 0
+# End-to-end checks of the tokvox command on real files: the happy paths,
+# stdin/stdout, resampling, and bad input (clear one-line errors, non-zero
+# exit, nothing partial left behind, nothing clobbered).
+# Usage (meson test runs it): tests/test_cli.sh path/to/tokvox
+set -u
+TOKVOX=$1
+ROOT=${TOKVOX_SOURCE_ROOT:-$(dirname "$0")/..}
+SAMPLE=$ROOT/samples/speech_en.wav
+WORK=$(mktemp -d /tmp/tokvox-cli-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# expect_ok DESCRIPTION COMMAND...: exit 0
+expect_ok() {
+    desc=$1; shift
+    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then ok; else bad "$desc (exit $?): $(cat "$WORK/err.log")"; fi
+}
+# expect_fail DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
+expect_fail() {
+    desc=$1; pattern=$2; shift 2
+    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then bad "$desc: succeeded"; return; fi
+    lines=$(wc -l <"$WORK/err.log")
+    if ! grep -q -- "$pattern" "$WORK/err.log"; then bad "$desc: stderr lacks '$pattern': $(cat "$WORK/err.log")"; return; fi
+    if [ "$lines" -ne 1 ]; then bad "$desc: $lines lines on stderr"; return; fi
+    ok
+}
+frames_of() { soxi -s "$1"; }
+rate_of() { soxi -r "$1"; }
+
+# --- help and discovery ------------------------------------------------
+expect_ok "help" "$TOKVOX" --help
+for cmd in encode decode transcode info plugins; do
+    expect_ok "$cmd --help" "$TOKVOX" $cmd --help
+done
+expect_fail "unknown command" "unknown command" "$TOKVOX" frobnicate
+expect_ok "plugins" "$TOKVOX" plugins
+grep -q "grvq" "$WORK/out.log" && grep -q "stftcodec" "$WORK/out.log" || bad "plugins lacks grvq/stftcodec"
+expect_ok "info" "$TOKVOX" info
+grep -q "latency" "$WORK/out.log" || bad "info lacks latency"
+expect_ok "info --json" "$TOKVOX" info --json
+grep -q '"latency_ms"' "$WORK/out.log" || bad "info --json lacks latency_ms"
+
+# --- transcode, encode, decode -----------------------------------------
+expect_ok "transcode" "$TOKVOX" transcode "$SAMPLE" "$WORK/t.wav"
+grep -q "kbps" "$WORK/out.log" || bad "transcode does not print the bitrate"
+[ "$(frames_of "$WORK/t.wav")" = "$(frames_of "$SAMPLE")" ] || bad "transcode changed the length"
+expect_ok "encode" "$TOKVOX" encode "$SAMPLE" "$WORK/a.tvx"
+expect_ok "decode" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/a.wav"
+cmp -s "$WORK/a.wav" "$WORK/t.wav" || bad "encode+decode differs from transcode"
+expect_ok "info on tvx" "$TOKVOX" info "$WORK/a.tvx" --json
+grep -q '"num_codebooks":' "$WORK/out.log" || bad "tvx info lacks num_codebooks"
+expect_ok "encode 4 codebooks" "$TOKVOX" encode "$SAMPLE" "$WORK/b.tvx" --codebooks 4 --quiet
+[ "$(stat -c %s "$WORK/b.tvx")" -lt "$(stat -c %s "$WORK/a.tvx")" ] || bad "4 codebooks not smaller"
+expect_ok "decode fewer codebooks" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/c.wav" --codebooks 2
+expect_ok "decode to flac" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/a.flac"
+
+# stdin and stdout
+if "$TOKVOX" encode - - --quiet <"$SAMPLE" >"$WORK/p.tvx" 2>"$WORK/err.log" &&
+   cmp -s "$WORK/p.tvx" "$WORK/a.tvx"; then ok; else bad "encode via pipes: $(cat "$WORK/err.log")"; fi
+if cat "$WORK/a.tvx" | "$TOKVOX" decode - - >"$WORK/p.wav" 2>"$WORK/err.log" &&
+   [ "$(frames_of "$WORK/p.wav")" = "$(frames_of "$SAMPLE")" ]; then ok; else bad "decode via pipes: $(cat "$WORK/err.log")"; fi
+
+# other rates and channel counts come back at their own rate
+sox "$SAMPLE" -r 44100 -c 2 "$WORK/st44.wav"
+expect_ok "transcode 44.1k stereo" "$TOKVOX" transcode "$WORK/st44.wav" "$WORK/o44.wav" --quiet
+[ "$(rate_of "$WORK/o44.wav")" = 44100 ] || bad "44.1k input not returned at 44.1k"
+expect_ok "transcode --rate" "$TOKVOX" transcode "$WORK/st44.wav" "$WORK/o16.wav" --rate 16000 --quiet
+[ "$(rate_of "$WORK/o16.wav")" = 16000 ] || bad "--rate 16000 ignored"
+sox -n -r 8000 -c 6 "$WORK/six.flac" synth 0.5 sine 300
+expect_ok "6-channel 8 kHz flac" "$TOKVOX" transcode "$WORK/six.flac" "$WORK/six.wav" --quiet
+
+# --- bad input -----------------------------------------------------------
+expect_fail "missing input" "nope.wav" "$TOKVOX" transcode "$WORK/nope.wav" "$WORK/x.wav"
+: >"$WORK/empty.wav"
+expect_fail "empty input" "empty.wav" "$TOKVOX" encode "$WORK/empty.wav" "$WORK/x.tvx"
+head -c 5000 /dev/urandom >"$WORK/random.wav"
+expect_fail "random bytes" "random.wav" "$TOKVOX" encode "$WORK/random.wav" "$WORK/x.tvx"
+[ ! -e "$WORK/x.tvx" ] || bad "failed encode left an output"
+expect_fail "random tvx" "random.wav" "$TOKVOX" decode "$WORK/random.wav" "$WORK/x.wav"
+head -c 100 "$WORK/a.tvx" >"$WORK/cut.tvx"
+expect_fail "truncated tvx" "cut.tvx" "$TOKVOX" decode "$WORK/cut.tvx" "$WORK/x.wav"
+[ ! -e "$WORK/x.wav" ] || bad "failed decode left an output"
+cp "$WORK/a.tvx" "$WORK/flip.tvx"
+printf '\377' | dd of="$WORK/flip.tvx" bs=1 seek=200 conv=notrunc 2>/dev/null
+expect_fail "corrupt tvx" "checksum" "$TOKVOX" decode "$WORK/flip.tvx" "$WORK/x.wav"
+echo "keep me" >"$WORK/existing.wav"
+expect_fail "failure keeps old output" "random.wav" "$TOKVOX" transcode "$WORK/random.wav" "$WORK/existing.wav"
+grep -q "keep me" "$WORK/existing.wav" || bad "existing output clobbered"
+expect_fail "missing folder" "missing" "$TOKVOX" transcode "$SAMPLE" "$WORK/missing/out.wav" --quiet
+expect_fail "disk full" "full" "$TOKVOX" encode "$SAMPLE" /dev/full --quiet
+expect_fail "unsupported extension" "xyz" "$TOKVOX" transcode "$SAMPLE" "$WORK/out.xyz" --quiet
+expect_fail "too many codebooks" "codebooks" "$TOKVOX" encode "$SAMPLE" "$WORK/x.tvx" --codebooks 64
+expect_fail "bad codebooks" "codebooks" "$TOKVOX" encode "$SAMPLE" "$WORK/x.tvx" --codebooks abc
+expect_fail "missing model" "no-model" "$TOKVOX" transcode "$SAMPLE" "$WORK/x.wav" --model "$WORK/no-model.safetensors"
+expect_fail "model is not a model" "random.wav" "$TOKVOX" info "$WORK/random.wav"
+ls -a "$WORK" | grep -q '\.tmp-' && bad "temporary files left behind"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -47,10 +47,13 @@ class Corpus:
         self.lengths = {n: np.array([self.rows[i][3] for i in idx], dtype=np.float64)
                         for n, idx in self.by_source.items()}
 
-    def crop(self, length):
+    def crop(self, length, whole=False):
+        """A random crop; whole=True only draws utterances at least `length`
+        long, so no zero padding enters (validation metrics)."""
         source = self.rng.choice(self.sources, p=self.source_p)
         lens = self.lengths[source]
-        i = self.by_source[source][self.rng.choice(len(lens), p=lens / lens.sum())]
+        weights = lens * (lens >= length) if whole and (lens >= length).any() else lens
+        i = self.by_source[source][self.rng.choice(len(lens), p=weights / weights.sum())]
         _, _, offset, n, _ = self.rows[i]
         out = np.zeros(length, dtype=np.float32)
         if n <= length:
@@ -61,8 +64,8 @@ class Corpus:
             out[:] = self.pcm[offset + start:offset + start + length] / 32768.0
         return out
 
-    def batch(self, size, length):
-        return torch.from_numpy(np.stack([self.crop(length) for _ in range(size)]))
+    def batch(self, size, length, whole=False):
+        return torch.from_numpy(np.stack([self.crop(length, whole) for _ in range(size)]))
 
 
 def augment(x, gen):
@@ -121,7 +124,7 @@ def validate(model, corpus, loss_fn, seconds, hop):
     model.eval()
     gen = np.random.default_rng(1234)
     corpus.rng = gen
-    x = corpus.batch(24, int(seconds * 16000) // hop * hop)
+    x = corpus.batch(32, int(seconds * 16000) // hop * hop, whole=True)
     latent, codes = model.encode(x)
     result = {}
     groups = model.quantizer.groups
@@ -226,7 +229,7 @@ def main():
                               "cpu_h": round(cpu_seconds / 3600, 3)}), flush=True)
             log_acc = []
         if step % args.val_every == 0:
-            print(json.dumps({"step": step, "val": validate(model, val, loss_fn, 3.0, hop)}), flush=True)
+            print(json.dumps({"step": step, "val": validate(model, val, loss_fn, 2.0, hop)}), flush=True)
         if time.time() - last_save > args.save_every:
             save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
             last_save = time.time()

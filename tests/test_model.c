@@ -1,0 +1,289 @@
+/* Model files: the shipped model loads and describes itself; damaged or
+ * hostile variants of it are refused with a message naming the file and
+ * what is wrong.  Variants are made from the real file by editing its JSON
+ * header and keeping its data region. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "tokvox/tokvox.h"
+
+static unsigned char *original;
+static size_t original_size;
+static char detail[2048];
+
+static const char *model_path(void)
+{
+    static char path[4096];
+    const char *root = getenv("TOKVOX_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/models/tokvox-16k.safetensors", root ? root : ".");
+    return path;
+}
+
+static void read_original(void)
+{
+    FILE *f = fopen(model_path(), "rb");
+    ck_assert_msg(f, "cannot open %s", model_path());
+    fseek(f, 0, SEEK_END);
+    original_size = (size_t)ftell(f);
+    rewind(f);
+    original = malloc(original_size);
+    ck_assert_uint_eq(fread(original, 1, original_size, f), original_size);
+    fclose(f);
+}
+
+static uint64_t header_length(void)
+{
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | original[i];
+    return n;
+}
+
+typedef void (*mutator)(cJSON *header, cJSON *config);
+
+/* Write the model with its header (and config) changed by edit; returns the path. */
+static const char *variant(mutator edit)
+{
+    uint64_t n = header_length();
+    cJSON *header = cJSON_ParseWithLength((const char *)original + 8, n);
+    cJSON *meta = cJSON_GetObjectItem(header, "__metadata__");
+    cJSON *config = cJSON_Parse(cJSON_GetObjectItem(meta, "config")->valuestring);
+    edit(header, config);
+    char *config_text = cJSON_PrintUnformatted(config);
+    cJSON_ReplaceItemInObject(meta, "config", cJSON_CreateString(config_text));
+    char *text = cJSON_PrintUnformatted(header);
+    size_t len = strlen(text);
+    static char path[4200];
+    snprintf(path, sizeof path, "%s/variant.safetensors", tu_temp_dir());
+    FILE *f = fopen(path, "wb");
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (unsigned char)(len >> (8 * i));
+    fwrite(le, 1, 8, f);
+    fwrite(text, 1, len, f);
+    fwrite(original + 8 + n, 1, original_size - 8 - n, f);
+    fclose(f);
+    free(text);
+    free(config_text);
+    cJSON_Delete(config);
+    cJSON_Delete(header);
+    return path;
+}
+
+static int load_error(const char *path)
+{
+    int err = 0;
+    detail[0] = '\0';
+    tokvox_model *m = tokvox_model_load(path, &err, detail, sizeof detail);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(detail, path), "message does not name the file: %s", detail);
+    return err;
+}
+
+START_TEST(shipped_model_loads)
+{
+    int err;
+    tokvox_model *m = tokvox_model_load(model_path(), &err, detail, sizeof detail);
+    ck_assert_msg(m, "%s", detail);
+    tokvox_model_info i;
+    tokvox_model_get_info(m, &i);
+    ck_assert_int_eq(i.sample_rate, 16000);
+    ck_assert_int_eq(i.hop, 320);
+    ck_assert_int_eq(i.num_codebooks, i.groups * i.stages);
+    ck_assert_int_eq(1 << i.codebook_bits, i.codebook_size);
+    ck_assert_int_le(i.latency_samples, i.sample_rate * 40 / 1000);
+    ck_assert_int_gt(i.num_params, 100000);
+    ck_assert_ptr_nonnull(strstr(tokvox_model_config_json(m), "\"model\""));
+    tokvox_model_destroy(m);
+    tokvox_model_destroy(NULL);
+}
+END_TEST
+
+START_TEST(default_model_is_the_shipped_one)
+{
+    unsetenv("TOKVOX_MODEL");
+    int err;
+    tokvox_model *m = tokvox_model_load(NULL, &err, detail, sizeof detail);
+    ck_assert_msg(m, "%s", detail);
+    ck_assert_ptr_nonnull(strstr(tokvox_model_path(m), "models/tokvox-16k.safetensors"));
+    tokvox_model_destroy(m);
+    setenv("TOKVOX_MODEL", "/nonexistent/model.safetensors", 1);
+    int err2 = 0;
+    ck_assert_ptr_null(tokvox_model_load(NULL, &err2, detail, sizeof detail));
+    ck_assert_int_eq(err2, TOKVOX_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(detail, "/nonexistent/model.safetensors"));
+}
+END_TEST
+
+static void drop_config(cJSON *h, cJSON *c)
+{
+    (void)c;
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(h, "__metadata__"), "config");
+    cJSON_AddStringToObject(cJSON_GetObjectItem(h, "__metadata__"), "other", "x");
+}
+static void plugin_path_escape(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "quantizer", cJSON_CreateString("../../tmp/evil"));
+}
+static void absolute_plugin(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "model", cJSON_CreateString("/tmp/tokvox_evil.so"));
+}
+static void missing_plugin(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "quantizer", cJSON_CreateString("nosuchvq"));
+}
+static void rename_tensor(cJSON *h, cJSON *c)
+{
+    (void)c;
+    cJSON *t = cJSON_DetachItemFromObject(h, "decoder.blocks.0.pw1.weight");
+    cJSON_AddItemToObject(h, "decoder.blocks.0.pw1.weightx", t);
+}
+static void wrong_dim(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "dim", cJSON_CreateNumber(128));
+}
+static void outside_file(cJSON *h, cJSON *c)
+{
+    (void)c;
+    cJSON *offsets = cJSON_GetObjectItem(cJSON_GetObjectItem(h, "encoder.norm.bias"),
+                                         "data_offsets");
+    cJSON_ReplaceItemInArray(offsets, 0, cJSON_CreateNumber(1e12));
+    cJSON_ReplaceItemInArray(offsets, 1, cJSON_CreateNumber(1e12 + 512));
+}
+static void bad_rate(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "sample_rate", cJSON_CreateNumber(0));
+}
+static void failing_plugin(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "quantizer", cJSON_CreateString("fails_create"));
+}
+static void rvq_for_grvq(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "quantizer", cJSON_CreateString("rvq"));
+}
+
+START_TEST(damaged_models_are_refused)
+{
+    read_original();
+    ck_assert_int_eq(load_error(variant(drop_config)), TOKVOX_ERR_FORMAT);
+    ck_assert_int_eq(load_error(variant(plugin_path_escape)), TOKVOX_ERR_PLUGIN_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(detail, "not allowed"));
+    ck_assert_int_eq(load_error(variant(absolute_plugin)), TOKVOX_ERR_PLUGIN_NOT_FOUND);
+    ck_assert_int_eq(load_error(variant(missing_plugin)), TOKVOX_ERR_PLUGIN_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(detail, "nosuchvq"));
+    ck_assert_int_eq(load_error(variant(rename_tensor)), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(detail, "decoder.blocks.0.pw1.weight"));
+    ck_assert_int_eq(load_error(variant(wrong_dim)), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(detail, "shape"));
+    int err = load_error(variant(outside_file));
+    ck_assert(err == TOKVOX_ERR_TRUNCATED || err == TOKVOX_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(detail, "encoder.norm.bias"));
+    ck_assert_int_eq(load_error(variant(bad_rate)), TOKVOX_ERR_FORMAT);
+    ck_assert_int_eq(load_error(variant(rvq_for_grvq)), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(detail, "groups"));
+    setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);
+    ck_assert_int_eq(load_error(variant(failing_plugin)), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(detail, "refusing on purpose"));
+    free(original);
+}
+END_TEST
+
+START_TEST(truncated_model_is_refused)
+{
+    read_original();
+    const char *dir = tu_temp_dir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cut.safetensors", dir);
+    size_t cuts[] = {0, 4, 8, 8 + (size_t)header_length() / 2, original_size - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        FILE *f = fopen(path, "wb");
+        fwrite(original, 1, cuts[i], f);
+        fclose(f);
+        int err = load_error(path);
+        ck_assert_msg(err == TOKVOX_ERR_TRUNCATED || err == TOKVOX_ERR_FORMAT,
+                      "cut at %zu: %s", cuts[i], tokvox_strerror(err));
+    }
+    free(original);
+}
+END_TEST
+
+/* One model, many threads: each with its own session gets the same codes. */
+typedef struct job {
+    const tokvox_model *m;
+    const float *pcm;
+    size_t n;
+    uint16_t codes[400 * 64];
+    size_t frames;
+} job;
+
+static void *encode_job(void *arg)
+{
+    job *j = arg;
+    tokvox_encoder *e = tokvox_encoder_create(j->m, 0, NULL);
+    size_t got = 0, tail = 0;
+    tokvox_encoder_push(e, j->pcm, j->n, j->codes, 400, &got);
+    tokvox_encoder_flush(e, j->codes + got * (size_t)tokvox_encoder_num_codebooks(e), 2, &tail);
+    j->frames = got + tail;
+    tokvox_encoder_destroy(e);
+    return NULL;
+}
+
+START_TEST(model_is_shareable_between_threads)
+{
+    tokvox_model *m = tokvox_model_load(model_path(), NULL, NULL, 0);
+    ck_assert_ptr_nonnull(m);
+    size_t n = 16000 * 2;
+    float *pcm = malloc(sizeof(float) * n);
+    srand(tu_seed());
+    for (size_t i = 0; i < n; i++)
+        pcm[i] = 0.3f * ((float)rand() / RAND_MAX - 0.5f);
+    static job jobs[3];
+    pthread_t threads[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (job){.m = m, .pcm = pcm, .n = n};
+        pthread_create(&threads[i], NULL, encode_job, &jobs[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(threads[i], NULL);
+    ck_assert_uint_eq(jobs[0].frames, tokvox_frames_for_samples(m, n));
+    for (int i = 1; i < 3; i++) {
+        ck_assert_uint_eq(jobs[i].frames, jobs[0].frames);
+        ck_assert_int_eq(memcmp(jobs[i].codes, jobs[0].codes, sizeof jobs[0].codes), 0);
+    }
+    free(pcm);
+    tokvox_model_destroy(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("files");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, shipped_model_loads);
+    tcase_add_test(tc, default_model_is_the_shipped_one);
+    tcase_add_test(tc, damaged_models_are_refused);
+    tcase_add_test(tc, truncated_model_is_refused);
+    tcase_add_test(tc, model_is_shareable_between_threads);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

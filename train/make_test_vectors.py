@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""Write the PyTorch reference vectors the C kernel and quantizer tests check.
+
+  OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 /usr/bin/python3 train/make_test_vectors.py
+
+(run from anywhere; it needs torch and numpy).  It writes, deterministically
+(fixed seed), the committed files
+
+  tests/data/kernels.safetensors     read by tests/test_kernels.c
+  tests/data/quantizers.safetensors  read by tests/test_quantizers.c
+
+Layouts follow tokvox/plugin.h: activations are time-major ([frames][channels],
+PyTorch's [C, T] transposed), weights keep PyTorch's layouts.  Conv inputs are
+stored without their causal history: the C test prepends kernel-1 zero frames.
+
+kernels.safetensors
+  linear.{x [5,37], w [19,37], b [19], y_bias, y_nobias [5,19]}
+  conv.{x [9,6], w [5,6,3], b [5], y [9,5]}              standard causal conv
+  dwconv.{x [9,8], w [8,1,7], b [8], y [9,8]}            depthwise (groups 8)
+  layer_norm.{x [7,33], gamma [33], beta [33], y [7,33]}  eps 1e-6
+  gelu.{x [n], y [n]}                                     exact erf, -6..6
+  block.{x [10,16], y [10,16]} and block.<param> for every parameter of a
+      ConvNeXtBlock(16, 48, 7) (dwconv.weight, norm.bias, pw1.weight, gamma...)
+  nearest.{x [50,8], codewords [64,8], codes I32 [50]}
+  metadata: block.dim, block.ffn_dim, block.kernel, eps
+
+quantizers.safetensors, for CASE in grvq (latent 16, groups 2, stages 3,
+size 32) and rvq (latent 16, groups 1, stages 4, size 32):
+  CASE.quantizer.codebooks.K.embed [32, 16/groups]   (the model file names,
+      prefixed by CASE.)
+  CASE.input [20,16], CASE.codes I32 [20, groups*stages],
+  CASE.decode.N [20,16] for N = 1..groups*stages (first N codebooks)
+  CASE.config I32 [4] = latent_dim, groups, stages, codebook_size
+  metadata: CASE.latent_dim, CASE.groups, CASE.stages, CASE.codebook_size
+
+Every nearest-codeword decision stored is checked here to be clear of ties
+(second-best squared distance larger by a margin), so the C results, computed
+with a different but equivalent formula, must agree exactly.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from model import ConvNeXtBlock, GroupResidualVQ  # noqa: E402
+from safetensors_io import save  # noqa: E402
+
+SEED = 20240611
+TIE_MARGIN = 1e-3  # smallest allowed gap between best and second-best distance
+
+
+def f32(t):
+    return t.detach().to(torch.float32).contiguous().numpy()
+
+
+def time_major(x):  # [C, T] -> [T, C]
+    return f32(x.transpose(0, 1))
+
+
+def min_gap(x, codewords):
+    """Smallest (second best - best) squared distance over the rows of x, in f64."""
+    x = x.double()
+    c = codewords.double()
+    d = torch.cdist(x, c).pow(2)
+    two = d.topk(2, dim=1, largest=False).values
+    return float((two[:, 1] - two[:, 0]).min())
+
+
+def kernel_vectors(gen):
+    out, meta = {}, {}
+
+    def randn(*shape, scale=1.0):
+        return torch.randn(*shape, generator=gen) * scale
+
+    # linear: frames 5, in 37, out 19
+    x, w, b = randn(5, 37), randn(19, 37, scale=0.3), randn(19)
+    out["linear.x"], out["linear.w"], out["linear.b"] = f32(x), f32(w), f32(b)
+    out["linear.y_bias"] = f32(F.linear(x, w, b))
+    out["linear.y_nobias"] = f32(F.linear(x, w))
+
+    # causal conv1d, standard: in 6, out 5, kernel 3, frames 9
+    conv = torch.nn.Conv1d(6, 5, 3)
+    with torch.no_grad():
+        conv.weight.copy_(randn(5, 6, 3, scale=0.5))
+        conv.bias.copy_(randn(5))
+    x = randn(6, 9)  # [C, T]
+    y = conv(F.pad(x, (2, 0))[None])[0]
+    out["conv.x"], out["conv.w"], out["conv.b"] = time_major(x), f32(conv.weight), f32(conv.bias)
+    out["conv.y"] = time_major(y)
+
+    # depthwise: channels 8, kernel 7, groups 8, frames 9
+    dw = torch.nn.Conv1d(8, 8, 7, groups=8)
+    with torch.no_grad():
+        dw.weight.copy_(randn(8, 1, 7, scale=0.5))
+        dw.bias.copy_(randn(8))
+    x = randn(8, 9)
+    y = dw(F.pad(x, (6, 0))[None])[0]
+    out["dwconv.x"], out["dwconv.w"], out["dwconv.b"] = time_major(x), f32(dw.weight), f32(dw.bias)
+    out["dwconv.y"] = time_major(y)
+
+    # layer norm: 7 frames x 33, eps 1e-6; an offset and scale per frame
+    x = randn(7, 33) * torch.linspace(0.1, 5.0, 7)[:, None] + torch.linspace(-3, 3, 7)[:, None]
+    gamma, beta = 1.0 + randn(33, scale=0.5), randn(33, scale=0.5)
+    out["layer_norm.x"], out["layer_norm.gamma"], out["layer_norm.beta"] = f32(x), f32(gamma), f32(beta)
+    out["layer_norm.y"] = f32(F.layer_norm(x, (33,), gamma, beta, eps=1e-6))
+    meta["eps"] = 1e-6
+
+    # GELU (exact erf): an even grid over -6..6 plus random points
+    x = torch.cat([torch.linspace(-6.0, 6.0, 241), (torch.rand(59, generator=gen) * 12 - 6),
+                   torch.tensor([0.0, -0.0, 1e-7, -1e-7, 3e-4, -3e-4])])
+    out["gelu.x"] = f32(x)
+    out["gelu.y"] = f32(F.gelu(x))  # approximate='none' is the erf form
+
+    # a whole ConvNeXtBlock(16, 48, 7), every parameter randomised
+    block = ConvNeXtBlock(16, 48, 7).eval()
+    with torch.no_grad():
+        for name, p in block.named_parameters():
+            if name in ("norm.weight", "gamma"):
+                p.copy_(1.0 + randn(*p.shape, scale=0.3) if name == "norm.weight"
+                        else randn(*p.shape, scale=0.5))
+            else:
+                p.copy_(randn(*p.shape, scale=0.3))
+        x = randn(16, 10)
+        y = block(x[None])[0]
+    for name, p in block.named_parameters():
+        out["block." + name] = f32(p)
+    out["block.x"], out["block.y"] = time_major(x), time_major(y)
+    meta.update({"block.dim": 16, "block.ffn_dim": 48, "block.kernel": 7})
+
+    # nearest codeword: 50 vectors, 64 codewords, dim 8; PyTorch's argmin of
+    # the squared distance; redrawn until no decision is a near tie
+    for _ in range(100):
+        x, cw = randn(50, 8), randn(64, 8)
+        if min_gap(x, cw) > TIE_MARGIN:
+            break
+    else:
+        raise SystemExit("nearest: could not draw tie-free vectors")
+    dist = x.pow(2).sum(1, keepdim=True) - 2 * x @ cw.t() + cw.pow(2).sum(1)[None]
+    codes = dist.argmin(1)
+    assert torch.equal(codes, torch.cdist(x.double(), cw.double()).argmin(1))
+    out["nearest.x"], out["nearest.codewords"] = f32(x), f32(cw)
+    out["nearest.codes"] = codes.to(torch.int32).numpy()
+    return out, meta
+
+
+def quantizer_case(gen, prefix, latent, groups, stages, size):
+    """One GroupResidualVQ in eval mode, codebooks random; redrawn until every
+    stage's nearest-codeword decision is clear of ties."""
+    for _ in range(100):
+        vq = GroupResidualVQ(latent, groups, stages, size).eval()
+        with torch.no_grad():
+            for k, cb in enumerate(vq.codebooks):
+                # later stages get smaller codewords, as trained residual stacks have
+                scale = 0.8 * 0.6 ** (k // groups)
+                cb.embed.copy_(torch.randn(size, latent // groups, generator=gen) * scale)
+            x = torch.randn(latent, 20, generator=gen)  # [D, T]
+            _, codes, _ = vq(x[None])
+        codes = codes[0]  # [T, K]
+        # replay the residual stacks in f64 to check the margins
+        flat = x.t().double()
+        gd = latent // groups
+        ok = True
+        for g in range(groups):
+            residual = flat[:, g * gd:(g + 1) * gd]
+            for s in range(stages):
+                k = s * groups + g
+                embed = vq.codebooks[k].embed.double()
+                if min_gap(residual, embed) <= TIE_MARGIN:
+                    ok = False
+                residual = residual - embed[codes[:, k]]
+        if ok:
+            break
+    else:
+        raise SystemExit(prefix + ": could not draw tie-free vectors")
+    out = {}
+    for k, cb in enumerate(vq.codebooks):
+        out["%s.quantizer.codebooks.%d.embed" % (prefix, k)] = f32(cb.embed)
+    out[prefix + ".input"] = time_major(x)
+    out[prefix + ".codes"] = codes.to(torch.int32).numpy()
+    with torch.no_grad():
+        for n in range(1, groups * stages + 1):
+            out["%s.decode.%d" % (prefix, n)] = time_major(vq.decode(codes[None], n)[0])
+    out[prefix + ".config"] = np.array([latent, groups, stages, size], dtype=np.int32)
+    meta = {prefix + ".latent_dim": latent, prefix + ".groups": groups,
+            prefix + ".stages": stages, prefix + ".codebook_size": size}
+    return out, meta
+
+
+def main():
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    data = os.path.join(ROOT, "tests", "data")
+    os.makedirs(data, exist_ok=True)
+
+    tensors, meta = kernel_vectors(gen)
+    meta["generator"] = "train/make_test_vectors.py"
+    meta["torch"] = torch.__version__
+    save(os.path.join(data, "kernels.safetensors"), tensors, meta)
+
+    tensors, meta = {}, {"generator": "train/make_test_vectors.py", "torch": torch.__version__}
+    for args in (("grvq", 16, 2, 3, 32), ("rvq", 16, 1, 4, 32)):
+        t, m = quantizer_case(gen, *args)
+        tensors.update(t)
+        meta.update(m)
+    save(os.path.join(data, "quantizers.safetensors"), tensors, meta)
+
+    for name in ("kernels.safetensors", "quantizers.safetensors"):
+        path = os.path.join(data, name)
+        size = os.path.getsize(path)
+        assert size < 300 * 1024, path
+        print("wrote %s (%d bytes)" % (path, size))
+
+
+if __name__ == "__main__":
+    main()

@@ -56,7 +56,8 @@ static const char *variant(mutator edit)
     cJSON *config = cJSON_Parse(cJSON_GetObjectItem(meta, "config")->valuestring);
     edit(header, config);
     char *config_text = cJSON_PrintUnformatted(config);
-    cJSON_ReplaceItemInObject(meta, "config", cJSON_CreateString(config_text));
+    if (cJSON_GetObjectItem(meta, "config")) /* unless the edit removed it */
+        cJSON_ReplaceItemInObject(meta, "config", cJSON_CreateString(config_text));
     char *text = cJSON_PrintUnformatted(header);
     size_t len = strlen(text);
     static char path[4200];

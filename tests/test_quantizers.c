@@ -29,7 +29,7 @@ typedef struct weights_ctx {
     const char *prefix;         /* "grvq" or "rvq": tensors are PREFIX.NAME */
     int64_t latent_dim, groups, stages, codebook_size;
     int has_groups;             /* answer "groups" at all */
-    const char *alias_from;     /* serve tensor alias_to when alias_from is asked for */
+    const char *alias_from;     /* serve file tensor alias_to (full name) for this one */
     const char *alias_to;
     int zero_first_codeword;    /* codeword 0 of every codebook set to zero */
     float *owned[MAX_CB];
@@ -58,8 +58,10 @@ static const float *w_tensor(void *ctx, const char *name, int ndim, const int64_
 {
     weights_ctx *c = ctx;
     char full[256], msg[400];
-    const char *lookup = c->alias_from && strcmp(name, c->alias_from) == 0 ? c->alias_to : name;
-    snprintf(full, sizeof full, "%s.%s", c->prefix, lookup);
+    if (c->alias_from && strcmp(name, c->alias_from) == 0)
+        snprintf(full, sizeof full, "%s", c->alias_to); /* a full name */
+    else
+        snprintf(full, sizeof full, "%s.%s", c->prefix, name);
     const st_tensor *t = st_find(vectors, full);
     if (!t) {
         snprintf(msg, sizeof msg, "tensor '%s' is missing", name);
@@ -239,14 +241,15 @@ static uint16_t *reference_codes(const char *prefix, int k)
     return codes;
 }
 
-static const char *const cases[][2] = {{"grvq", "grvq"}, {"rvq", "rvq"}};
+/* plugin name = vector case name */
+static const char *const cases[] = {"grvq", "rvq"};
 
 /* ---- against PyTorch ---------------------------------------------------- */
 
 START_TEST(codes_match_pytorch)
 {
     quantizer q;
-    create(cases[_i][0], cases[_i][1], &q);
+    create(cases[_i], cases[_i], &q);
     size_t dim = (size_t)q.layout.dim, k = (size_t)q.num_codebooks;
     char name[64];
     snprintf(name, sizeof name, "%s.input", q.ctx.prefix);
@@ -257,9 +260,9 @@ START_TEST(codes_match_pytorch)
     for (size_t t = 0; t < FRAMES; t++)
         for (size_t j = 0; j < k; j++)
             ck_assert_msg(codes[t * k + j] == ref[t * k + j],
-                          "%s frame %zu codebook %zu: code %u, PyTorch %u", cases[_i][0], t, j,
+                          "%s frame %zu codebook %zu: code %u, PyTorch %u", cases[_i], t, j,
                           codes[t * k + j], ref[t * k + j]);
-    fprintf(stderr, "%s: all %zu codes equal PyTorch's\n", cases[_i][0], FRAMES * k);
+    fprintf(stderr, "%s: all %zu codes equal PyTorch's\n", cases[_i], FRAMES * k);
     free(codes);
     free(ref);
     free(scratch);
@@ -271,7 +274,7 @@ END_TEST
 START_TEST(decode_matches_pytorch)
 {
     quantizer q;
-    create(cases[_i][0], cases[_i][1], &q);
+    create(cases[_i], cases[_i], &q);
     size_t dim = (size_t)q.layout.dim, k = (size_t)q.num_codebooks;
     uint16_t *ref = reference_codes(q.ctx.prefix, (int)k);
     float *y = malloc(sizeof(float) * FRAMES * dim);
@@ -281,8 +284,8 @@ START_TEST(decode_matches_pytorch)
         float *want = tensor_f32(name, FRAMES * dim);
         ck_assert_int_eq(q.api->decode(q.q, ref, FRAMES, (int)k, n, y), TOKVOX_OK);
         float err = tu_max_abs_diff(y, want, FRAMES * dim);
-        fprintf(stderr, "%s decode %d codebooks: max abs error %.3g\n", cases[_i][0], n, err);
-        ck_assert_msg(err <= TOL, "%s decode of %d codebooks differs by %g", cases[_i][0], n,
+        fprintf(stderr, "%s decode %d codebooks: max abs error %.3g\n", cases[_i], n, err);
+        ck_assert_msg(err <= TOL, "%s decode of %d codebooks differs by %g", cases[_i], n,
                       err);
         free(want);
     }
@@ -312,7 +315,7 @@ static float *random_latent(size_t frames, size_t dim)
 START_TEST(fewer_codebooks_give_the_prefix)
 {
     quantizer q;
-    create(cases[_i][0], cases[_i][1], &q);
+    create(cases[_i], cases[_i], &q);
     srand(tu_seed());
     const size_t frames = 200;
     size_t dim = (size_t)q.layout.dim, k = (size_t)q.num_codebooks;
@@ -325,7 +328,7 @@ START_TEST(fewer_codebooks_give_the_prefix)
         for (size_t t = 0; t < frames; t++)
             ck_assert_msg(memcmp(part + t * n, full + t * k, n * sizeof(uint16_t)) == 0,
                           "%s: %zu codebooks, frame %zu is not the prefix of the full code",
-                          cases[_i][0], n, t);
+                          cases[_i], n, t);
     }
     free(part);
     free(full);
@@ -356,7 +359,7 @@ static double mse(const quantizer *q, const float *x, const uint16_t *codes, siz
 START_TEST(error_does_not_grow_with_stages)
 {
     quantizer q;
-    create(cases[_i][0], cases[_i][1], &q);
+    create(cases[_i], cases[_i], &q);
     srand(tu_seed());
     const size_t frames = 256;
     size_t dim = (size_t)q.layout.dim, k = (size_t)q.num_codebooks;
@@ -366,11 +369,11 @@ START_TEST(error_does_not_grow_with_stages)
     uint16_t *codes = malloc(sizeof(uint16_t) * frames * k);
     ck_assert_int_eq(q.api->encode(q.q, x, frames, (int)k, codes, scratch), TOKVOX_OK);
     double previous = mse(&q, x, codes, frames, 0, y);
-    fprintf(stderr, "%s mse: 0 stages %.4f", cases[_i][0], previous);
+    fprintf(stderr, "%s mse: 0 stages %.4f", cases[_i], previous);
     for (int s = 1; s <= q.layout.stages; s++) {
         double e = mse(&q, x, codes, frames, s * groups, y);
         fprintf(stderr, ", %d: %.4f", s, e);
-        ck_assert_msg(e <= previous, "%s: error grew from %g to %g at stage %d", cases[_i][0],
+        ck_assert_msg(e <= previous, "%s: error grew from %g to %g at stage %d", cases[_i],
                       previous, e, s);
         previous = e;
     }
@@ -389,9 +392,9 @@ START_TEST(error_does_not_grow_per_frame_with_zero_codeword)
 {
     quantizer q;
     memset(&q, 0, sizeof q);
-    ctx_init(&q.ctx, cases[_i][1]);
+    ctx_init(&q.ctx, cases[_i]);
     q.ctx.zero_first_codeword = 1;
-    ck_assert_int_eq(try_create(cases[_i][0], &q), TOKVOX_OK);
+    ck_assert_int_eq(try_create(cases[_i], &q), TOKVOX_OK);
     q.api->layout(q.q, &q.layout);
     q.num_codebooks = q.layout.groups * q.layout.stages;
     srand(tu_seed());
@@ -415,12 +418,12 @@ START_TEST(error_does_not_grow_per_frame_with_zero_codeword)
         for (int s = 1; s <= q.layout.stages; s++) {
             double e = mse(&q, xt, codes + t * k, 1, s * q.layout.groups, y);
             ck_assert_msg(e <= previous * (1 + 1e-5) + 1e-9,
-                          "%s frame %zu: error grew from %g to %g at stage %d", cases[_i][0], t,
+                          "%s frame %zu: error grew from %g to %g at stage %d", cases[_i], t,
                           previous, e, s);
             previous = e;
         }
     }
-    fprintf(stderr, "%s: %zu of %zu codes chose the zero codeword\n", cases[_i][0], zero_codes,
+    fprintf(stderr, "%s: %zu of %zu codes chose the zero codeword\n", cases[_i], zero_codes,
             frames * k);
     ck_assert_uint_gt(zero_codes, 0);
     free(codes);
@@ -433,23 +436,130 @@ END_TEST
 
 /* ---- refusals ------------------------------------------------------------ */
 
+/* Create expecting failure; returns the error and leaves the message in q->ctx. */
+static int create_fails(const char *plugin, quantizer *q)
+{
+    int err = try_create(plugin, q);
+    ck_assert_msg(err != TOKVOX_OK, "%s create accepted a bad model", plugin);
+    ck_assert_ptr_null(q->q);
+    ck_assert_msg(q->ctx.fail_calls > 0 && q->ctx.message[0], "%s failed without a message",
+                  plugin);
+    fprintf(stderr, "%s refused (%d): %s\n", plugin, err, q->ctx.message);
+    return err;
+}
+
 START_TEST(grvq_wrong_shaped_codebook_fails)
 {
     quantizer q;
     memset(&q, 0, sizeof q);
     ctx_init(&q.ctx, "grvq");
-    /* codebook 3 replaced by the rvq file's [32,16] one: grvq wants [32,8] */
+    /* codebook 3 served from the rvq case: [32,16] where grvq wants [32,8] */
     q.ctx.alias_from = "quantizer.codebooks.3.embed";
-    q.ctx.alias_to = "quantizer.codebooks.3.embed";
-    q.ctx.prefix = "grvq";
-    /* serve the alias from the rvq case by switching prefix for that name */
-    int err;
-    {
-        /* the alias lookup uses c->prefix, so point the alias at a name that
-         * exists under "grvq." but has the wrong shape */
-        q.ctx.alias_to = "../rvq";
+    q.ctx.alias_to = "rvq.quantizer.codebooks.3.embed";
+    ck_assert_int_eq(create_fails("grvq", &q), TOKVOX_ERR_WEIGHTS);
+    ck_assert_msg(strstr(q.ctx.message, "quantizer.codebooks.3.embed"),
+                  "message does not name the tensor: %s", q.ctx.message);
+    ck_assert_ptr_nonnull(strstr(q.ctx.message, "[32,16]"));
+    release(&q);
+
+    /* a missing codebook is named too */
+    memset(&q, 0, sizeof q);
+    ctx_init(&q.ctx, "grvq");
+    q.ctx.alias_from = "quantizer.codebooks.5.embed";
+    q.ctx.alias_to = "grvq.quantizer.codebooks.6.embed";
+    ck_assert_int_eq(create_fails("grvq", &q), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(q.ctx.message, "quantizer.codebooks.5.embed"));
+    release(&q);
+
+    /* a codebook_size the tensors do not have: the first codebook is named */
+    memset(&q, 0, sizeof q);
+    ctx_init(&q.ctx, "grvq");
+    q.ctx.codebook_size = 64;
+    ck_assert_int_eq(create_fails("grvq", &q), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(q.ctx.message, "quantizer.codebooks.0.embed"));
+    release(&q);
+}
+END_TEST
+
+START_TEST(grvq_needs_groups)
+{
+    quantizer q;
+    memset(&q, 0, sizeof q);
+    ctx_init(&q.ctx, "grvq");
+    q.ctx.has_groups = 0;
+    ck_assert_int_eq(create_fails("grvq", &q), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(q.ctx.message, "groups"));
+    release(&q);
+
+    /* latent_dim not divisible by groups */
+    memset(&q, 0, sizeof q);
+    ctx_init(&q.ctx, "grvq");
+    q.ctx.groups = 3;
+    ck_assert_int_eq(create_fails("grvq", &q), TOKVOX_ERR_WEIGHTS);
+    ck_assert(q.ctx.message[0]);
+    release(&q);
+}
+END_TEST
+
+START_TEST(rvq_refuses_groups)
+{
+    quantizer q;
+    memset(&q, 0, sizeof q);
+    ctx_init(&q.ctx, "rvq");
+    q.ctx.groups = 2;
+    ck_assert_int_eq(create_fails("rvq", &q), TOKVOX_ERR_WEIGHTS);
+    ck_assert_msg(strstr(q.ctx.message, "groups"), "message: %s", q.ctx.message);
+    release(&q);
+
+    /* without a groups entry at all, rvq means one group */
+    memset(&q, 0, sizeof q);
+    ctx_init(&q.ctx, "rvq");
+    q.ctx.has_groups = 0;
+    ck_assert_int_eq(try_create("rvq", &q), TOKVOX_OK);
+    q.api->layout(q.q, &q.layout);
+    ck_assert_int_eq(q.layout.groups, 1);
+    release(&q);
+}
+END_TEST
+
+START_TEST(decode_refuses_bad_codes)
+{
+    quantizer q;
+    create(cases[_i], cases[_i], &q);
+    size_t dim = (size_t)q.layout.dim, k = (size_t)q.num_codebooks;
+    uint16_t *codes = reference_codes(q.ctx.prefix, (int)k);
+    float *y = malloc(sizeof(float) * FRAMES * dim);
+    ck_assert_int_eq(q.api->decode(q.q, codes, FRAMES, (int)k, (int)k, y), TOKVOX_OK);
+    const uint16_t bad_values[] = {(uint16_t)q.layout.codebook_size, 1000, 65535};
+    for (size_t b = 0; b < 3; b++) {
+        /* the last code of the last frame */
+        uint16_t saved = codes[FRAMES * k - 1];
+        codes[FRAMES * k - 1] = bad_values[b];
+        ck_assert_int_eq(q.api->decode(q.q, codes, FRAMES, (int)k, (int)k, y), TOKVOX_ERR_FORMAT);
+        /* not read when only a prefix is decoded */
+        ck_assert_int_eq(q.api->decode(q.q, codes, FRAMES, (int)k, (int)k - 1, y), TOKVOX_OK);
+        codes[FRAMES * k - 1] = saved;
     }
-    (void)err;
+    codes[0] = (uint16_t)q.layout.codebook_size;
+    ck_assert_int_eq(q.api->decode(q.q, codes, FRAMES, (int)k, 1, y), TOKVOX_ERR_FORMAT);
+    codes[0] = (uint16_t)(q.layout.codebook_size - 1);
+    ck_assert_int_eq(q.api->decode(q.q, codes, FRAMES, (int)k, 1, y), TOKVOX_OK);
+    /* counts out of range */
+    ck_assert_int_eq(q.api->decode(q.q, codes, FRAMES, (int)k, 0, y), TOKVOX_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(q.api->decode(q.q, codes, FRAMES, (int)k + 1, (int)k + 1, y),
+                     TOKVOX_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(q.api->decode(q.q, codes, FRAMES, 1, 2, y), TOKVOX_ERR_INVALID_ARGUMENT);
+    float *x = calloc(dim, sizeof(float)), scratch[64];
+    ck_assert_uint_le(2 * dim, 64);
+    ck_assert_int_eq(q.api->encode(q.q, x, 1, 0, codes, scratch), TOKVOX_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(q.api->encode(q.q, x, 1, (int)k + 1, codes, scratch),
+                     TOKVOX_ERR_INVALID_ARGUMENT);
+    /* zero frames is fine and writes nothing */
+    ck_assert_int_eq(q.api->encode(q.q, x, 0, (int)k, codes, scratch), TOKVOX_OK);
+    ck_assert_int_eq(q.api->decode(q.q, codes, 0, (int)k, (int)k, y), TOKVOX_OK);
+    free(x);
+    free(y);
+    free(codes);
     release(&q);
 }
 END_TEST
@@ -471,6 +581,9 @@ int main(void)
     TCase *bad = tcase_create("refusals");
     tcase_add_checked_fixture(bad, setup, teardown);
     tcase_add_test(bad, grvq_wrong_shaped_codebook_fails);
+    tcase_add_test(bad, grvq_needs_groups);
+    tcase_add_test(bad, rvq_refuses_groups);
+    tcase_add_loop_test(bad, decode_refuses_bad_codes, 0, 2);
     suite_add_tcase(s, bad);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

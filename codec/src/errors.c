@@ -27,7 +27,7 @@ static const char *const messages[] = {
 
 const char *tokvox_strerror(int error)
 {
-    if (error > 0 || -error >= (int)(sizeof messages / sizeof messages[0]) || !messages[-error])
+    if (error > 0 || error <= -(int)(sizeof messages / sizeof messages[0]) || !messages[-error])
         return "unknown error";
     return messages[-error];
 }

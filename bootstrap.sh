@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# One command per job on a fresh Debian 12 machine:
+#   ./bootstrap.sh demo   install, build, transcode a sample with the shipped model
+#   ./bootstrap.sh test   install, build, run every test (plain, then ASan+UBSan),
+#                         then each fuzz target for a bounded time
+#   ./bootstrap.sh fuzz [SECONDS]   only the fuzz targets (default 30 s each)
+# Each step installs what it needs with apt-get; nothing is downloaded
+# from anywhere else.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BUILD_PACKAGES=(build-essential meson ninja-build pkg-config libsndfile1-dev libfftw3-dev
+                libsoxr-dev libcjson-dev libxxhash-dev check portaudio19-dev)
+TEST_PACKAGES=(sox clang libclang-rt-14-dev valgrind)
+
+install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() { # build DIR [meson options...]
+    local dir=$1; shift
+    [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"
+    ninja -C "$dir"
+}
+
+fuzz() {
+    local seconds=${1:-30}
+    install "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    CC=clang build build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined \
+        -Db_lundef=false
+    for target in tvx safetensors audio; do
+        local work; work=$(mktemp -d)
+        echo "fuzz_$target: ${seconds} s"
+        # new inputs go to the scratch folder, the seed corpus stays as committed
+        if ! build-fuzz/tests/fuzz/fuzz_$target -max_total_time="$seconds" -timeout=10 \
+                -print_final_stats=1 "$work" "tests/fuzz/corpus/$target" >"$work.log" 2>&1; then
+            tail -40 "$work.log"
+            echo "fuzz_$target failed: a crashing input is in the current folder (crash-*)"
+            exit 1
+        fi
+        grep -E "^stat::number_of_executed_units" "$work.log"
+        rm -rf "$work" "$work.log"
+    done
+}
+
+case "${1:-}" in
+demo)
+    install "${BUILD_PACKAGES[@]}"
+    build build
+    build/apps/tokvox info
+    build/apps/tokvox transcode samples/speech_en.wav speech_en.tokvox.wav --codebooks 4
+    echo "listen: speech_en.tokvox.wav (2 kbps) against samples/speech_en.wav"
+    ;;
+test)
+    install "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    build build
+    meson test -C build --print-errorlogs | tee build/test-summary.txt
+    build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C build-asan --print-errorlogs | tee build-asan/test-summary.txt
+    fuzz "${2:-30}"
+    # every step above stops the script on failure, so reaching here means all passed
+    passed=$(cat build/test-summary.txt build-asan/test-summary.txt | awk '/^Ok:/ {n += $2} END {print n}')
+    echo "$passed passed, 0 failed (plain and ASan+UBSan test runs; fuzz targets clean)"
+    ;;
+fuzz)
+    fuzz "${2:-30}"
+    ;;
+*)
+    sed -n '2,8p' "$0"
+    exit 2
+    ;;
+esac

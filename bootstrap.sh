@@ -51,6 +51,20 @@ fuzz() {
     done
 }
 
+# The end-to-end commands under valgrind memcheck on a short file: zero errors.
+valgrind_e2e() {
+    local work; work=$(mktemp -d)
+    sox samples/speech_child.wav -r 22050 -c 2 "$work/in.wav" trim 0 1
+    local vg=(valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect)
+    "${vg[@]}" build/apps/tokvox transcode "$work/in.wav" "$work/t.wav" --quiet
+    "${vg[@]}" build/apps/tokvox encode "$work/in.wav" "$work/a.tvx" --quiet
+    "${vg[@]}" build/apps/tokvox decode "$work/a.tvx" "$work/a.flac"
+    "${vg[@]}" build/apps/tokvox info "$work/a.tvx" >/dev/null
+    "${vg[@]}" build/apps/tokvox plugins >/dev/null
+    rm -rf "$work"
+    echo "valgrind: end-to-end commands clean"
+}
+
 case "${1:-}" in
 demo)
     install "${BUILD_PACKAGES[@]}"
@@ -66,6 +80,7 @@ test)
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs | tee build-asan/test-summary.txt
+    valgrind_e2e
     fuzz "${2:-30}"
     # every step above stops the script on failure, so reaching here means all passed
     passed=$(cat build/test-summary.txt build-asan/test-summary.txt | awk '/^Ok:/ {n += $2} END {print n}')

@@ -4,6 +4,9 @@
 #   ./bootstrap.sh test   install, build, run every test (plain, then ASan+UBSan),
 #                         then each fuzz target for a bounded time
 #   ./bootstrap.sh fuzz [SECONDS]   only the fuzz targets (default 30 s each)
+#   ./bootstrap.sh corpus           rebuild the training/validation corpus (train/data/)
+#   ./bootstrap.sh quality [ARGS]   the quality benchmark (bench/quality ARGS) on the
+#                         validation split (run corpus first)
 # Each step installs what it needs with apt-get; nothing is downloaded
 # from anywhere else.
 set -euo pipefail
@@ -89,8 +92,21 @@ test)
 fuzz)
     fuzz "${2:-30}"
     ;;
+corpus)
+    install python3-torch python3-numpy python3-soundfile libopenblas0-openmp ffmpeg \
+        asterisk-core-sounds-{en,es,fr,it,ru}-g722 asterisk-moh-opsound-g722 \
+        fillets-ng-data-cs fillets-ng-data-nl
+    /usr/bin/python3 train/data/build_corpus.py
+    ;;
+quality)
+    install "${BUILD_PACKAGES[@]}" python3-numpy python3-scipy python3-matplotlib \
+        opus-tools codec2 speex sox
+    build build
+    shift
+    bench/quality "$@"
+    ;;
 *)
-    sed -n '2,8p' "$0"
+    sed -n '2,11p' "$0"
     exit 2
     ;;
 esac

@@ -241,16 +241,16 @@ def mel_distance(ref, deg, fs, ffts=MEL_FFTS, n_mels=MEL_BANDS):
 
 # ---- alignment --------------------------------------------------------------
 
-def best_lag(ref, deg, max_lag):
-    """Waveform cross-correlation: (L, rho) with L in [-max_lag, max_lag]
+def best_lag(ref, deg, max_lag, center=0):
+    """Waveform cross-correlation: (L, rho) with L in center +- max_lag
     maximising sum_n ref[n] * deg[n + L] (positive L: deg is late) and rho
     the peak normalised by the signal energies (1 for an exact copy)."""
     ref = np.asarray(ref, dtype=np.float64)
     deg = np.asarray(deg, dtype=np.float64)
     corr = signal.correlate(deg, ref, mode="full", method="fft")
     zero = len(ref) - 1                      # index of lag 0
-    lo = max(0, zero - max_lag)
-    hi = min(len(corr), zero + max_lag + 1)
+    lo = max(0, zero + center - max_lag)
+    hi = min(len(corr), zero + center + max_lag + 1)
     i = int(np.argmax(corr[lo:hi]) + lo)
     rho = corr[i] / (np.sqrt(np.dot(ref, ref) * np.dot(deg, deg)) + EPS)
     return i - zero, float(rho)
@@ -282,17 +282,20 @@ def envelope_lag(ref, deg, fs, max_lag, hop_ms=1.0, win_ms=16.0):
     return int(lags[np.argmax(corr[lags % n])] * hop)
 
 
-def align(ref, deg, fs, max_ms=50.0, min_rho=0.2):
+def align(ref, deg, fs, max_ms=50.0, refine_ms=2.0, min_rho=0.2):
     """Delay-compensate deg against ref and trim both to their common, equal
-    length.  The lag (within +-max_ms) is the waveform cross-correlation
-    peak when that peak is clear (normalised peak >= min_rho, i.e. the codec
-    keeps the waveform); otherwise the spectral-envelope cross-correlation
-    lag.  Returns (ref, deg, lag, method)."""
-    max_lag = int(round(fs * max_ms / 1000))
-    lag, rho = best_lag(ref, deg, max_lag)
-    method = "waveform"
-    if rho < min_rho:
-        lag, method = envelope_lag(ref, deg, fs, max_lag), "envelope"
+    length.  The lag (within +-max_ms) is first found phase-blind, from the
+    spectral-envelope cross-correlation; it is then refined to the waveform
+    cross-correlation peak within +-refine_ms of it when that peak is clear
+    (normalised >= min_rho: the codec keeps the waveform).  Searching the
+    waveform peak only near the envelope lag avoids the neighbouring
+    pitch-period peaks that a partly waveform-matching codec (Codec2, Speex
+    at its lowest rates) can produce.  Returns (ref, deg, lag, method)."""
+    lag = envelope_lag(ref, deg, fs, int(round(fs * max_ms / 1000)))
+    wlag, rho = best_lag(ref, deg, int(round(fs * refine_ms / 1000)), center=lag)
+    method = "envelope"
+    if rho >= min_rho:
+        lag, method = wlag, "waveform"
     if lag >= 0:
         d = deg[lag:]
         r = ref

@@ -14,6 +14,9 @@ static const struct command {
     {"transcode", cmd_transcode, "audio -> codes -> audio in one pass, prints the bitrate"},
     {"info", cmd_info, "describe a model or a .tvx file"},
     {"plugins", cmd_plugins, "list the plugins found"},
+    {"tokenize", cmd_tokenize, "audio corpus -> .npy speech tokens (parallel, resumable)"},
+    {"detokenize", cmd_detokenize, "token .npy -> audio file"},
+    {"tokstats", cmd_tokstats, "codebook usage of a tokenize output folder"},
 };
 
 static void usage(FILE *out)

@@ -310,3 +310,43 @@ int tokvox_decoder_flush(tokvox_decoder *d, float *pcm, size_t *samples_out)
     *samples_out = d->hop;
     return TOKVOX_OK;
 }
+
+/* ---- latency and loss concealment (live streams) --------------------- */
+
+/* The encoder's share of the model latency: a sample waits until the hop it
+ * falls in is complete. */
+int tokvox_encoder_latency(const tokvox_encoder *e)
+{
+    return e ? (int)e->hop : TOKVOX_ERR_INVALID_ARGUMENT;
+}
+
+/* The decoder's share: frame t releases the oldest hop of its window, so the
+ * window overhang is still owed when a frame is decoded. */
+int tokvox_decoder_latency(const tokvox_decoder *d)
+{
+    return d ? (int)(d->n_fft - d->hop) : TOKVOX_ERR_INVALID_ARGUMENT;
+}
+
+/* Decay of the repeated latent per concealed frame: a lost frame continues
+ * the last sound and a burst of losses fades out instead of droning on. */
+#define TK_CONCEAL_DECAY 0.7f
+
+/* One frame without codes.  d->latent[0] is the latent of the last decoded
+ * frame when pushes carry one frame each (a live receiver), or of the last
+ * concealed one, which this scales again, so a burst decays geometrically.
+ * Running it through the decoder keeps the model's history and the overlap
+ * continuous, which repeating PCM or writing zeros would break with a click. */
+int tokvox_decoder_conceal(tokvox_decoder *d, float *pcm, size_t *samples_out)
+{
+    if (!d || !pcm || !samples_out)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    *samples_out = 0;
+    const tokvox_model *m = d->m;
+    size_t dim = (size_t)m->layout.latent_dim;
+    for (size_t i = 0; i < dim; i++) /* nothing heard yet: nothing to repeat */
+        d->latent[i] = d->frames_seen ? d->latent[i] * TK_CONCEAL_DECAY : 0.0f;
+    int err = m->model_api->decode(m->model, d->state, d->latent, 1, d->head);
+    if (!err)
+        *samples_out = overlap_add(d, d->head, pcm);
+    return err;
+}

@@ -1,6 +1,31 @@
-/* Compute kernels (private to libtokvox): the plain scalar reference.
- * Every faster path added later is tested against these.  Layouts are those
- * of tokvox_kernels in tokvox/plugin.h. */
+/* Compute kernels (private to libtokvox).  Layouts are those of
+ * tokvox_kernels in tokvox/plugin.h.
+ *
+ * Three layers:
+ *   tk_*_scalar   the plain scalar reference.  Every faster path is tested
+ *                 against these (tests/test_simd.c), with a tolerance: the
+ *                 fast paths sum in another order.
+ *   tk_impl       one implementation per instruction set (scalar, avx2,
+ *                 avx512), each in its own file so the SIMD ones can be
+ *                 compiled for their target while the library still runs on
+ *                 any x86-64.  tk_impl_get(name) returns NULL for a variant
+ *                 that is not built or that this CPU cannot run.
+ *   tk_*          the entry points in the table handed to plugins
+ *                 (tk_kernels()).  They call the variant chosen once, at
+ *                 first use, from the CPU's features (__builtin_cpu_supports)
+ *                 or TOKVOX_KERNELS=scalar|avx2|avx512, and spread large
+ *                 calls over the thread pool (TOKVOX_THREADS, default 1).
+ *
+ * Determinism: every variant computes each output value in a fixed order
+ * that depends neither on how many frames a call holds nor on where the
+ * value falls in a tile nor on the thread count (linear is split over
+ * output columns, nearest over rows).  So a block of 64 frames, the same
+ * frames one at a time and any --threads give bit-identical results for a
+ * given variant; only different variants differ (within the tolerance).
+ *
+ * All entry points are [thread-safe] and allocate nothing: scratch lives on
+ * the stack, in bounded chunks.
+ */
 #ifndef TOKVOX_KERNELS_H
 #define TOKVOX_KERNELS_H
 
@@ -9,6 +34,64 @@
 
 #include "tokvox/plugin.h"
 
+/* ---- the scalar reference --------------------------------------------- */
+void tk_linear_scalar(const float *x, size_t frames, size_t in, const float *w, const float *b,
+                      size_t out, float *y);
+void tk_conv1d_causal_scalar(const float *x, size_t frames, size_t in, const float *w,
+                             const float *b, size_t out, size_t kernel, size_t groups, float *y);
+void tk_layer_norm_scalar(float *x, size_t frames, size_t channels, const float *gamma,
+                          const float *beta, float eps);
+void tk_gelu_scalar(float *x, size_t n);
+void tk_nearest_scalar(const float *x, size_t n, const float *codewords, const float *norms,
+                       size_t k, size_t dim, uint32_t *index);
+
+/* ---- one implementation per instruction set ---------------------------- */
+typedef struct tk_impl {
+    const char *name;
+    /* y[t*ldy + o] = (b ? b[o] : 0) + sum_i x[t*in + i] * w[o*in + i] for
+     * t < frames, o < out: linear with an output row stride, so a caller can
+     * hand a range of output columns to each thread. */
+    void (*gemm)(const float *x, size_t frames, size_t in, const float *w, const float *b,
+                 size_t out, float *y, size_t ldy);
+    /* Depthwise causal conv (groups == in == out), layouts as conv1d_causal. */
+    void (*dwconv)(const float *x, size_t frames, size_t channels, const float *w,
+                   const float *b, size_t kernel, float *y);
+    /* Standard (groups == 1) causal conv; NULL = interleave the input and use
+     * gemm (see tk_conv1d_causal). */
+    void (*conv)(const float *x, size_t frames, size_t in, const float *w, const float *b,
+                 size_t out, size_t kernel, float *y);
+    void (*layer_norm)(float *x, size_t frames, size_t channels, const float *gamma,
+                       const float *beta, float eps);
+    void (*gelu)(float *x, size_t n);
+    void (*nearest)(const float *x, size_t n, const float *codewords, const float *norms,
+                    size_t k, size_t dim, uint32_t *index);
+} tk_impl;
+
+extern const tk_impl tk_impl_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+#define TK_HAVE_X86_VARIANTS 1
+extern const tk_impl tk_impl_avx2;
+extern const tk_impl tk_impl_avx512;
+#endif
+
+/* The variant called `name` ("scalar", "avx2", "avx512") if built and
+ * supported by this CPU, else NULL.  "auto" = the best one. */
+const tk_impl *tk_impl_get(const char *name);
+/* The variant the entry points use.  Chosen once; tk_impl_select() changes
+ * it (tests and benchmarks only, not while kernels run): 0 or -1 if that
+ * variant is unavailable. */
+const tk_impl *tk_impl_active(void);
+int tk_impl_select(const char *name);
+
+/* ---- threads ------------------------------------------------------------ */
+/* Threads a single kernel call may use (1..TK_MAX_THREADS).  The first call
+ * of any kernel reads TOKVOX_THREADS; tk_set_threads overrides it
+ * [thread-safe; takes effect for calls that start afterwards]. */
+#define TK_MAX_THREADS 64
+void tk_set_threads(int n);
+int tk_get_threads(void);
+
+/* ---- the entry points (the table handed to plugins) --------------------- */
 void tk_linear(const float *x, size_t frames, size_t in, const float *w, const float *b,
                size_t out, float *y);
 void tk_conv1d_causal(const float *x, size_t frames, size_t in, const float *w, const float *b,
@@ -19,7 +102,9 @@ void tk_gelu(float *x, size_t n);
 void tk_nearest(const float *x, size_t n, const float *codewords, const float *norms, size_t k,
                 size_t dim, uint32_t *index);
 
-/* The table handed to plugins. */
 const tokvox_kernels *tk_kernels(void);
+
+/* Scratch the entry points keep on the stack, in floats. */
+#define TK_STACK_FLOATS 8192
 
 #endif

@@ -120,27 +120,44 @@ static void vq_layout(const void *p, tokvox_quantizer_layout *out)
     *out = ((const vq *)p)->layout;
 }
 
+/* Frames are encoded in chunks, all frames of a chunk together per stage, so
+ * the host's nearest kernel sees a matrix of residuals (one product with the
+ * codebook) instead of one vector at a time.  The residuals live on the
+ * stack: the quantizer is shared between sessions and keeps no buffers. */
+#define CHUNK_FLOATS 8192
+#define CHUNK_FRAMES 256
+_Static_assert(CHUNK_FLOATS >= MAX_DIM, "a chunk holds at least one frame");
+
 static int vq_encode(const void *p, const float *latent, size_t frames, int num_codebooks,
                      uint16_t *codes, float *scratch)
 {
     const vq *q = p;
+    (void)scratch;
     if (num_codebooks < 1 || num_codebooks > q->num_codebooks)
         return TOKVOX_ERR_INVALID_ARGUMENT;
     size_t size = (size_t)q->layout.codebook_size, gd = (size_t)q->group_dim;
+    size_t dim = (size_t)q->layout.dim, ncb = (size_t)num_codebooks;
+    size_t chunk = CHUNK_FLOATS / gd < CHUNK_FRAMES ? CHUNK_FLOATS / gd : CHUNK_FRAMES;
+    float residual[CHUNK_FLOATS];
+    uint32_t best[CHUNK_FRAMES];
     int groups = q->layout.groups;
-    for (size_t t = 0; t < frames; t++) {
-        const float *x = latent + t * (size_t)q->layout.dim;
-        for (int g = 0; g < groups; g++) {
-            float *residual = scratch;
-            memcpy(residual, x + (size_t)g * gd, sizeof(float) * gd);
+    for (size_t t0 = 0; t0 < frames; t0 += chunk) {
+        size_t n = frames - t0 < chunk ? frames - t0 : chunk;
+        for (int g = 0; g < groups && g < num_codebooks; g++) {
+            for (size_t r = 0; r < n; r++)
+                memcpy(residual + r * gd, latent + (t0 + r) * dim + (size_t)g * gd,
+                       sizeof(float) * gd);
             for (int k = g; k < num_codebooks; k += groups) {
-                uint32_t best;
-                q->kernels->nearest(residual, 1, q->codebooks[k], q->norms + (size_t)k * size,
-                                    size, gd, &best);
-                codes[t * (size_t)num_codebooks + (size_t)k] = (uint16_t)best;
-                const float *cw = q->codebooks[k] + best * gd;
-                for (size_t i = 0; i < gd; i++)
-                    residual[i] -= cw[i];
+                const float *book = q->codebooks[k];
+                q->kernels->nearest(residual, n, book, q->norms + (size_t)k * size, size, gd,
+                                    best);
+                for (size_t r = 0; r < n; r++) {
+                    codes[(t0 + r) * ncb + (size_t)k] = (uint16_t)best[r];
+                    const float *cw = book + best[r] * gd;
+                    float *res = residual + r * gd;
+                    for (size_t i = 0; i < gd; i++)
+                        res[i] -= cw[i];
+                }
             }
         }
     }

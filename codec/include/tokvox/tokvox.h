@@ -152,6 +152,25 @@ TOKVOX_API void tokvox_plugin_search_path(char *buf, size_t size);
 /* Number of frames a stream of n samples encodes to (flush included). */
 TOKVOX_API size_t tokvox_frames_for_samples(const tokvox_model *model, size_t n);
 
+/* Latency of a live stream, in samples at the model rate: the encoder's share
+ * (a sample waits for its hop to complete) and the decoder's (the window
+ * overhang still owed when a frame is decoded).  Together they make
+ * tokvox_model_info.latency_samples.  TOKVOX_ERR_INVALID_ARGUMENT for NULL.
+ * [thread-safe] */
+TOKVOX_API int tokvox_encoder_latency(const tokvox_encoder *enc);
+TOKVOX_API int tokvox_decoder_latency(const tokvox_decoder *dec);
+
+/* Packet-loss concealment: decodes one frame without codes, in the place of a
+ * lost one, by running the latent of the last frame, scaled by 0.7 per
+ * consecutive concealed frame, through the decoder, so audio continues and
+ * fades instead of dropping to silence with a click.  Writes what a push of
+ * one frame would (hop samples into pcm, none for a stream's first frame);
+ * the next tokvox_decoder_push continues from it.  The latent repeated is the
+ * last frame's when frames are pushed one per call, as a live receiver does;
+ * after a push of several frames it is an earlier frame of that push (the
+ * first of the last block the engine decoded).  [one thread per handle] */
+TOKVOX_API int tokvox_decoder_conceal(tokvox_decoder *dec, float *pcm, size_t *samples_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,406 @@
+/* tokvox detokenize (a token .npy back to audio) and tokstats (codebook
+ * usage over a tokenize output folder). */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "tokenize.h"
+#include "tokvox/io.h"
+#include "tokvox/tokens.h"
+
+enum { MAX_UP = 32 }; /* folders climbed looking for a manifest */
+
+/* What tokenize recorded about a file, where it can be found. */
+typedef struct token_meta {
+    int layout;          /* -1: not recorded */
+    int codebooks;       /* 0: not recorded */
+    int codebook_size;   /* 0: not recorded */
+    double samples;      /* at the model's rate; -1: not recorded */
+    int sample_rate;     /* of the source; 0: not recorded */
+    char model_id[17];   /* "" if not recorded */
+} token_meta;
+
+static int json_int(const cJSON *o, const char *key, int fallback)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : fallback;
+}
+
+static void meta_from(const cJSON *o, token_meta *m)
+{
+    const cJSON *lay = cJSON_GetObjectItemCaseSensitive(o, "layout");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "model_id");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "samples");
+    if (cJSON_IsString(lay))
+        m->layout = tokvox_layout_parse(lay->valuestring);
+    if (cJSON_IsString(id))
+        snprintf(m->model_id, sizeof m->model_id, "%s", id->valuestring);
+    if (cJSON_IsNumber(n))
+        m->samples = n->valuedouble;
+    m->codebooks = json_int(o, "codebooks", m->codebooks);
+    m->codebook_size = json_int(o, "codebook_size", m->codebook_size);
+    m->sample_rate = json_int(o, "sample_rate", m->sample_rate);
+}
+
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return cJSON_Parse(buf);
+}
+
+/* Looks in dir for tokenize's manifests and stats; 1 when it has any. */
+static int meta_in(const char *dir, const char *abs, token_meta *m)
+{
+    size_t nm = 0, ns = 0;
+    char **mf = tk_list_output_files(dir, "manifest", ".jsonl", &nm);
+    char **sf = tk_list_output_files(dir, "stats", ".json", &ns);
+    cJSON *stats = ns ? read_json(sf[0]) : NULL;
+    /* only a tokenize stats.json counts: other tools write stats.json too */
+    int ours = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(stats, "layout")) &&
+               cJSON_IsString(cJSON_GetObjectItemCaseSensitive(stats, "model_id"));
+    if (ours)
+        meta_from(stats, m); /* the run's settings; an entry refines them */
+    cJSON_Delete(stats);
+    if (nm) {
+        tk_index idx;
+        tk_index_load(&idx, dir);
+        const cJSON *e = tk_index_find(&idx, abs + strlen(dir) + (strcmp(dir, "/") ? 1 : 0));
+        if (e)
+            meta_from(e, m);
+        tk_index_free(&idx);
+    }
+    for (size_t i = 0; i < nm; i++)
+        free(mf[i]);
+    for (size_t i = 0; i < ns; i++)
+        free(sf[i]);
+    free(mf);
+    free(sf);
+    return nm || ours;
+}
+
+/* The nearest folder above path holding a manifest or stats decides. */
+static void find_meta(const char *path, token_meta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->layout = -1;
+    m->samples = -1;
+    char *abs = app_abs_path(path), *dir = app_strdup(abs);
+    for (int up = 0; up < MAX_UP; up++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash || !strcmp(dir, "/"))
+            break;
+        slash[slash == dir ? 1 : 0] = '\0';
+        if (meta_in(dir, abs, m))
+            break;
+    }
+    free(dir);
+    free(abs);
+}
+
+/* ---- detokenize ------------------------------------------------------------------ */
+
+typedef struct detok_options {
+    const char *model, *in, *out;
+    int layout, codebooks, rate;
+} detok_options;
+
+static const char detokenize_usage[] =
+    "usage: tokvox detokenize TOKENS.npy OUT [--layout L] [--model M] [--codebooks N]\n"
+    "Decode a token array (written by tokvox tokenize or by numpy: int16/int32/int64,\n"
+    "1-D or 2-D) to audio (.wav, .flac, .ogg; '-' = WAV on stdout).  Layout, codebook\n"
+    "count, length and source rate come from the manifest.jsonl / stats.json that\n"
+    "tokenize wrote in a folder above the file, when there is one.\n"
+    "  -l, --layout L      codebooks (default), flat or delay\n"
+    "  -m, --model M       model file (default: the shipped model); must be the encoder's\n"
+    "  -n, --codebooks N   decode only the first N codebooks; for a flat array without\n"
+    "                      a manifest, the number of codebooks it interleaves\n"
+    "  -r, --rate R        output sample rate (default: the source's, else the model's)\n";
+
+static const struct option detok_table[] = {
+    {"layout", required_argument, NULL, 'l'}, {"model", required_argument, NULL, 'm'},
+    {"codebooks", required_argument, NULL, 'n'}, {"rate", required_argument, NULL, 'r'},
+    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+};
+
+static int parse_detok(int argc, char **argv, detok_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->layout = -1;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "l:m:n:r:h", detok_table, NULL)) != -1;) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'l':
+            if ((o->layout = tokvox_layout_parse(optarg)) < 0)
+                return app_fail("detokenize", "--layout wants codebooks, flat or delay, not '%s'",
+                                optarg);
+            break;
+        case 'n':
+            if ((o->codebooks = app_parse_int(optarg, 1, 64)) < 0)
+                return app_fail("detokenize", "--codebooks wants a number from 1 to 64, not '%s'",
+                                optarg);
+            break;
+        case 'r':
+            if ((o->rate = app_parse_int(optarg, 1000, 384000)) < 0)
+                return app_fail("detokenize", "--rate wants a rate in Hz (1000-384000), not '%s'",
+                                optarg);
+            break;
+        case 'h': fputs(detokenize_usage, stdout); return 2;
+        default: return app_fail("detokenize", "see 'tokvox detokenize --help'");
+        }
+    }
+    if (argc - optind != 2)
+        return app_fail("detokenize", "wants TOKENS.npy and an output (see --help)");
+    o->in = argv[optind];
+    o->out = argv[optind + 1];
+    return 0;
+}
+
+/* The array -> codes[frames][*k], checked against the model. */
+static int load_codes(const detok_options *o, const tokvox_model_info *info,
+                      const token_meta *meta, uint16_t **codes, size_t *frames, int *k)
+{
+    char detail[1024] = "";
+    tokvox_npy_info h;
+    int32_t *values = NULL;
+    if (tokvox_npy_read(o->in, &h, &values, detail, sizeof detail))
+        return app_fail("detokenize", "%s", detail);
+    int layout = o->layout >= 0 ? o->layout : meta->layout >= 0 ? meta->layout : 0;
+    *k = 0;
+    if (layout == TOKVOX_LAYOUT_FLAT)
+        *k = meta->codebooks ? meta->codebooks : o->codebooks ? o->codebooks : info->num_codebooks;
+    int err = tokvox_layout_invert(layout, &h, values, *k, info->codebook_size, codes, frames,
+                                   o->in, detail, sizeof detail);
+    free(values);
+    if (err)
+        return app_fail("detokenize", "%s", detail);
+    if (h.ndim == 2)
+        *k = (int)h.shape[1];
+    if (*k > info->num_codebooks || *frames == 0) {
+        free(*codes);
+        return *frames ? app_fail("detokenize", "%s: %d codebooks, the model has %d", o->in, *k,
+                                  info->num_codebooks)
+                       : app_fail("detokenize", "%s: no frames to decode", o->in);
+    }
+    return 0;
+}
+
+int cmd_detokenize(int argc, char **argv)
+{
+    detok_options o;
+    int rc = parse_detok(argc, argv, &o);
+    if (rc)
+        return rc == 2 ? 0 : rc;
+    tokvox_model *m = app_load_model("detokenize", o.model);
+    if (!m)
+        return 1;
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    char id[17];
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)info.model_id);
+    token_meta meta;
+    find_meta(o.in, &meta);
+    uint16_t *codes = NULL;
+    float *pcm = NULL;
+    size_t frames = 0;
+    int k = 0, err;
+    if (meta.model_id[0] && strcmp(meta.model_id, id))
+        rc = app_fail("detokenize", "%s: tokens of model %s, not of %s (%s); use --model", o.in,
+                      meta.model_id, tokvox_model_path(m), id);
+    if (!rc)
+        rc = load_codes(&o, &info, &meta, &codes, &frames, &k);
+    if (!rc && o.codebooks > k)
+        rc = app_fail("detokenize", "--codebooks %d: %s has %d codebooks", o.codebooks, o.in, k);
+    /* the recorded length, if it is this array's; else every frame but the flush frame */
+    size_t n = meta.samples > 0 && tokvox_frames_for_samples(m, (size_t)meta.samples) == frames
+                   ? (size_t)meta.samples
+                   : (frames - 1) * (size_t)info.hop;
+    if (!rc && (err = app_decode_all(m, codes, frames, k, o.codebooks, n, &pcm)))
+        rc = app_fail("detokenize", "%s: %s", o.in, tokvox_strerror(err));
+    char detail[1024] = "";
+    int rate = o.rate ? o.rate : meta.sample_rate ? meta.sample_rate : info.sample_rate;
+    if (!rc && tokvox_audio_write(o.out, pcm, n, info.sample_rate, rate, detail, sizeof detail))
+        rc = app_fail("detokenize", "%s", detail);
+    free(codes);
+    free(pcm);
+    tokvox_model_destroy(m);
+    return rc;
+}
+
+/* ---- tokstats ---------------------------------------------------------------------- */
+
+typedef struct usage {
+    int k, cs;
+    uint64_t *counts; /* [k][cs] */
+    uint64_t frames;
+    size_t files, unreadable;
+    double seconds;
+} usage;
+
+/* Adds one file's codes; a bad file is reported and counted, not fatal. */
+static void count_file(usage *u, const char *outdir, const cJSON *e)
+{
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(e, "output");
+    const cJSON *lay = cJSON_GetObjectItemCaseSensitive(e, "layout");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(e, "duration");
+    char *path = app_join_path(outdir, cJSON_IsString(out) ? out->valuestring : "");
+    char detail[1024] = "";
+    tokvox_npy_info h;
+    int32_t *values = NULL;
+    uint16_t *codes = NULL;
+    size_t frames = 0;
+    int k = json_int(e, "codebooks", u->k), layout = cJSON_IsString(lay)
+                                                        ? tokvox_layout_parse(lay->valuestring)
+                                                        : 0;
+    int err = tokvox_npy_read(path, &h, &values, detail, sizeof detail);
+    if (!err)
+        err = tokvox_layout_invert(layout < 0 ? 0 : layout, &h, values, k, u->cs, &codes,
+                                   &frames, path, detail, sizeof detail);
+    if (!err && h.ndim == 2 && (int)h.shape[1] > u->k) {
+        snprintf(detail, sizeof detail, "%s: more codebooks than the manifest says", path);
+        err = 1;
+    }
+    if (err) {
+        fprintf(stderr, "tokvox tokstats: %s\n", detail);
+        u->unreadable++;
+    } else {
+        k = h.ndim == 2 ? (int)h.shape[1] : k;
+        for (size_t t = 0; t < frames; t++)
+            for (int j = 0; j < k; j++)
+                u->counts[(size_t)j * (size_t)u->cs + codes[t * (size_t)k + (size_t)j]]++;
+        u->frames += frames;
+        u->files++;
+        u->seconds += cJSON_IsNumber(dur) ? dur->valuedouble : 0.0;
+    }
+    free(values);
+    free(codes);
+    free(path);
+}
+
+typedef struct codebook_stats {
+    int used;
+    double unused_share, entropy, perplexity;
+} codebook_stats;
+
+static codebook_stats stats_of(const uint64_t *counts, int cs)
+{
+    codebook_stats s = {0, 0.0, 0.0, 1.0};
+    uint64_t total = 0;
+    for (int c = 0; c < cs; c++) {
+        total += counts[c];
+        s.used += counts[c] != 0;
+    }
+    for (int c = 0; c < cs && total; c++) {
+        if (!counts[c])
+            continue;
+        double p = (double)counts[c] / (double)total;
+        s.entropy -= p * log2(p);
+    }
+    s.unused_share = 1.0 - (double)s.used / cs;
+    s.perplexity = exp2(s.entropy);
+    return s;
+}
+
+static void print_table(const usage *u, const char *outdir)
+{
+    printf("%s: %zu files, %llu frames (%.1f min), %d codebooks of %d codes\n", outdir, u->files,
+           (unsigned long long)u->frames, u->seconds / 60.0, u->k, u->cs);
+    printf("codebook   used  unused %%  entropy (bits)  perplexity\n");
+    double h = 0, unused = 0;
+    for (int j = 0; j < u->k; j++) {
+        codebook_stats s = stats_of(u->counts + (size_t)j * (size_t)u->cs, u->cs);
+        printf("%8d %6d %9.1f %15.3f %11.1f\n", j, s.used, 100 * s.unused_share, s.entropy,
+               s.perplexity);
+        h += s.entropy / u->k;
+        unused += s.unused_share / u->k;
+    }
+    printf("%8s %6s %9.1f %15.3f %11.1f\n", "mean", "", 100 * unused, h, exp2(h));
+}
+
+static void print_stats_json(const usage *u)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "files", (double)u->files);
+    cJSON_AddNumberToObject(o, "unreadable", (double)u->unreadable);
+    cJSON_AddNumberToObject(o, "frames", (double)u->frames);
+    cJSON_AddNumberToObject(o, "audio_seconds", u->seconds);
+    cJSON_AddNumberToObject(o, "codebooks", u->k);
+    cJSON_AddNumberToObject(o, "codebook_size", u->cs);
+    cJSON *arr = cJSON_AddArrayToObject(o, "per_codebook");
+    for (int j = 0; j < u->k; j++) {
+        codebook_stats s = stats_of(u->counts + (size_t)j * (size_t)u->cs, u->cs);
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "codebook", j);
+        cJSON_AddNumberToObject(c, "used", s.used);
+        cJSON_AddNumberToObject(c, "unused_share", s.unused_share);
+        cJSON_AddNumberToObject(c, "entropy_bits", s.entropy);
+        cJSON_AddNumberToObject(c, "perplexity", s.perplexity);
+        cJSON_AddItemToArray(arr, c);
+    }
+    char *text = cJSON_Print(o);
+    if (text)
+        puts(text);
+    free(text);
+    cJSON_Delete(o);
+}
+
+static const char tokstats_usage[] =
+    "usage: tokvox tokstats OUTDIR [--json]\n"
+    "Codebook usage over the files a tokvox tokenize run wrote into OUTDIR (as its\n"
+    "manifest*.jsonl list them): per codebook, the codes used, the share unused,\n"
+    "the entropy in bits and the perplexity (2^entropy).\n";
+
+int cmd_tokstats(int argc, char **argv)
+{
+    int json = 0;
+    const char *dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return fputs(tokstats_usage, stdout), 0;
+        else if ((argv[i][0] == '-' && argv[i][1]) || dir)
+            return app_fail("tokstats", "unexpected '%s' (see 'tokvox tokstats --help')", argv[i]);
+        else
+            dir = argv[i];
+    }
+    if (!dir)
+        return app_fail("tokstats", "wants the OUTDIR of a tokenize run");
+    tk_index idx;
+    if (!tk_index_load(&idx, dir) || !idx.n) {
+        tk_index_free(&idx);
+        return app_fail("tokstats", "%s: no manifest.jsonl entries (not a tokenize output?)", dir);
+    }
+    usage u = {0, 0, NULL, 0, 0, 0, 0.0};
+    for (size_t i = 0; i < idx.n; i++) {
+        int k = json_int(idx.entries[i], "codebooks", 0);
+        int cs = json_int(idx.entries[i], "codebook_size", 0);
+        u.k = k > u.k && k <= 64 ? k : u.k;
+        u.cs = cs > u.cs && cs <= 65536 ? cs : u.cs;
+    }
+    if (!u.k || !u.cs || !(u.counts = calloc((size_t)u.k * (size_t)u.cs, sizeof *u.counts))) {
+        tk_index_free(&idx);
+        return app_fail("tokstats", "%s: manifest entries lack codebooks/codebook_size", dir);
+    }
+    for (size_t i = 0; i < idx.n; i++) /* sorted: a repeat (two manifests) is adjacent */
+        if (!i || strcmp(cJSON_GetObjectItem(idx.entries[i], "output")->valuestring,
+                         cJSON_GetObjectItem(idx.entries[i - 1], "output")->valuestring))
+            count_file(&u, dir, idx.entries[i]);
+    if (json)
+        print_stats_json(&u);
+    else
+        print_table(&u, dir);
+    free(u.counts);
+    tk_index_free(&idx);
+    return u.unreadable ? 1 : 0;
+}

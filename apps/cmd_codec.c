@@ -93,6 +93,39 @@ static int write_tvx(const char *cmd, const codec_options *o, const tokvox_model
     return 0;
 }
 
+/* A coded input: what encode and transcode both start from. */
+typedef struct coded_input {
+    float *pcm;
+    size_t n;
+    tokvox_audio_source source;
+    uint16_t *codes;
+    size_t frames;
+} coded_input;
+
+static void coded_input_free(coded_input *c)
+{
+    free(c->pcm);
+    free(c->codes);
+}
+
+/* Read o->in at the model rate and encode it with `codebooks` codebooks. */
+static int read_and_encode(const char *cmd, const codec_options *o, const tokvox_model *m,
+                           int codebooks, coded_input *c)
+{
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    memset(c, 0, sizeof *c);
+    char detail[1024] = "";
+    int rc = check_codebooks(cmd, &info, codebooks);
+    if (!rc && tokvox_audio_read(o->in, info.sample_rate, &c->pcm, &c->n, &c->source, detail,
+                                 sizeof detail))
+        rc = app_fail(cmd, "%s", detail);
+    int err;
+    if (!rc && (err = app_encode_all(m, c->pcm, c->n, codebooks, &c->codes, &c->frames)))
+        rc = app_fail(cmd, "%s: %s", o->in, tokvox_strerror(err));
+    return rc;
+}
+
 static const char encode_usage[] =
     "usage: tokvox encode IN OUT.tvx [--model M] [--codebooks N]\n"
     "Encode an audio file (any format libsndfile reads, any rate; '-' = stdin)\n"
@@ -113,26 +146,15 @@ int cmd_encode(int argc, char **argv)
     tokvox_model_info info;
     tokvox_model_get_info(m, &info);
     int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
-    float *pcm = NULL;
-    uint16_t *codes = NULL;
-    size_t n = 0, frames = 0;
-    tokvox_audio_source src;
-    char detail[1024] = "";
-    int err;
-    if ((rc = check_codebooks("encode", &info, codebooks)) == 0) {
-        err = tokvox_audio_read(o.in, info.sample_rate, &pcm, &n, &src, detail, sizeof detail);
-        if (err)
-            rc = app_fail("encode", "%s", detail);
-    }
-    if (!rc && (err = app_encode_all(m, pcm, n, codebooks, &codes, &frames)))
-        rc = app_fail("encode", "%s: %s", o.in, tokvox_strerror(err));
+    coded_input c;
+    rc = read_and_encode("encode", &o, m, codebooks, &c);
     if (!rc)
-        rc = write_tvx("encode", &o, &info, codes, frames, codebooks, n, src.rate);
+        rc = write_tvx("encode", &o, &info, c.codes, c.frames, codebooks, c.n, c.source.rate);
     if (!rc && !o.quiet)
         fprintf(stderr, "%s: %.2f s, %zu frames x %d codebooks, %.2f kbps\n", o.in,
-                (double)n / info.sample_rate, frames, codebooks, bitrate_kbps(&info, codebooks));
-    free(pcm);
-    free(codes);
+                (double)c.n / info.sample_rate, c.frames, codebooks,
+                bitrate_kbps(&info, codebooks));
+    coded_input_free(&c);
     tokvox_model_destroy(m);
     return rc;
 }
@@ -245,28 +267,22 @@ int cmd_transcode(int argc, char **argv)
     tokvox_model_info info;
     tokvox_model_get_info(m, &info);
     int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
-    float *pcm = NULL, *out = NULL;
-    uint16_t *codes = NULL;
-    size_t n = 0, frames = 0;
-    tokvox_audio_source src = {0};
+    coded_input c;
+    float *out = NULL;
     char detail[1024] = "";
     int err;
-    if ((rc = check_codebooks("transcode", &info, codebooks)) == 0 &&
-        tokvox_audio_read(o.in, info.sample_rate, &pcm, &n, &src, detail, sizeof detail))
-        rc = app_fail("transcode", "%s", detail);
-    if (!rc && ((err = app_encode_all(m, pcm, n, codebooks, &codes, &frames)) ||
-                (err = app_decode_all(m, codes, frames, codebooks, 0, n, &out))))
+    rc = read_and_encode("transcode", &o, m, codebooks, &c);
+    if (!rc && (err = app_decode_all(m, c.codes, c.frames, codebooks, 0, c.n, &out)))
         rc = app_fail("transcode", "%s: %s", o.in, tokvox_strerror(err));
-    if (!rc && tokvox_audio_write(o.out, out, n, info.sample_rate, o.rate ? o.rate : src.rate,
-                                  detail, sizeof detail))
+    if (!rc && tokvox_audio_write(o.out, out, c.n, info.sample_rate,
+                                  o.rate ? o.rate : c.source.rate, detail, sizeof detail))
         rc = app_fail("transcode", "%s", detail);
     if (!rc && !o.quiet)
         printf("%s -> %s: %.2f s, %d codebooks x %d bits x %.0f frames/s = %.2f kbps\n", o.in,
-               o.out, (double)n / info.sample_rate, codebooks, info.codebook_bits,
+               o.out, (double)c.n / info.sample_rate, codebooks, info.codebook_bits,
                (double)info.sample_rate / info.hop, bitrate_kbps(&info, codebooks));
-    free(pcm);
+    coded_input_free(&c);
     free(out);
-    free(codes);
     tokvox_model_destroy(m);
     return rc;
 }

@@ -14,10 +14,8 @@ static tokvox_model_info info;
 
 static void setup(void)
 {
-    char path[4096], detail[1024] = "";
-    const char *root = getenv("TOKVOX_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/models/tokvox-16k.safetensors", root ? root : ".");
-    model = tokvox_model_load(path, NULL, detail, sizeof detail);
+    char detail[1024] = "";
+    model = tokvox_model_load(tu_model_path(), NULL, detail, sizeof detail);
     ck_assert_msg(model, "%s", detail);
     tokvox_model_get_info(model, &info);
 }
@@ -182,9 +180,5 @@ int main(void)
     tcase_add_test(tc, decoder_refuses_out_of_range_codes);
     tcase_add_test(tc, reset_restarts_the_stream);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

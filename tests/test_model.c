@@ -17,18 +17,11 @@ static unsigned char *original;
 static size_t original_size;
 static char detail[2048];
 
-static const char *model_path(void)
-{
-    static char path[4096];
-    const char *root = getenv("TOKVOX_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/models/tokvox-16k.safetensors", root ? root : ".");
-    return path;
-}
 
 static void read_original(void)
 {
-    FILE *f = fopen(model_path(), "rb");
-    ck_assert_msg(f, "cannot open %s", model_path());
+    FILE *f = fopen(tu_model_path(), "rb");
+    ck_assert_msg(f, "cannot open %s", tu_model_path());
     fseek(f, 0, SEEK_END);
     original_size = (size_t)ftell(f);
     rewind(f);
@@ -90,7 +83,7 @@ static int load_error(const char *path)
 START_TEST(shipped_model_loads)
 {
     int err;
-    tokvox_model *m = tokvox_model_load(model_path(), &err, detail, sizeof detail);
+    tokvox_model *m = tokvox_model_load(tu_model_path(), &err, detail, sizeof detail);
     ck_assert_msg(m, "%s", detail);
     tokvox_model_info i;
     tokvox_model_get_info(m, &i);
@@ -246,7 +239,7 @@ static void *encode_job(void *arg)
 
 START_TEST(model_is_shareable_between_threads)
 {
-    tokvox_model *m = tokvox_model_load(model_path(), NULL, NULL, 0);
+    tokvox_model *m = tokvox_model_load(tu_model_path(), NULL, NULL, 0);
     ck_assert_ptr_nonnull(m);
     size_t n = 16000 * 2;
     float *pcm = malloc(sizeof(float) * n);
@@ -282,9 +275,5 @@ int main(void)
     tcase_add_test(tc, truncated_model_is_refused);
     tcase_add_test(tc, model_is_shareable_between_threads);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

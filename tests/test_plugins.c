@@ -176,9 +176,5 @@ int main(void)
     tcase_add_test(tc, unreadable_folder_is_skipped);
     tcase_add_test(tc, scan_reports_good_and_broken);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include <check.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,4 +59,18 @@ void tu_require_file(const char *path)
         fprintf(stderr, "SKIP: test data %s is missing\n", path);
         exit(77);
     }
+}
+
+const char *tu_model_path(void)
+{
+    return join("TOKVOX_SOURCE_ROOT", ".", "models/tokvox-16k.safetensors");
+}
+
+int tu_run(Suite *suite)
+{
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
 }

@@ -13,6 +13,11 @@ const char *tu_temp_dir(void);
 float tu_max_abs_diff(const float *a, const float *b, size_t n);
 /* Seed for random tests: TOKVOX_TEST_SEED or time; printed to stderr. */
 unsigned tu_seed(void);
+/* The shipped model in the source tree (TOKVOX_SOURCE_ROOT/models/...). */
+const char *tu_model_path(void);
+/* Run a suite in CK_NORMAL mode; the process exit code (0 when all passed). */
+struct Suite;
+int tu_run(struct Suite *suite);
 /* Exit 77 (skipped) with a message when a data file is missing. */
 void tu_require_file(const char *path);
 

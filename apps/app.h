@@ -17,6 +17,7 @@ int cmd_plugins(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cmd_tokens.c */
 int cmd_tokstats(int argc, char **argv);   /* cmd_tokens.c */
+int cmd_live(int argc, char **argv);       /* cmd_live.c */
 
 /* Print "tokvox CMD: message" on stderr; returns 1 (the failure exit code). */
 int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

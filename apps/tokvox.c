@@ -17,6 +17,7 @@ static const struct command {
     {"tokenize", cmd_tokenize, "audio corpus -> .npy speech tokens (parallel, resumable)"},
     {"detokenize", cmd_detokenize, "token .npy -> audio file"},
     {"tokstats", cmd_tokstats, "codebook usage of a tokenize output folder"},
+    {"live", cmd_live, "microphone -> codec -> speaker, locally or over UDP"},
 };
 
 static void usage(FILE *out)

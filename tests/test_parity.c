@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "safetensors.h"
 #include "testutil.h"
 #include "tokvox/tokvox.h"
@@ -179,6 +180,98 @@ START_TEST(streaming_matches_offline)
 }
 END_TEST
 
+/* ---- fast paths: every kernel variant, any thread count ---------------- */
+
+static float *decode_offline(const uint16_t *codes, size_t frames, size_t *n)
+{
+    tokvox_decoder *dec = tokvox_decoder_create(model, info.num_codebooks, 0, NULL);
+    ck_assert_ptr_nonnull(dec);
+    float *pcm = malloc(sizeof(float) * (frames + 2) * (size_t)info.hop);
+    size_t got = 0, tail = 0;
+    ck_assert_int_eq(tokvox_decoder_push(dec, codes, frames, pcm, &got), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_decoder_flush(dec, pcm + got, &tail), TOKVOX_OK);
+    *n = got + tail;
+    tokvox_decoder_destroy(dec);
+    return pcm;
+}
+
+/* The PyTorch gates hold for each kernel variant this CPU runs (scalar,
+ * avx2, avx512), not only for the one chosen at run time. */
+START_TEST(every_variant_matches_pytorch)
+{
+    static const char *const names[] = {"scalar", "avx2", "avx512"};
+    size_t n, n_ref, ref_frames;
+    float *input = tensor_f32("input", &n);
+    float *expected = tensor_f32("output_8cb", &n_ref);
+    const int32_t *ref = reference_codes(&ref_frames);
+    size_t k = (size_t)info.num_codebooks;
+    uint16_t *ref_codes = malloc(sizeof(uint16_t) * ref_frames * k);
+    for (size_t i = 0; i < ref_frames * k; i++) {
+        int32_t r;
+        memcpy(&r, ref + i, sizeof r);
+        ref_codes[i] = (uint16_t)r;
+    }
+    ck_assert_int_eq(info.num_codebooks, 8);
+    for (size_t v = 0; v < sizeof names / sizeof names[0]; v++) {
+        if (tk_impl_select(names[v])) {
+            fprintf(stderr, "%s kernels: not available here, skipped\n", names[v]);
+            continue;
+        }
+        size_t frames, same = 0, got;
+        uint16_t *codes = encode_offline(input, n, &frames);
+        ck_assert_uint_eq(frames, ref_frames);
+        for (size_t i = 0; i < frames * k; i++)
+            same += codes[i] == ref_codes[i];
+        float *pcm = decode_offline(ref_codes, ref_frames, &got);
+        ck_assert_uint_ge(got, n_ref);
+        float err = tu_max_abs_diff(pcm, expected, n_ref);
+        fprintf(stderr, "%s kernels: codes identical %zu of %zu, audio max abs error %.3g\n",
+                names[v], same, frames * k, err);
+        ck_assert_msg(same * 1000 >= frames * k * 999, "%s: only %zu of %zu codes match",
+                      names[v], same, frames * k);
+        ck_assert_msg(err <= 1e-4f, "%s: decoded audio differs from PyTorch by %g", names[v],
+                      err);
+        free(codes);
+        free(pcm);
+    }
+    ck_assert_int_eq(tk_impl_select("auto"), 0);
+    free(ref_codes);
+    free(expected);
+    free(input);
+}
+END_TEST
+
+/* threads: the codes and the audio are the same bits for any thread count
+ * (the kernels split their work over output columns or rows, never over
+ * frames, and each value is summed in the same order whoever computes it). */
+START_TEST(threads_do_not_change_results)
+{
+    size_t n, frames, frames_t, pcm_n, pcm_n_t;
+    float *input = tensor_f32("input", &n);
+    tk_set_threads(1);
+    uint16_t *codes = encode_offline(input, n, &frames);
+    float *pcm = decode_offline(codes, frames, &pcm_n);
+    const int threads[] = {2, 3, 4};
+    for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+        tk_set_threads(threads[i]);
+        uint16_t *codes_t = encode_offline(input, n, &frames_t);
+        float *pcm_t = decode_offline(codes_t, frames_t, &pcm_n_t);
+        ck_assert_uint_eq(frames_t, frames);
+        ck_assert_uint_eq(pcm_n_t, pcm_n);
+        ck_assert_msg(!memcmp(codes, codes_t, sizeof(uint16_t) * frames * info.num_codebooks),
+                      "codes with %d threads differ from 1 thread", threads[i]);
+        ck_assert_msg(!memcmp(pcm, pcm_t, sizeof(float) * pcm_n),
+                      "audio with %d threads differs from 1 thread", threads[i]);
+        free(codes_t);
+        free(pcm_t);
+    }
+    tk_set_threads(1);
+    free(codes);
+    free(pcm);
+    free(input);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("parity");
@@ -188,6 +281,8 @@ int main(void)
     tcase_add_test(tc, codes_match_pytorch);
     tcase_add_test(tc, decoder_matches_pytorch);
     tcase_add_test(tc, streaming_matches_offline);
+    tcase_add_test(tc, every_variant_matches_pytorch);
+    tcase_add_test(tc, threads_do_not_change_results);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef TK_HAVE_X86_VARIANTS
+#include <cpuid.h>
+#endif
+
 /* ---- the scalar reference ------------------------------------------------
  * Straightforward loops; the innermost loop always runs over a contiguous
  * input row, summing in index order. */
@@ -102,6 +106,50 @@ void tk_nearest_scalar(const float *x, size_t n, const float *codewords, const f
     }
 }
 
+float tk_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1f) /* inf, NaN */
+        bits = sign | 0x7f800000u | (mant << 13);
+    else if (exp) /* normal */
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    else if (mant) { /* subnormal: normalise */
+        int e = -1;
+        do {
+            mant <<= 1;
+            e++;
+        } while (!(mant & 0x400u));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((mant & 0x3ffu) << 13);
+    } else
+        bits = sign;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void gemm_f16_scalar(const float *x, size_t frames, size_t in, const uint16_t *w,
+                            const float *b, size_t out, float *y, size_t ldy)
+{
+    for (size_t t = 0; t < frames; t++) {
+        const float *row = x + t * in;
+        float *dst = y + t * ldy;
+        for (size_t o = 0; o < out; o++) {
+            const uint16_t *wo = w + o * in;
+            float sum = 0.0f;
+            for (size_t i = 0; i < in; i++)
+                sum += row[i] * tk_half_to_float(wo[i]);
+            dst[o] = (b ? b[o] : 0.0f) + sum;
+        }
+    }
+}
+
+void tk_linear_f16_scalar(const float *x, size_t frames, size_t in, const uint16_t *w,
+                          const float *b, size_t out, float *y)
+{
+    gemm_f16_scalar(x, frames, in, w, b, out, y, out);
+}
+
 /* ---- the scalar variant: exactly the reference ------------------------------ */
 
 static void dwconv_scalar(const float *x, size_t frames, size_t channels, const float *w,
@@ -119,6 +167,7 @@ static void conv_scalar(const float *x, size_t frames, size_t in, const float *w
 const tk_impl tk_impl_scalar = {
     .name = "scalar",
     .gemm = gemm_scalar,
+    .gemm_f16 = gemm_f16_scalar,
     .dwconv = dwconv_scalar,
     .conv = conv_scalar,
     .layer_norm = tk_layer_norm_scalar,
@@ -128,17 +177,28 @@ const tk_impl tk_impl_scalar = {
 
 /* ---- choosing a variant ---------------------------------------------------- */
 
+#if defined(TK_HAVE_X86_VARIANTS)
+/* AVX2 + FMA + F16C (the half-weight loads); every AVX2 CPU has F16C, but
+ * it is checked, with cpuid as compilers disagree on naming it. */
+static int cpu_has_avx2(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29)))
+        return 0;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
 const tk_impl *tk_impl_get(const char *name)
 {
     int best = !name || strcmp(name, "auto") == 0;
 #if defined(TK_HAVE_X86_VARIANTS) && defined(TK_WITH_AVX512)
     if ((best || strcmp(name, "avx512") == 0) && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        cpu_has_avx2())
         return &tk_impl_avx512;
 #endif
 #if defined(TK_HAVE_X86_VARIANTS)
-    if ((best || strcmp(name, "avx2") == 0) && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma"))
+    if ((best || strcmp(name, "avx2") == 0) && cpu_has_avx2())
         return &tk_impl_avx2;
 #endif
     if (best || strcmp(name, "scalar") == 0)
@@ -326,6 +386,29 @@ void tk_linear(const float *x, size_t frames, size_t in, const float *w, const f
         linear(impl(), x, frames, in, w, b, out, y);
 }
 
+typedef struct linear_f16_job {
+    const tk_impl *impl;
+    const float *x, *b;
+    const uint16_t *w;
+    size_t frames, in, out;
+    float *y;
+} linear_f16_job;
+
+static void linear_f16_columns(void *ctx, size_t begin, size_t end)
+{
+    const linear_f16_job *j = ctx;
+    j->impl->gemm_f16(j->x, j->frames, j->in, j->w + begin * j->in, j->b ? j->b + begin : NULL,
+                      end - begin, j->y + begin, j->out);
+}
+
+void tk_linear_f16(const float *x, size_t frames, size_t in, const uint16_t *w, const float *b,
+                   size_t out, float *y)
+{
+    linear_f16_job job = {impl(), x, b, w, frames, in, out, y};
+    if (frames && out)
+        parallel_for(linear_f16_columns, &job, out, 16, (double)frames * in * (double)out);
+}
+
 /* A standard causal conv is a linear over the input with its kernel taps
  * interleaved: w is [out][in][kernel], so row t of the interleaved input is
  * x[t + k][i] at i * kernel + k. */
@@ -399,6 +482,7 @@ static const tokvox_kernels table = {
     .layer_norm = tk_layer_norm,
     .gelu = tk_gelu,
     .nearest = tk_nearest,
+    .linear_f16 = tk_linear_f16,
 };
 
 const tokvox_kernels *tk_kernels(void) { return &table; }

@@ -44,6 +44,12 @@ void tk_layer_norm_scalar(float *x, size_t frames, size_t channels, const float 
 void tk_gelu_scalar(float *x, size_t n);
 void tk_nearest_scalar(const float *x, size_t n, const float *codewords, const float *norms,
                        size_t k, size_t dim, uint32_t *index);
+/* linear with IEEE half weights, widened exactly: the same bits as
+ * tk_linear_scalar on the widened weights. */
+void tk_linear_f16_scalar(const float *x, size_t frames, size_t in, const uint16_t *w,
+                          const float *b, size_t out, float *y);
+/* The exact value of an IEEE binary16 bit pattern. */
+float tk_half_to_float(uint16_t h);
 
 /* ---- one implementation per instruction set ---------------------------- */
 typedef struct tk_impl {
@@ -53,6 +59,10 @@ typedef struct tk_impl {
      * hand a range of output columns to each thread. */
     void (*gemm)(const float *x, size_t frames, size_t in, const float *w, const float *b,
                  size_t out, float *y, size_t ldy);
+    /* gemm with IEEE half weights, widened exactly as they are loaded: the
+     * same bits as gemm on the widened weights (half the memory traffic). */
+    void (*gemm_f16)(const float *x, size_t frames, size_t in, const uint16_t *w,
+                     const float *b, size_t out, float *y, size_t ldy);
     /* Depthwise causal conv (groups == in == out), layouts as conv1d_causal. */
     void (*dwconv)(const float *x, size_t frames, size_t channels, const float *w,
                    const float *b, size_t kernel, float *y);
@@ -94,6 +104,8 @@ int tk_get_threads(void);
 /* ---- the entry points (the table handed to plugins) --------------------- */
 void tk_linear(const float *x, size_t frames, size_t in, const float *w, const float *b,
                size_t out, float *y);
+void tk_linear_f16(const float *x, size_t frames, size_t in, const uint16_t *w, const float *b,
+                   size_t out, float *y);
 void tk_conv1d_causal(const float *x, size_t frames, size_t in, const float *w, const float *b,
                       size_t out, size_t kernel, size_t groups, float *y);
 void tk_layer_norm(float *x, size_t frames, size_t channels, const float *gamma,

@@ -1,6 +1,6 @@
-/* AVX2 + FMA kernels.  Every function carries target("avx2,fma") so this
+/* AVX2 + FMA (+ F16C) kernels.  Every function carries target("avx2,fma,f16c") so this
  * file is compiled with the default flags and the library still loads on
- * any x86-64; kernels.c calls these only when the CPU has both features.
+ * any x86-64; kernels.c calls these only when the CPU has all three.
  *
  * linear (gemm) works on PyTorch's [out][in] weights as they are, without
  * packing, so one frame (streaming) and 64 frames (offline) take the same
@@ -20,7 +20,7 @@
 #include <math.h>
 #include <string.h>
 
-#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 /* the r and c loops of a tile must unroll so the tile lives in registers */
 #define UNROLL _Pragma("GCC unroll 8")
@@ -46,14 +46,37 @@ INLINE AVX2 float reduce1(__m256 a)
     return _mm_cvtss_f32(reduce4(a, z, z, z));
 }
 
-/* ---- gemm ------------------------------------------------------------------ */
+/* ---- gemm ------------------------------------------------------------------
+ * One body for f32 weights and for IEEE half weights (HALF = 1: widened with
+ * F16C on load, exactly), so both give the same bits for the same values. */
 
 #define MAX_R 4
 #define MAX_C 8
 
-/* acc[r][c] = x row r . w row c, as 8 partial sums. */
-INLINE AVX2 void dot_tile(const int R, const int C, const float *x, size_t ldx, const float *w,
-                          size_t in, __m256i tail, __m256 acc[MAX_R][MAX_C])
+/* 8 weights from element `at` of w (floats, or halves when HALF). */
+INLINE AVX2 __m256 load_w(const int HALF, const void *w, size_t at)
+{
+    if (HALF)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + at)));
+    return _mm256_loadu_ps((const float *)w + at);
+}
+
+/* The last rest (< 8) weights from `at`, zeros after. */
+INLINE AVX2 __m256 load_w_tail(const int HALF, const void *w, size_t at, size_t rest,
+                               __m256i tail)
+{
+    if (HALF) {
+        uint16_t tmp[8] = {0};
+        memcpy(tmp, (const uint16_t *)w + at, sizeof(uint16_t) * rest);
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)tmp));
+    }
+    return _mm256_maskload_ps((const float *)w + at, tail);
+}
+
+/* acc[r][c] = x row r . w row (w0 + c), as 8 partial sums. */
+INLINE AVX2 void dot_tile(const int R, const int C, const int HALF, const float *x, size_t ldx,
+                          const void *w, size_t w0, size_t in, __m256i tail,
+                          __m256 acc[MAX_R][MAX_C])
 {
     UNROLL
     for (int r = 0; r < R; r++)
@@ -65,7 +88,7 @@ INLINE AVX2 void dot_tile(const int R, const int C, const float *x, size_t ldx, 
         __m256 wv[MAX_C];
         UNROLL
         for (int c = 0; c < C; c++)
-            wv[c] = _mm256_loadu_ps(w + (size_t)c * in + i);
+            wv[c] = load_w(HALF, w, (w0 + (size_t)c) * in + i);
         UNROLL
         for (int r = 0; r < R; r++) {
             __m256 xv = _mm256_loadu_ps(x + (size_t)r * ldx + i);
@@ -78,7 +101,7 @@ INLINE AVX2 void dot_tile(const int R, const int C, const float *x, size_t ldx, 
         __m256 wv[MAX_C];
         UNROLL
         for (int c = 0; c < C; c++)
-            wv[c] = _mm256_maskload_ps(w + (size_t)c * in + i, tail);
+            wv[c] = load_w_tail(HALF, w, (w0 + (size_t)c) * in + i, in - i, tail);
         UNROLL
         for (int r = 0; r < R; r++) {
             __m256 xv = _mm256_maskload_ps(x + (size_t)r * ldx + i, tail);
@@ -89,12 +112,13 @@ INLINE AVX2 void dot_tile(const int R, const int C, const float *x, size_t ldx, 
     }
 }
 
-/* y[r][c] for an R x C tile (C of the real outputs; acc beyond are unused). */
-INLINE AVX2 void gemm_tile(const int R, const int C, const float *x, size_t in, const float *w,
-                           const float *b, float *y, size_t ldy, __m256i tail)
+/* y[r][c] for an R x C tile of outputs o, o + 1, ... */
+INLINE AVX2 void gemm_tile(const int R, const int C, const int HALF, const float *x, size_t in,
+                           const void *w, size_t o, const float *b, float *y, size_t ldy,
+                           __m256i tail)
 {
     __m256 acc[MAX_R][MAX_C];
-    dot_tile(R, C, x, in, w, in, tail, acc);
+    dot_tile(R, C, HALF, x, in, w, o, in, tail, acc);
     __m256 z = _mm256_setzero_ps();
     UNROLL
     for (int r = 0; r < R; r++) {
@@ -102,62 +126,78 @@ INLINE AVX2 void gemm_tile(const int R, const int C, const float *x, size_t in, 
         for (int c0 = 0; c0 < C; c0 += 4) {
             __m128 s = reduce4(acc[r][c0], c0 + 1 < C ? acc[r][c0 + 1] : z,
                                c0 + 2 < C ? acc[r][c0 + 2] : z, c0 + 3 < C ? acc[r][c0 + 3] : z);
-            float *dst = y + (size_t)r * ldy + c0;
+            float *dst = y + (size_t)r * ldy + o + c0;
             if (c0 + 4 <= C) {
                 if (b)
-                    s = _mm_add_ps(s, _mm_loadu_ps(b + c0));
+                    s = _mm_add_ps(s, _mm_loadu_ps(b + o + c0));
                 _mm_storeu_ps(dst, s);
             } else {
                 float tmp[4];
                 _mm_storeu_ps(tmp, s);
                 UNROLL
                 for (int c = 0; c < C - c0; c++)
-                    dst[c] = b ? tmp[c] + b[c0 + c] : tmp[c];
+                    dst[c] = b ? tmp[c] + b[o + c0 + c] : tmp[c];
             }
         }
     }
 }
 
+#define TILE(R, C) gemm_tile(R, C, HALF, x, in, w, o, b, y, ldy, tail)
+
 /* All outputs [o0, o1) of R frames, in tiles of C outputs. */
-INLINE AVX2 void gemm_rows(const int R, const int C, const float *x, size_t in, const float *w,
-                           const float *b, size_t o0, size_t o1, float *y, size_t ldy,
-                           __m256i tail)
+INLINE AVX2 void gemm_rows(const int R, const int C, const int HALF, const float *x, size_t in,
+                           const void *w, const float *b, size_t o0, size_t o1, float *y,
+                           size_t ldy, __m256i tail)
 {
     size_t o = o0;
     for (; o + (size_t)C <= o1; o += (size_t)C)
-        gemm_tile(R, C, x, in, w + o * in, b ? b + o : NULL, y + o, ldy, tail);
+        TILE(R, C);
     switch (o1 - o) { /* fewer than C left: narrower tiles, same values */
-    case 7: gemm_tile(R, 7, x, in, w + o * in, b ? b + o : NULL, y + o, ldy, tail); break;
-    case 6: gemm_tile(R, 6, x, in, w + o * in, b ? b + o : NULL, y + o, ldy, tail); break;
-    case 5: gemm_tile(R, 5, x, in, w + o * in, b ? b + o : NULL, y + o, ldy, tail); break;
-    case 4: gemm_tile(R, 4, x, in, w + o * in, b ? b + o : NULL, y + o, ldy, tail); break;
-    case 3: gemm_tile(R, 3, x, in, w + o * in, b ? b + o : NULL, y + o, ldy, tail); break;
-    case 2: gemm_tile(R, 2, x, in, w + o * in, b ? b + o : NULL, y + o, ldy, tail); break;
-    case 1: gemm_tile(R, 1, x, in, w + o * in, b ? b + o : NULL, y + o, ldy, tail); break;
+    case 7: TILE(R, 7); break;
+    case 6: TILE(R, 6); break;
+    case 5: TILE(R, 5); break;
+    case 4: TILE(R, 4); break;
+    case 3: TILE(R, 3); break;
+    case 2: TILE(R, 2); break;
+    case 1: TILE(R, 1); break;
     default: break;
     }
 }
 
 /* Outputs in blocks of BLOCK_COLS so a block of weights stays in cache while
  * every frame passes over it. */
+#ifndef BLOCK_COLS
 #define BLOCK_COLS 48
+#endif
 
-static AVX2 void gemm_avx2(const float *x, size_t frames, size_t in, const float *w,
-                           const float *b, size_t out, float *y, size_t ldy)
+INLINE AVX2 void gemm_any(const int HALF, const float *x, size_t frames, size_t in,
+                          const void *w, const float *b, size_t out, float *y, size_t ldy)
 {
     __m256i tail = tail_mask(in % 8);
     for (size_t o0 = 0; o0 < out; o0 += BLOCK_COLS) {
         size_t o1 = out - o0 < BLOCK_COLS ? out : o0 + BLOCK_COLS;
         size_t t = 0;
         for (; t + 4 <= frames; t += 4)
-            gemm_rows(4, 3, x + t * in, in, w, b, o0, o1, y + t * ldy, ldy, tail);
+            gemm_rows(4, 3, HALF, x + t * in, in, w, b, o0, o1, y + t * ldy, ldy, tail);
         switch (frames - t) {
-        case 3: gemm_rows(3, 4, x + t * in, in, w, b, o0, o1, y + t * ldy, ldy, tail); break;
-        case 2: gemm_rows(2, 6, x + t * in, in, w, b, o0, o1, y + t * ldy, ldy, tail); break;
-        case 1: gemm_rows(1, 8, x + t * in, in, w, b, o0, o1, y + t * ldy, ldy, tail); break;
+        case 3: gemm_rows(3, 4, HALF, x + t * in, in, w, b, o0, o1, y + t * ldy, ldy, tail); break;
+        case 2: gemm_rows(2, 6, HALF, x + t * in, in, w, b, o0, o1, y + t * ldy, ldy, tail); break;
+        case 1: gemm_rows(1, 8, HALF, x + t * in, in, w, b, o0, o1, y + t * ldy, ldy, tail); break;
         default: break;
         }
     }
+}
+
+static AVX2 void gemm_avx2(const float *x, size_t frames, size_t in, const float *w,
+                           const float *b, size_t out, float *y, size_t ldy)
+{
+    gemm_any(0, x, frames, in, w, b, out, y, ldy);
+}
+
+static AVX2 void gemm_f16_avx2(const float *x, size_t frames, size_t in, const uint16_t *w,
+                               const float *b, size_t out, float *y, size_t ldy)
+{
+    gemm_any(1, x, frames, in, w, b, out, y, ldy);
 }
 
 /* ---- depthwise causal conv --------------------------------------------------- */
@@ -368,6 +408,7 @@ static AVX2 void nearest_avx2(const float *x, size_t n, const float *codewords,
 const tk_impl tk_impl_avx2 = {
     .name = "avx2",
     .gemm = gemm_avx2,
+    .gemm_f16 = gemm_f16_avx2,
     .dwconv = dwconv_avx2,
     .conv = NULL,
     .layer_norm = layer_norm_avx2,

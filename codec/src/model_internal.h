@@ -7,7 +7,7 @@
 #include "tokvox/tokvox.h"
 
 /* Largest block of frames the engine hands a plugin at once. */
-#define TK_MAX_BLOCK 64
+#define TK_MAX_BLOCK 256
 
 struct tokvox_model {
     char *path;

@@ -22,6 +22,9 @@
  * distinct state objects.
  *
  * Changelog: 1.0 first version.
+ *            1.1 tokvox_kernels.linear_f16: linear with half-precision
+ *                weights (half the memory traffic; a 1.1 plugin loads only
+ *                into a host of 1.1 or newer, so it may rely on the field).
  */
 #ifndef TOKVOX_PLUGIN_H
 #define TOKVOX_PLUGIN_H
@@ -34,7 +37,7 @@ extern "C" {
 #endif
 
 #define TOKVOX_PLUGIN_ABI_MAJOR 1
-#define TOKVOX_PLUGIN_ABI_MINOR 0
+#define TOKVOX_PLUGIN_ABI_MINOR 1
 #define TOKVOX_PLUGIN_ENTRY_SYMBOL "tokvox_plugin_entry"
 
 typedef enum tokvox_plugin_kind {
@@ -74,6 +77,14 @@ typedef struct tokvox_kernels {
      * codewords ([k][dim]) by squared distance; norms[j] = |codeword j|^2. */
     void (*nearest)(const float *x, size_t n, const float *codewords, const float *norms,
                     size_t k, size_t dim, uint32_t *index);
+    /* ---- 1.1 ---- */
+    /* linear with w given as IEEE binary16 bit patterns ([out][in]).  Each
+     * weight is widened exactly, so y is bit for bit what linear gives with
+     * the widened weights: a model whose weights are halves anyway can keep
+     * a half copy and halve the memory traffic of small (streaming) calls,
+     * which are limited by reading the weights, not by arithmetic. */
+    void (*linear_f16)(const float *x, size_t frames, size_t in, const uint16_t *w,
+                       const float *b, size_t out, float *y);
 } tokvox_kernels;
 
 /* ---- quantizers ------------------------------------------------------ */

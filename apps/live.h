@@ -1,0 +1,181 @@
+/* tokvox live: the pieces of the live command, private to apps/.
+ *
+ *   cmd_live.c     options, the three modes (local, --send, --listen), the
+ *                  coding thread's loops
+ *   live_audio.c   where audio comes from and goes to: PortAudio devices
+ *                  (callbacks that only copy between rings) or a paced file
+ *                  and a recording; streaming resampling with libsoxr
+ *   live_net.c     UDP: the sender (with simulated loss and jitter) and the
+ *                  receiver's socket (with rate-limited refusal messages)
+ *   live_jitter.c  the receiver's reorder buffer
+ *   live_stats.c   processing-time percentiles, status line, JSON lines
+ *
+ * Threads: the coding thread (the command's main thread) calls everything
+ * here; the audio side adds a device callback or a file pacing thread, which
+ * only touch the rings and atomic counters inside live_audio.c.
+ */
+#ifndef TOKVOX_LIVE_H
+#define TOKVOX_LIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tokvox/packet.h"
+#include "tokvox/tokvox.h"
+
+/* ---- audio side ----------------------------------------------------------- */
+
+typedef struct live_audio live_audio;
+
+typedef struct live_audio_config {
+    int model_rate;
+    int capture, playback;       /* which directions the mode uses */
+    const char *input_device;    /* NULL: default device */
+    const char *output_device;
+    const char *input_file;      /* replaces the capture device */
+    const char *record;          /* replaces the playback device */
+    int device_rate;             /* 0: the model rate if the device takes it */
+    int fast;                    /* do not pace the input file */
+    int buffer_ms;               /* playback cushion before it starts */
+} live_audio_config;
+
+/* Counters since the start; exact, read by the coding thread. */
+typedef struct live_audio_counters {
+    uint64_t underruns;          /* playback callbacks that ran dry */
+    uint64_t overruns;           /* capture blocks that did not fit, or
+                                    playback that did not fit */
+    double in_flight_s;          /* captured minus played, in seconds, with
+                                    the devices' own latency: the end-to-end
+                                    latency when one process does both */
+    double playback_queued_s;    /* decoded audio not yet played */
+    double captured_s;           /* audio captured so far */
+    double input_latency_s;      /* the input device's own latency */
+} live_audio_counters;
+
+/* Opens devices or files; writes a one-line reason into err on failure. */
+live_audio *live_audio_open(const live_audio_config *c, char *err, size_t err_size);
+/* Starts the callbacks or the pacing thread. */
+int live_audio_start(live_audio *a, char *err, size_t err_size);
+/* Up to n captured samples at the model rate; never waits. */
+size_t live_audio_capture(live_audio *a, float *pcm, size_t n);
+/* The capture source is a file that has been read to its end and drained. */
+int live_audio_capture_done(live_audio *a);
+/* Hands n samples at the model rate to the playback side.  Waits for room
+ * only when nothing else sets the pace (--fast); otherwise what does not fit
+ * counts as an overrun. */
+void live_audio_play(live_audio *a, const float *pcm, size_t n);
+/* 0 once a device stream has stopped on an error (a device unplugged, a
+ * broken backend): waiting for it would wait for ever. */
+int live_audio_running(const live_audio *a);
+/* Seconds the calling thread may sleep before more capture can be there. */
+double live_audio_capture_wait(const live_audio *a, size_t wanted);
+void live_audio_counters_get(live_audio *a, live_audio_counters *c);
+/* Plays out what is queued and stops the devices (or the pacing thread). */
+void live_audio_finish(live_audio *a);
+/* Writes the recording (atomically) if there is one. */
+int live_audio_write_record(live_audio *a, char *err, size_t err_size);
+void live_audio_close(live_audio *a);
+/* Prints the devices PortAudio sees; returns 0 or 1 (with a message). */
+int live_audio_list_devices(FILE *out, char *err, size_t err_size);
+
+/* ---- network ---------------------------------------------------------------- */
+
+typedef struct live_sender live_sender;
+
+typedef struct live_sender_config {
+    const char *target;          /* HOST:PORT, [IPv6]:PORT */
+    const tokvox_model_info *info;
+    int num_codebooks;
+    double loss;                 /* simulated loss probability, 0..1 */
+    int jitter_ms;               /* simulated delay, uniform in 0..jitter_ms */
+    uint64_t seed;
+} live_sender_config;
+
+typedef struct live_sender_counters {
+    uint64_t frames, sent, dropped, send_errors, bytes;
+} live_sender_counters;
+
+live_sender *live_sender_open(const live_sender_config *c, char *err, size_t err_size);
+/* One encoded frame; position = samples encoded so far (the stream clock
+ * that simulated delays are measured in).  Sends every packet now due. */
+void live_sender_frame(live_sender *s, const uint16_t *codes, uint64_t position);
+/* Sends what is still delayed, then the end-of-stream packet. */
+void live_sender_finish(live_sender *s, uint64_t total_samples);
+void live_sender_counters_get(const live_sender *s, live_sender_counters *c);
+void live_sender_close(live_sender *s);
+
+typedef struct live_receiver live_receiver;
+
+/* Binds UDP port on every address (IPv6 and IPv4 where possible).  Packets
+ * are checked against info: version, model id, code width and range, and
+ * the stream's codebook count (fixed by its first frame). */
+live_receiver *live_receiver_open(int port, const tokvox_model_info *info, char *err,
+                                  size_t err_size);
+/* Waits up to timeout_s for a datagram: 1 with an accepted packet in p, 0 on
+ * timeout or a refused datagram (reported on stderr once per kind, then at
+ * most every few seconds with a count), -1 on a socket error. */
+int live_receiver_next(live_receiver *r, double timeout_s, tokvox_packet *p);
+/* Codes per frame of the current stream, 0 before its first frame. */
+int live_receiver_stream_codebooks(const live_receiver *r);
+/* Forget the stream's layout: the sender restarted. */
+void live_receiver_new_stream(live_receiver *r);
+uint64_t live_receiver_refused(const live_receiver *r);
+void live_receiver_close(live_receiver *r);
+
+/* ---- jitter buffer ------------------------------------------------------- */
+
+typedef struct live_jitter live_jitter;
+
+typedef enum live_jitter_put_result {
+    LIVE_JITTER_STORED,
+    LIVE_JITTER_LATE,            /* its frame was already played or concealed */
+    LIVE_JITTER_DUPLICATE,
+    LIVE_JITTER_FAR,             /* too far from the playout point: a restart */
+} live_jitter_put_result;
+
+/* depth: frames held back before playout; codebooks per frame. */
+live_jitter *live_jitter_create(int depth, int codebooks);
+void live_jitter_destroy(live_jitter *j);
+/* Stores frame seq (timestamp in samples, hop samples per frame). */
+live_jitter_put_result live_jitter_put(live_jitter *j, uint32_t seq, uint64_t timestamp,
+                                       int hop, const uint16_t *codes, double arrival);
+int live_jitter_started(const live_jitter *j);
+/* The next frame to play: 1 with its codes (and arrival time), 0 if it is
+ * missing (conceal it).  Either way the playout point moves on. */
+int live_jitter_pop(live_jitter *j, uint16_t *codes, double *arrival);
+/* Frames buffered from the playout point up to the newest one received. */
+int live_jitter_span(const live_jitter *j);
+/* Frame number (since the stream's start) of the next frame to play. */
+uint64_t live_jitter_next(const live_jitter *j);
+/* Sample index (the sender's clock) of the first frame played. */
+uint64_t live_jitter_origin(const live_jitter *j);
+void live_jitter_reset(live_jitter *j);
+
+/* ---- statistics ------------------------------------------------------------ */
+
+typedef struct live_stats live_stats;
+
+/* The figures of one report, filled by the mode. */
+typedef struct live_report {
+    const char *mode;            /* "local", "send", "listen" */
+    double t;                    /* seconds of stream so far */
+    double kbps;                 /* payload bitrate */
+    double latency_ms;           /* end-to-end (local) or this side's share */
+    uint64_t underruns, overruns;
+    uint64_t frames;             /* frames coded so far */
+    uint64_t concealed, lost, late, refused;   /* receiver */
+    uint64_t sent, dropped;                    /* sender */
+} live_report;
+
+/* json: NULL or a stream for JSON lines; status: print a status line on
+ * stderr.  One report per second of stream. */
+live_stats *live_stats_create(FILE *json, int status, int frames_per_second);
+void live_stats_destroy(live_stats *s);
+/* One frame's processing time; returns 1 when a report is due. */
+int live_stats_frame(live_stats *s, double seconds);
+void live_stats_report(live_stats *s, const live_report *r);
+/* The last line: whole-run percentiles, CPU use and peak memory. */
+void live_stats_summary(live_stats *s, const live_report *r, double wall_s);
+
+#endif

@@ -236,11 +236,9 @@ static void frame_done(session *s, double seconds, double latency_s)
 
 static void audio_counters(session *s, live_audio_counters *c)
 {
-    live_audio_counters none = {0};
+    *c = (live_audio_counters){0};
     if (s->audio)
         live_audio_counters_get(s->audio, c);
-    else
-        *c = none;
     s->report.underruns = c->underruns;
     s->report.overruns = c->overruns;
 }
@@ -301,11 +299,14 @@ static int code_samples(session *s, codec_pair *c, const float *in, size_t n,
     return err;
 }
 
-static double sender_latency(session *s, const live_audio_counters *a, uint64_t consumed)
+/* Capture to packet: what was captured but is not yet coded, the input
+ * device's latency and the encoder's share of the model's. */
+static double sender_latency(session *s, const codec_pair *c, const live_audio_counters *a,
+                             uint64_t consumed)
 {
-    /* captured but not yet in a sent frame, plus the input device's share */
-    double pending = a->captured_s - (double)consumed / s->info.sample_rate;
-    return pending + a->input_latency_s + frame_seconds(s);
+    double rate = s->info.sample_rate;
+    double pending = a->captured_s - (double)consumed / rate;
+    return pending + a->input_latency_s + tokvox_encoder_latency(c->enc) / rate;
 }
 
 static void update_sender_report(session *s, const codec_pair *c)
@@ -342,7 +343,7 @@ static int run_capture_loop(session *s, codec_pair *c, uint64_t *consumed, uint6
             play_trimmed(s, c->pcm, n, played, *consumed);
         if (c->sender)
             update_sender_report(s, c);
-        frame_done(s, t1 - t0, c->dec ? a.in_flight_s : sender_latency(s, &a, *consumed));
+        frame_done(s, t1 - t0, c->dec ? a.in_flight_s : sender_latency(s, c, &a, *consumed));
     }
 }
 
@@ -398,12 +399,12 @@ typedef struct listener {
     tokvox_decoder *dec;
     int depth;
     double first_arrival, next_tick, last_packet;
-    int ended;                        /* the end-of-stream packet came */
+    int ended;                        /* end of stream: the packet, or idle */
+    int length_known;                 /* the end packet told the length */
     uint64_t end_frame, end_samples;
     uint64_t played, limit;           /* samples; limit from the end packet */
     int burst;                        /* frames concealed in a row */
     float gain;                       /* fade of a long burst */
-    double hold_sum;                  /* jitter buffer hold of this report */
     uint16_t codes[TOKVOX_PACKET_MAX_CODEBOOKS];
     float pcm[LIVE_MAX_HOP];
 } listener;
@@ -423,7 +424,7 @@ static int start_stream(session *s, listener *l, const tokvox_packet *p)
     s->report.kbps = s->codebooks * s->info.codebook_bits / frame_seconds(s) / 1000.0;
     l->first_arrival = now_s();
     l->next_tick = l->first_arrival + s->o->jitter_ms / 1000.0;
-    l->ended = 0;
+    l->ended = l->length_known = 0;
     l->limit = UINT64_MAX;
     return 0;
 }
@@ -432,7 +433,7 @@ static int take_packet(session *s, listener *l, const tokvox_packet *p)
 {
     l->last_packet = now_s();
     if (p->type == TOKVOX_PACKET_END) {
-        l->ended = 1;
+        l->ended = l->length_known = 1;
         l->end_frame = p->seq;
         l->end_samples = p->timestamp;
         return 0;
@@ -490,6 +491,13 @@ static void apply_fade(listener *l, size_t n, int concealed)
     l->gain = target;
 }
 
+/* Samples the output may have: the stream's length once the end packet has
+ * told it, and --duration. */
+static uint64_t listen_limit(const session *s, const listener *l)
+{
+    return s->max_samples && s->max_samples < l->limit ? s->max_samples : l->limit;
+}
+
 static int play_frame(session *s, listener *l)
 {
     double arrival = 0, t0 = now_s();
@@ -507,7 +515,7 @@ static int play_frame(session *s, listener *l)
         return app_fail(CMD, "decoding failed: %s", tokvox_strerror(err));
     apply_fade(l, n, !have);
     double t1 = now_s();
-    play_trimmed(s, l->pcm, n, &l->played, l->limit);
+    play_trimmed(s, l->pcm, n, &l->played, listen_limit(s, l));
     l->next_tick += frame_seconds(s);
     live_audio_counters a;
     audio_counters(s, &a);
@@ -523,7 +531,7 @@ static int play_frame(session *s, listener *l)
 /* The end packet says how long the stream is: trim the flush padding. */
 static void set_limit(listener *l)
 {
-    if (l->ended && l->jitter && l->end_samples >= live_jitter_origin(l->jitter))
+    if (l->length_known && l->jitter && l->end_samples >= live_jitter_origin(l->jitter))
         l->limit = l->end_samples - live_jitter_origin(l->jitter);
 }
 
@@ -533,9 +541,14 @@ static int listen_finished(session *s, listener *l)
         return 1;
     if (s->max_samples && l->played >= s->max_samples)
         return 1;
-    if (l->ended && (!l->jitter || live_jitter_next(l->jitter) >= l->end_frame))
-        return 1;
-    return s->o->idle_timeout > 0 && now_s() - l->last_packet > s->o->idle_timeout;
+    int idle = s->o->idle_timeout > 0 && now_s() - l->last_packet > s->o->idle_timeout;
+    if (idle && !l->ended && l->jitter) { /* no end packet: play out what is held */
+        l->ended = 1;
+        l->end_frame = live_jitter_next(l->jitter) + (uint64_t)live_jitter_span(l->jitter);
+    }
+    if (l->ended)
+        return !l->jitter || live_jitter_next(l->jitter) >= l->end_frame;
+    return idle;
 }
 
 static int listen_loop(session *s, listener *l)
@@ -575,7 +588,7 @@ static int run_listen(session *s)
     int rc = l->rx ? listen_loop(s, l) : app_fail(CMD, "%s", err);
     size_t n = 0;
     if (!rc && l->dec && tokvox_decoder_flush(l->dec, l->pcm, &n) == TOKVOX_OK)
-        play_trimmed(s, l->pcm, n, &l->played, l->limit);
+        play_trimmed(s, l->pcm, n, &l->played, listen_limit(s, l));
     if (l->rx)
         s->report.refused = live_receiver_refused(l->rx);
     live_receiver_close(l->rx);

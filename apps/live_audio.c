@@ -107,24 +107,6 @@ static void capture_block(live_audio *a, const float *in, size_t n)
         atomic_fetch_add_explicit(&a->overruns, 1, memory_order_relaxed);
 }
 
-static void playback_block(live_audio *a, float *out, size_t n)
-{
-    size_t got = 0;
-    if (!atomic_load_explicit(&a->playing, memory_order_relaxed) &&
-        (tokvox_ring_read_available(a->playback_ring) >= a->prefill + n ||
-         atomic_load_explicit(&a->draining, memory_order_relaxed)))
-        atomic_store_explicit(&a->playing, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&a->playing, memory_order_relaxed))
-        got = tokvox_ring_read(a->playback_ring, out, n);
-    memset(out + got, 0, sizeof(float) * (n - got));
-    atomic_fetch_add_explicit(&a->played, got, memory_order_relaxed);
-    if (got < n && atomic_load_explicit(&a->playing, memory_order_relaxed) &&
-        !atomic_load_explicit(&a->draining, memory_order_relaxed)) {
-        atomic_fetch_add_explicit(&a->underruns, 1, memory_order_relaxed);
-        atomic_store_explicit(&a->playing, 0, memory_order_relaxed); /* rebuild the cushion */
-    }
-}
-
 /* The --input-file microphone: 10 ms blocks at their real-time deadlines, or
  * as fast as the ring takes them with --fast. */
 static void *pace_file(void *arg)
@@ -153,6 +135,24 @@ static void *pace_file(void *arg)
 /* ---- PortAudio --------------------------------------------------------------- */
 
 #ifdef TOKVOX_HAVE_PORTAUDIO
+
+static void playback_block(live_audio *a, float *out, size_t n)
+{
+    size_t got = 0;
+    if (!atomic_load_explicit(&a->playing, memory_order_relaxed) &&
+        (tokvox_ring_read_available(a->playback_ring) >= a->prefill + n ||
+         atomic_load_explicit(&a->draining, memory_order_relaxed)))
+        atomic_store_explicit(&a->playing, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&a->playing, memory_order_relaxed))
+        got = tokvox_ring_read(a->playback_ring, out, n);
+    memset(out + got, 0, sizeof(float) * (n - got));
+    atomic_fetch_add_explicit(&a->played, got, memory_order_relaxed);
+    if (got < n && atomic_load_explicit(&a->playing, memory_order_relaxed) &&
+        !atomic_load_explicit(&a->draining, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&a->underruns, 1, memory_order_relaxed);
+        atomic_store_explicit(&a->playing, 0, memory_order_relaxed); /* rebuild the cushion */
+    }
+}
 
 static int pa_callback(const void *in, void *out, unsigned long n,
                        const PaStreamCallbackTimeInfo *time, PaStreamCallbackFlags flags,

@@ -12,8 +12,8 @@
  *              live path, timed per 20 ms frame (p50, p99, max), and the
  *              allocations made while it runs (must be 0)
  *   breakdown  every layer of the model alone at its real shapes, for
- *              the engine's blocks (offline) and 1 frame (streaming, with
- *              the half weights as the plugin uses them), in ms per second
+ *              the engine's blocks (offline) and 1 frame (streaming), with
+ *              half weights as the plugin uses them, in ms per second
  *              of audio: where the time goes.  Layers alone run with their
  *              weights in cache; the whole model does not fit, which is the
  *              difference between the sum and the measured total
@@ -297,7 +297,7 @@ static cJSON *stream(const tokvox_model *m, const shapes *s, const float *pcm, s
 
 typedef struct bench_buffers {
     float *x, *y, *w, *b, *g, *latent, *taps;
-    uint16_t *half; /* bb.w as halves, for the few-frame calls the plugin makes with them */
+    uint16_t *half; /* the weights as halves, as the plugin keeps them */
     uint32_t *index;
     tk_stft *stft;
     const float *window;
@@ -322,16 +322,11 @@ static void residual(float *h, const float *gamma, const float *y, size_t frames
             h[t * d + c] += gamma[c] * y[t * d + c];
 }
 
-/* Calls of at most this many frames use the half weights, as stftcodec.c does. */
-#define HALF_MAX_FRAMES 16
-
+/* The linears read half weights, as stftcodec.c does. */
 static void linear(bench_buffers *bb, const float *x, size_t frames, size_t in, size_t out,
                    float *y)
 {
-    if (frames <= HALF_MAX_FRAMES)
-        tk_kernels()->linear_f16(x, frames, in, bb->half, bb->b, out, y);
-    else
-        tk_kernels()->linear(x, frames, in, bb->w, bb->b, out, y);
+    tk_kernels()->linear_f16(x, frames, in, bb->half, bb->b, out, y);
 }
 
 static void run_layer(const layer *l, bench_buffers *bb, size_t frames)
@@ -345,10 +340,7 @@ static void run_layer(const layer *l, bench_buffers *bb, size_t frames)
                 for (size_t tap = 0; tap < l->c; tap++)
                     for (size_t i = 0; i < l->a; i++)
                         bb->taps[t * row + i * l->c + tap] = bb->x[(t0 + t + tap) * l->a + i];
-            if (frames <= HALF_MAX_FRAMES)
-                k->linear_f16(bb->taps, n, row, bb->half, bb->b, l->b, bb->y + t0 * l->b);
-            else
-                k->linear(bb->taps, n, row, bb->w, bb->b, l->b, bb->y + t0 * l->b);
+            k->linear_f16(bb->taps, n, row, bb->half, bb->b, l->b, bb->y + t0 * l->b);
         }
         break;
     case OP_DWCONV:

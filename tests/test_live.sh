@@ -19,6 +19,8 @@ set -u
 TOKVOX=$1
 COMPARE=$2
 ROOT=${TOKVOX_SOURCE_ROOT:-$(dirname "$0")/..}
+# every run of the command gets a time limit: a hang fails the check, not the suite
+LIMIT="timeout -k 5 90"
 SAMPLE=$ROOT/samples/speech_en.wav
 LIVE=$ROOT/tests/live
 WORK=$(mktemp -d /tmp/tokvox-live-XXXXXX)
@@ -65,17 +67,17 @@ MODEL_ID=$("$TOKVOX" info --json | sed -n 's/.*"model_id":[^"]*"\([0-9a-f]*\)".*
 PORT=$((20000 + $$ % 20000))
 
 # --- the command line ------------------------------------------------------
-expect_ok "live --help" "$TOKVOX" live --help
-expect_fail "send and listen" "two ends" "$TOKVOX" live --send 127.0.0.1:9 --listen 9
-expect_fail "bad codebooks" "codebooks" "$TOKVOX" live --codebooks 0
-expect_fail "bad loss" "simulate-loss" "$TOKVOX" live --send 127.0.0.1:9 --simulate-loss 1.5
-expect_fail "bad target" "HOST:PORT" "$TOKVOX" live --send nowhere --input-file "$SAMPLE"
-expect_fail "missing input file" "nope.wav" "$TOKVOX" live --input-file "$WORK/nope.wav" --record "$WORK/x.wav"
+expect_ok "live --help" $LIMIT "$TOKVOX" live --help
+expect_fail "send and listen" "two ends" $LIMIT "$TOKVOX" live --send 127.0.0.1:9 --listen 9
+expect_fail "bad codebooks" "codebooks" $LIMIT "$TOKVOX" live --codebooks 0
+expect_fail "bad loss" "simulate-loss" $LIMIT "$TOKVOX" live --send 127.0.0.1:9 --simulate-loss 1.5
+expect_fail "bad target" "HOST:PORT" $LIMIT "$TOKVOX" live --send nowhere --input-file "$SAMPLE"
+expect_fail "missing input file" "nope.wav" $LIMIT "$TOKVOX" live --input-file "$WORK/nope.wav" --record "$WORK/x.wav"
 [ ! -e "$WORK/x.wav" ] && ok || bad "a failed run left its recording"
 
 # --- 1. local mode, no audio device ---------------------------------------
 "$TOKVOX" transcode "$SAMPLE" "$WORK/ref.wav" --quiet
-expect_ok "local --fast" "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/local.wav" --fast \
+expect_ok "local --fast" $LIMIT "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/local.wav" --fast \
     --stats "$WORK/local.jsonl"
 compare "$WORK/ref.wav" "$WORK/local.wav" "$WORK/c.json"
 check "local vs transcode SNR" "$(field "$WORK/c.json" snr_db)" ">" 40
@@ -86,7 +88,7 @@ lines=$(grep -c '"mode":"local"' "$WORK/local.jsonl")
 grep -q '"summary":true.*"cpu_percent"' "$WORK/local.jsonl" && ok || bad "no summary line"
 
 "$TOKVOX" transcode "$SAMPLE" "$WORK/ref4.wav" --codebooks 4 --quiet
-expect_ok "local 4 codebooks" "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/local4.wav" \
+expect_ok "local 4 codebooks" $LIMIT "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/local4.wav" \
     --fast --codebooks 4 --stats "$WORK/local4.jsonl"
 compare "$WORK/ref4.wav" "$WORK/local4.wav" "$WORK/c4.json"
 check "2 kbps local vs transcode SNR" "$(field "$WORK/c4.json" snr_db)" ">" 40
@@ -94,10 +96,18 @@ check "2 kbps reported" "$(field "$WORK/local4.jsonl" kbps)" "==" 2
 
 # paced like a microphone: a second of audio takes a second
 start=$(date +%s.%N)
-expect_ok "local paced" "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/paced.wav" --duration 1
+expect_ok "local paced" $LIMIT "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/paced.wav" --duration 1
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 check "paced run time" "$took" ">=" 0.95
 [ "$(samples "$WORK/paced.wav")" = 16000 ] && ok || bad "--duration 1 recorded $(samples "$WORK/paced.wav") samples"
+
+# Ctrl-C ends a session cleanly: flushed, recording written, exit status 0
+$LIMIT "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/int.wav" 2>"$WORK/int.err" & p=$!
+sleep 1.5
+kill -INT $p
+wait $p && ok || bad "Ctrl-C: exit status $?: $(cat "$WORK/int.err")"
+check "Ctrl-C: recorded samples" "$(samples "$WORK/int.wav" 2>/dev/null || echo 0)" ">=" 8000
+check "Ctrl-C: recorded samples" "$(samples "$WORK/int.wav" 2>/dev/null || echo 0)" "<" 40000
 
 # --- 1b. through PortAudio on the ALSA file PCM ----------------------------
 mkdir -p "$WORK/home"
@@ -121,7 +131,7 @@ alsa_run() {
         sleep 0.1
     done
     # a generous cushion: the check is about the audio path, not the latency
-    expect_ok "local through ALSA at $rate Hz" env HOME="$WORK/home" "$TOKVOX" live \
+    expect_ok "local through ALSA at $rate Hz" env HOME="$WORK/home" $LIMIT "$TOKVOX" live \
         --input-device tokvox_mic --output-device tokvox_speaker --device-rate "$rate" \
         --buffer-ms 200 --duration 3.6 --stats "$WORK/$name.jsonl"
     sleep 0.3 # the pacer empties its FIFO
@@ -134,7 +144,7 @@ alsa_run() {
     echo "through ALSA at $rate Hz: $(cat "$WORK/$name.json"); reported latency" \
         "$(field "$WORK/$name.jsonl" latency_ms) ms"
 }
-if ! HOME=$WORK/home "$TOKVOX" live --list-devices 2>/dev/null | grep -q tokvox_mic; then
+if ! HOME=$WORK/home $LIMIT "$TOKVOX" live --list-devices 2>/dev/null | grep -q tokvox_mic; then
     echo "SKIP: PortAudio does not see the test ALSA devices (built without PortAudio?)"
 else
     sox "$SAMPLE" "$WORK/clip.wav" trim 0 3
@@ -153,7 +163,7 @@ fi
 # start_listener NAME PORT ARGS...: in the background, once it is bound
 start_listener() {
     name=$1; port=$2; shift 2
-    "$TOKVOX" live --listen "$port" --record "$WORK/$name.wav" --idle-timeout 10 \
+    $LIMIT "$TOKVOX" live --listen "$port" --record "$WORK/$name.wav" --idle-timeout 10 \
         --stats "$WORK/$name.jsonl" "$@" 2>"$WORK/$name.err" &
     PIDS="$PIDS $!"
     eval "${name}_pid=$!"
@@ -164,11 +174,11 @@ start_listener() {
     bad "$name: the receiver did not start: $(cat "$WORK/$name.err")"
 }
 sox "$SAMPLE" "$WORK/s3.wav" trim 0 3
-expect_ok "local 3 s" "$TOKVOX" live --input-file "$WORK/s3.wav" --record "$WORK/s3_local.wav" --fast
+expect_ok "local 3 s" $LIMIT "$TOKVOX" live --input-file "$WORK/s3.wav" --record "$WORK/s3_local.wav" --fast
 start_listener rx0 $PORT --jitter-ms 200
 start_listener rx1 $((PORT + 1)) --jitter-ms 200
-"$TOKVOX" live --send 127.0.0.1:$PORT --input-file "$WORK/s3.wav" 2>"$WORK/tx0.err" & tx0=$!
-"$TOKVOX" live --send 127.0.0.1:$((PORT + 1)) --input-file "$WORK/s3.wav" --simulate-loss 0.1 \
+$LIMIT "$TOKVOX" live --send 127.0.0.1:$PORT --input-file "$WORK/s3.wav" 2>"$WORK/tx0.err" & tx0=$!
+$LIMIT "$TOKVOX" live --send 127.0.0.1:$((PORT + 1)) --input-file "$WORK/s3.wav" --simulate-loss 0.1 \
     --simulate-jitter 40 --seed 7 --stats "$WORK/tx1.jsonl" 2>"$WORK/tx1.err"
 wait $tx0 && ok || bad "loss-free sender: $(cat "$WORK/tx0.err")"
 wait $rx0_pid && ok || bad "loss-free receiver: $(cat "$WORK/rx0.err")"
@@ -196,7 +206,7 @@ echo "10 % loss: $concealed of $frames frames concealed; vs loss-free $(cat "$WO
 start_listener rx2 $((PORT + 2)) --jitter-ms 200
 python3 "$LIVE/junk.py" $((PORT + 2)) "$MODEL_ID" 3
 python3 "$LIVE/junk.py" $((PORT + 2)) "$MODEL_ID" 20 & junk=$!
-"$TOKVOX" live --send 127.0.0.1:$((PORT + 2)) --input-file "$WORK/s3.wav" 2>"$WORK/tx2.err"
+$LIMIT "$TOKVOX" live --send 127.0.0.1:$((PORT + 2)) --input-file "$WORK/s3.wav" 2>"$WORK/tx2.err"
 wait $junk
 wait $rx2_pid && ok || bad "receiver under junk: $(cat "$WORK/rx2.err")"
 [ "$(samples "$WORK/rx2.wav")" = "$n" ] && ok || bad "under junk: $(samples "$WORK/rx2.wav") samples of $n"

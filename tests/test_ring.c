@@ -111,6 +111,8 @@ static void *producer(void *arg)
     uint64_t chunk[STRESS_MAX_CHUNK];
     for (uint64_t next = 0; next < STRESS_ELEMENTS;) {
         size_t n = next_random(&s) % STRESS_MAX_CHUNK + 1;
+        if (n > STRESS_ELEMENTS - next)
+            n = (size_t)(STRESS_ELEMENTS - next);
         for (size_t i = 0; i < n; i++)
             chunk[i] = next + i;
         size_t put = tokvox_ring_write(st->ring, chunk, n);
@@ -127,7 +129,10 @@ static void *consumer(void *arg)
     unsigned s = st->seed ^ 0x9e3779b9u;
     uint64_t chunk[STRESS_MAX_CHUNK];
     for (uint64_t expect = 0; expect < STRESS_ELEMENTS;) {
-        size_t got = tokvox_ring_read(st->ring, chunk, next_random(&s) % STRESS_MAX_CHUNK + 1);
+        size_t want = next_random(&s) % STRESS_MAX_CHUNK + 1;
+        if (want > STRESS_ELEMENTS - expect)
+            want = (size_t)(STRESS_ELEMENTS - expect);
+        size_t got = tokvox_ring_read(st->ring, chunk, want);
         for (size_t i = 0; i < got; i++, expect++)
             st->errors += chunk[i] != expect;
         if (got == 0)

@@ -513,7 +513,9 @@ START_TEST(threads_do_not_change_results)
     float *x = randoms(frames * (in + 8) * 3, -2, 2), *w = randoms(out * in * 3, -1, 1);
     float *b = randoms(out, -1, 1);
     float *cw = randoms(kc * dim, -1, 1), *norms = norms_of(cw, kc, dim);
-    float *y[4], *c[4];
+    float *y[4], *c[4], *g[4];
+    const size_t gn = 100003; /* GELU over an odd count, large enough to be split */
+    float *gx = randoms(gn, -8, 8);
     uint32_t *idx[4];
     const int threads[4] = {1, 2, 3, 7};
     for (int i = 0; i < 4; i++) {
@@ -525,6 +527,8 @@ START_TEST(threads_do_not_change_results)
         tk_linear(x, frames, in, w, b, out, y[i]);
         tk_conv1d_causal(x, frames, in, w, b, out, 3, 1, c[i]);
         tk_nearest(x, rows, cw, norms, kc, dim, idx[i]);
+        memcpy(g[i] = malloc(sizeof(float) * gn), gx, sizeof(float) * gn);
+        tk_gelu(g[i], gn);
     }
     tk_set_threads(1);
     for (int i = 1; i < 4; i++) {
@@ -534,8 +538,12 @@ START_TEST(threads_do_not_change_results)
                       "conv with %d threads differs from 1 thread", threads[i]);
         ck_assert_msg(!memcmp(idx[0], idx[i], sizeof(uint32_t) * rows),
                       "nearest with %d threads differs from 1 thread", threads[i]);
+        ck_assert_msg(!memcmp(g[0], g[i], sizeof(float) * gn),
+                      "gelu with %d threads differs from 1 thread", threads[i]);
     }
+    free(gx);
     for (int i = 0; i < 4; i++) {
+        free(g[i]);
         free(y[i]);
         free(c[i]);
         free(idx[i]);

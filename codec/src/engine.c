@@ -292,6 +292,9 @@ int tokvox_decoder_push(tokvox_decoder *d, const uint16_t *codes, size_t n_frame
             err = m->model_api->decode(m->model, d->state, d->latent, n, d->head);
         for (size_t t = 0; !err && t < n; t++)
             *samples_out += overlap_add(d, d->head + t * head_dim, pcm + *samples_out);
+        /* keep the newest latent in slot 0: concealment repeats it */
+        size_t dim = (size_t)m->layout.latent_dim;
+        memmove(d->latent, d->latent + (n - 1) * dim, sizeof(float) * dim);
         codes += n * (size_t)d->stream_codebooks;
         n_frames -= n;
     }
@@ -332,8 +335,8 @@ int tokvox_decoder_latency(const tokvox_decoder *d)
 #define TK_CONCEAL_DECAY 0.7f
 
 /* One frame without codes.  d->latent[0] is the latent of the last decoded
- * frame when pushes carry one frame each (a live receiver), or of the last
- * concealed one, which this scales again, so a burst decays geometrically.
+ * frame (decoder_push keeps it there), or of the last concealed one, which
+ * this scales again, so a burst decays geometrically.
  * Running it through the decoder keeps the model's history and the overlap
  * continuous, which repeating PCM or writing zeros would break with a click. */
 int tokvox_decoder_conceal(tokvox_decoder *d, float *pcm, size_t *samples_out)

@@ -452,7 +452,25 @@ void tk_layer_norm(float *x, size_t frames, size_t channels, const float *gamma,
     impl()->layer_norm(x, frames, channels, gamma, beta, eps);
 }
 
-void tk_gelu(float *x, size_t n) { impl()->gelu(x, n); }
+typedef struct gelu_job {
+    const tk_impl *impl;
+    float *x;
+} gelu_job;
+
+static void gelu_range(void *ctx, size_t begin, size_t end)
+{
+    const gelu_job *j = ctx;
+    j->impl->gelu(j->x + begin, end - begin);
+}
+
+/* Element-wise, so split anywhere (at multiples of 64 elements); the work
+ * estimate counts ~16 operations per element. */
+void tk_gelu(float *x, size_t n)
+{
+    gelu_job job = {impl(), x};
+    if (n)
+        parallel_for(gelu_range, &job, n, 64, 16.0 * (double)n);
+}
 
 typedef struct nearest_job {
     const tk_impl *impl;

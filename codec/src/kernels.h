@@ -6,25 +6,30 @@
  *                 against these (tests/test_simd.c), with a tolerance: the
  *                 fast paths sum in another order.
  *   tk_impl       one implementation per instruction set (scalar, avx2,
- *                 avx512), each in its own file so the SIMD ones can be
- *                 compiled for their target while the library still runs on
- *                 any x86-64.  tk_impl_get(name) returns NULL for a variant
- *                 that is not built or that this CPU cannot run.
+ *                 avx512), each in its own file so the SIMD ones are compiled
+ *                 with target attributes while the library still runs on any
+ *                 x86-64.  tk_impl_get(name) returns NULL for a variant that
+ *                 is not built or that this CPU cannot run.
  *   tk_*          the entry points in the table handed to plugins
  *                 (tk_kernels()).  They call the variant chosen once, at
- *                 first use, from the CPU's features (__builtin_cpu_supports)
- *                 or TOKVOX_KERNELS=scalar|avx2|avx512, and spread large
- *                 calls over the thread pool (TOKVOX_THREADS, default 1).
+ *                 first use, from the CPU's features (avx512f; avx2 + fma +
+ *                 f16c) or TOKVOX_KERNELS=scalar|avx2|avx512, and spread
+ *                 large calls over the thread pool: linear and linear_f16
+ *                 over output columns, nearest over rows, GELU over elements.
+ *                 TOKVOX_THREADS (default 1) or tk_set_threads() set the
+ *                 threads one call may use.
  *
  * Determinism: every variant computes each output value in a fixed order
  * that depends neither on how many frames a call holds nor on where the
- * value falls in a tile nor on the thread count (linear is split over
- * output columns, nearest over rows).  So a block of 64 frames, the same
- * frames one at a time and any --threads give bit-identical results for a
- * given variant; only different variants differ (within the tolerance).
+ * value falls in a tile nor on the thread count, and linear_f16 gives the
+ * bits linear gives on the widened weights.  So a block of 256 frames, the
+ * same frames one at a time, half or f32 weights and any thread count give
+ * bit-identical results for a given variant; only different variants
+ * differ (within the tolerance).
  *
  * All entry points are [thread-safe] and allocate nothing: scratch lives on
- * the stack, in bounded chunks.
+ * the stack, in bounded chunks.  Two sessions calling at once share the
+ * pool: whoever finds it busy runs its call alone (same results).
  */
 #ifndef TOKVOX_KERNELS_H
 #define TOKVOX_KERNELS_H

@@ -12,9 +12,9 @@
  * Speed: every linear runs over a whole block of frames (a matrix product in
  * the host's kernels), and in_conv is one too, over its input with the
  * kernel taps interleaved.  The model file stores halves, so the plugin keeps
- * a half copy of each big weight and hands it to linear_f16 for calls of a
- * few frames (streaming), which are limited by reading the weights: the
- * results are the same bits as with the f32 weights, at half the traffic.
+ * a half copy of each big weight and hands it to linear_f16: the results are
+ * the same bits as with the f32 weights, at half the memory traffic, which
+ * is what limits a stream (one frame reads every weight once).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +26,6 @@
 #define MAX_FRAMES 256
 #define MAX_BLOCKS 64
 #define IN_KERNEL 3
-/* Calls of at most this many frames read the half weights. */
-#define HALF_MAX_FRAMES 16
 /* in_conv interleaves its input this many frames at a time. */
 #define IN_CHUNK 16
 
@@ -180,12 +178,40 @@ static int to_half(float f, uint16_t *out)
     return (full & ((1u << shift) - 1u)) == 0;
 }
 
+/* Normal halves (nearly all weights) convert without branches, a run of 64
+ * at a time (a loop the compiler vectorises); a run holding anything else
+ * (zeros, subnormals, no half at all) is done again the long way. */
+#define HALF_RUN 64
+
+static int normal_half(uint32_t u) { return ((u >> 23 & 0xffu) - 113u < 30u) & !(u & 0x1fffu); }
+
+static int halve_run(const uint32_t *u, uint16_t *dst)
+{
+    int others = 0;
+    for (int i = 0; i < HALF_RUN; i++) {
+        dst[i] = (uint16_t)((u[i] >> 16 & 0x8000u) | ((u[i] >> 23 & 0xffu) - 112u) << 10 |
+                            (u[i] >> 13 & 0x3ffu));
+        others |= !normal_half(u[i]);
+    }
+    return others;
+}
+
 /* The half copy of n weights at dst, or NULL if one of them is not a half. */
 static const uint16_t *halve(const float *w, size_t n, uint16_t *dst)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!to_half(w[i], &dst[i]))
-            return NULL;
+    uint32_t u[HALF_RUN];
+    for (size_t i0 = 0; i0 < n; i0 += HALF_RUN) {
+        size_t len = n - i0 < HALF_RUN ? n - i0 : HALF_RUN;
+        memcpy(u, w + i0, sizeof(float) * len);
+        for (size_t i = len; i < HALF_RUN; i++)
+            u[i] = 0x3f800000u; /* 1.0f, a normal half: the filler is never "other" */
+        uint16_t run[HALF_RUN];
+        int others = halve_run(u, run);
+        memcpy(dst + i0, run, sizeof(uint16_t) * len);
+        for (size_t i = 0; others && i < len; i++)
+            if (!to_half(w[i0 + i], &dst[i0 + i]))
+                return NULL;
+    }
     return dst;
 }
 
@@ -322,13 +348,12 @@ static void slide_history(float *buf, size_t history, size_t frames, size_t chan
     memmove(buf, buf + frames * channels, sizeof(float) * history * channels);
 }
 
-/* A linear over `frames` frames of a block of `block` frames: the half
- * weights for small blocks, where reading the weights is the cost, the f32
- * ones otherwise (the same results either way). */
-static void linear(const stftcodec *m, const float *x, size_t frames, size_t block, size_t in,
+/* A linear over frames: the half weights when there are (the same results,
+ * half the memory traffic), else the f32 ones. */
+static void linear(const stftcodec *m, const float *x, size_t frames, size_t in,
                    const lin_weights *w, const float *b, size_t out, float *y)
 {
-    if (w->half && block <= HALF_MAX_FRAMES)
+    if (w->half)
         m->k->linear_f16(x, frames, in, w->half, b, out, y);
     else
         m->k->linear(x, frames, in, w->w, b, out, y);
@@ -350,7 +375,7 @@ static void in_conv(const stftcodec *m, bb_state *s, const float *buf, size_t fr
                 for (size_t i = 0; i < in; i++)
                     dst[i * IN_KERNEL] = src[i];
             }
-        linear(m, s->taps, n, frames, row, &bb->in, bb->in_b, d, s->h + t0 * d);
+        linear(m, s->taps, n, row, &bb->in, bb->in_b, d, s->h + t0 * d);
     }
 }
 
@@ -363,9 +388,9 @@ static void convnext_block(const stftcodec *m, const block_weights *b, float *co
     k->conv1d_causal(conv_buf, frames, d, b->dw_w, b->dw_b, d, (size_t)m->kernel, d, s->y);
     slide_history(conv_buf, hist, frames, d);
     k->layer_norm(s->y, frames, d, b->norm_w, b->norm_b, 1e-6f);
-    linear(m, s->y, frames, frames, d, &b->pw1, b->pw1_b, f, s->u);
+    linear(m, s->y, frames, d, &b->pw1, b->pw1_b, f, s->u);
     k->gelu(s->u, frames * f);
-    linear(m, s->u, frames, frames, f, &b->pw2, b->pw2_b, d, s->y);
+    linear(m, s->u, frames, f, &b->pw2, b->pw2_b, d, s->y);
     for (size_t t = 0; t < frames; t++)
         for (size_t c = 0; c < d; c++)
             s->h[t * d + c] += b->gamma[c] * s->y[t * d + c];
@@ -384,7 +409,7 @@ static void run_backbone(const stftcodec *m, bb_state *s, const float *in, size_
         convnext_block(m, &bb->block[i], s->conv_buf + (size_t)i * conv_stride(m), s, frames);
     memcpy(s->y, s->h, sizeof(float) * frames * d);
     k->layer_norm(s->y, frames, d, bb->norm_w, bb->norm_b, 1e-6f);
-    linear(m, s->y, frames, frames, d, &bb->proj, bb->proj_b, (size_t)bb->out_dim, out);
+    linear(m, s->y, frames, d, &bb->proj, bb->proj_b, (size_t)bb->out_dim, out);
 }
 
 static int run(const void *model, void *state, const float *in, size_t frames, float *out)

@@ -165,10 +165,7 @@ TOKVOX_API int tokvox_decoder_latency(const tokvox_decoder *dec);
  * consecutive concealed frame, through the decoder, so audio continues and
  * fades instead of dropping to silence with a click.  Writes what a push of
  * one frame would (hop samples into pcm, none for a stream's first frame);
- * the next tokvox_decoder_push continues from it.  The latent repeated is the
- * last frame's when frames are pushed one per call, as a live receiver does;
- * after a push of several frames it is an earlier frame of that push (the
- * first of the last block the engine decoded).  [one thread per handle] */
+ * the next tokvox_decoder_push continues from it.  [one thread per handle] */
 TOKVOX_API int tokvox_decoder_conceal(tokvox_decoder *dec, float *pcm, size_t *samples_out);
 
 #ifdef __cplusplus

@@ -177,13 +177,17 @@ static int parse(int argc, char **argv, live_options *o)
 /* ---- the session ------------------------------------------------------------ */
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t signals_seen;
 
-/* The first Ctrl-C asks the loops to finish and flush; a second one, with
- * the default action back, ends the process at once. */
+/* A Ctrl-C asks the loops to finish and flush.  One press may arrive twice
+ * (a supervisor such as timeout(1) forwards it to the child and to its
+ * process group), so only a third signal ends the process at once. */
 static void on_signal(int sig)
 {
+    (void)sig;
     stop_requested = 1;
-    signal(sig, SIG_DFL);
+    if (++signals_seen >= 3)
+        _exit(130);
 }
 
 static double now_s(void)
@@ -701,6 +705,7 @@ int cmd_live(int argc, char **argv)
     session s = {0};
     s.start = now_s();
     stop_requested = 0;
+    signals_seen = 0;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     rc = open_session(&s, &o);

@@ -128,18 +128,26 @@ float tk_half_to_float(uint16_t h)
     return f;
 }
 
+/* Each weight row is widened once into a stack buffer and then used for
+ * every frame: the sums are gemm_scalar's, term by term. */
 static void gemm_f16_scalar(const float *x, size_t frames, size_t in, const uint16_t *w,
                             const float *b, size_t out, float *y, size_t ldy)
 {
-    for (size_t t = 0; t < frames; t++) {
-        const float *row = x + t * in;
-        float *dst = y + t * ldy;
-        for (size_t o = 0; o < out; o++) {
-            const uint16_t *wo = w + o * in;
+    float row[TK_STACK_FLOATS];
+    for (size_t o = 0; o < out; o++) {
+        const uint16_t *wo = w + o * in;
+        int widened = in <= TK_STACK_FLOATS;
+        for (size_t i = 0; widened && i < in; i++)
+            row[i] = tk_half_to_float(wo[i]);
+        for (size_t t = 0; t < frames; t++) {
+            const float *xt = x + t * in;
             float sum = 0.0f;
-            for (size_t i = 0; i < in; i++)
-                sum += row[i] * tk_half_to_float(wo[i]);
-            dst[o] = (b ? b[o] : 0.0f) + sum;
+            if (widened)
+                sum = dot(xt, row, in);
+            else
+                for (size_t i = 0; i < in; i++)
+                    sum += xt[i] * tk_half_to_float(wo[i]);
+            y[t * ldy + o] = (b ? b[o] : 0.0f) + sum;
         }
     }
 }
@@ -503,4 +511,18 @@ static const tokvox_kernels table = {
     .linear_f16 = tk_linear_f16,
 };
 
-const tokvox_kernels *tk_kernels(void) { return &table; }
+/* Without SIMD, widening halves costs more than reading floats saves, so
+ * plugins are not offered linear_f16 (the ABI lets it be NULL). */
+static const tokvox_kernels table_no_f16 = {
+    .linear = tk_linear,
+    .conv1d_causal = tk_conv1d_causal,
+    .layer_norm = tk_layer_norm,
+    .gelu = tk_gelu,
+    .nearest = tk_nearest,
+    .linear_f16 = NULL,
+};
+
+const tokvox_kernels *tk_kernels(void)
+{
+    return impl() == &tk_impl_scalar ? &table_no_f16 : &table;
+}

@@ -119,6 +119,9 @@ void tk_gelu(float *x, size_t n);
 void tk_nearest(const float *x, size_t n, const float *codewords, const float *norms, size_t k,
                 size_t dim, uint32_t *index);
 
+/* The table for plugins: the entry points above; linear_f16 is NULL when the
+ * scalar variant is active (widening halves in software costs more than it
+ * saves), so a plugin created then keeps to f32 weights. */
 const tokvox_kernels *tk_kernels(void);
 
 /* Scratch the entry points keep on the stack, in floats. */

@@ -260,15 +260,13 @@ static int codec_create(const tokvox_weights *w, const tokvox_kernels *kernels, 
         free(m);
         return TOKVOX_ERR_WEIGHTS;
     }
-    if (kernels->linear_f16) { /* without the copies every call reads the f32 weights */
+    /* the half copies; without them (no linear_f16, or no memory for them)
+     * every call reads the f32 weights, with the same results */
+    if (kernels->linear_f16)
         m->halves = malloc(sizeof(uint16_t) *
                            (backbone_halves(m, &m->enc) + backbone_halves(m, &m->dec)));
-        if (!m->halves) {
-            free(m);
-            return TOKVOX_ERR_NO_MEMORY;
-        }
+    if (m->halves)
         halve_backbone(m, &m->dec, halve_backbone(m, &m->enc, m->halves));
-    }
     *out = m;
     return TOKVOX_OK;
 }

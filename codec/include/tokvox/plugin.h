@@ -23,8 +23,9 @@
  *
  * Changelog: 1.0 first version.
  *            1.1 tokvox_kernels.linear_f16: linear with half-precision
- *                weights (half the memory traffic; a 1.1 plugin loads only
- *                into a host of 1.1 or newer, so it may rely on the field).
+ *                weights, half the memory traffic (a 1.1 plugin loads only
+ *                into a 1.1 or newer host, so the field exists; it is NULL
+ *                when the host's kernels would not gain from halves).
  */
 #ifndef TOKVOX_PLUGIN_H
 #define TOKVOX_PLUGIN_H
@@ -82,7 +83,9 @@ typedef struct tokvox_kernels {
      * weight is widened exactly, so y is bit for bit what linear gives with
      * the widened weights: a model whose weights are halves anyway can keep
      * a half copy and halve the memory traffic of small (streaming) calls,
-     * which are limited by reading the weights, not by arithmetic. */
+     * which are limited by reading the weights, not by arithmetic.  NULL
+     * when halves would not pay on this host (no hardware conversion):
+     * check it once at create and keep to linear then. */
     void (*linear_f16)(const float *x, size_t frames, size_t in, const uint16_t *w,
                        const float *b, size_t out, float *y);
 } tokvox_kernels;

@@ -70,6 +70,16 @@ expect_ok "transcode 44.1k stereo" "$TOKVOX" transcode "$WORK/st44.wav" "$WORK/o
 [ "$(rate_of "$WORK/o44.wav")" = 44100 ] || bad "44.1k input not returned at 44.1k"
 expect_ok "transcode --rate" "$TOKVOX" transcode "$WORK/st44.wav" "$WORK/o16.wav" --rate 16000 --quiet
 [ "$(rate_of "$WORK/o16.wav")" = 16000 ] || bad "--rate 16000 ignored"
+# sample formats: 8-bit, 24-bit, float, stereo 48 kHz, a 0-sample WAV
+for spec in "-b 8 -e unsigned-integer:u8.wav" "-b 24:s24.wav" "-b 32 -e floating-point:f32.wav" \
+            "-r 48000 -c 2:st48.wav"; do
+    opts=${spec%%:*}; name=${spec##*:}
+    sox "$SAMPLE" $opts "$WORK/$name" trim 0 1
+    expect_ok "transcode $name" "$TOKVOX" transcode "$WORK/$name" "$WORK/out-$name" --quiet
+    [ "$(frames_of "$WORK/out-$name")" = "$(frames_of "$WORK/$name")" ] || bad "$name: length changed"
+done
+sox -n -r 16000 -c 1 -b 16 "$WORK/zero.wav" trim 0 0
+expect_fail "0-sample wav" "zero.wav" "$TOKVOX" transcode "$WORK/zero.wav" "$WORK/x.wav"
 sox -n -r 8000 -c 6 "$WORK/six.flac" synth 0.5 sine 300
 expect_ok "6-channel 8 kHz flac" "$TOKVOX" transcode "$WORK/six.flac" "$WORK/six.wav" --quiet
 

@@ -1,4 +1,6 @@
-/* The scalar compute kernels against PyTorch: tests/data/kernels.safetensors
+/* The kernel table the host hands to plugins (the fastest set this CPU runs;
+ * TOKVOX_KERNELS=scalar|avx2|avx512 forces one, and test_simd checks each
+ * against its scalar twin) against PyTorch: tests/data/kernels.safetensors
  * (written by train/make_test_vectors.py) holds inputs, weights and what
  * torch computed.  Every kernel must agree to 1e-5 (max abs), nearest-codeword
  * indices exactly; a ConvNeXt block composed from the kernels the way

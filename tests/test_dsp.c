@@ -307,9 +307,5 @@ int main(void)
     tcase_add_test(tc, from_mag_phase_caps_magnitude);
     tcase_add_test(tc, create_rejects_bad_sizes);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

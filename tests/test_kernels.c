@@ -438,9 +438,5 @@ int main(void)
     tcase_add_test(insane, nan_propagates);
     tcase_add_test(insane, layer_norm_constant_frame);
     suite_add_tcase(s, insane);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

@@ -192,9 +192,5 @@ int main(void)
     tcase_add_test(tc, parser_refuses_bad_datagrams);
     tcase_add_test(tc, random_datagrams_parse_only_into_valid_packets);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

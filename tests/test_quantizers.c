@@ -585,9 +585,5 @@ int main(void)
     tcase_add_test(bad, rvq_refuses_groups);
     tcase_add_loop_test(bad, decode_refuses_bad_codes, 0, 2);
     suite_add_tcase(s, bad);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

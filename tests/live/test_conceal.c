@@ -195,9 +195,5 @@ int main(void)
     tcase_add_test(tc, conceal_continues_then_fades);
     tcase_add_test(tc, decoding_resumes_exactly);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

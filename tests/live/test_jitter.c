@@ -166,9 +166,5 @@ int main(void)
     tcase_add_test(tc, a_restart_is_far);
     tcase_add_test(tc, random_order_and_loss);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

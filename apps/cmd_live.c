@@ -190,20 +190,6 @@ static void on_signal(int sig)
         _exit(130);
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void sleep_s(double s)
-{
-    if (s <= 0)
-        return;
-    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&t, NULL);
-}
 
 typedef struct session {
     const live_options *o;
@@ -264,7 +250,7 @@ static size_t capture_hop(session *s, float *in, uint64_t consumed)
             s->device_failed = 1;
             break;
         }
-        sleep_s(live_audio_capture_wait(s->audio, want - have));
+        live_sleep_s(live_audio_capture_wait(s->audio, want - have));
     }
     return have;
 }
@@ -334,9 +320,9 @@ static int run_capture_loop(session *s, codec_pair *c, uint64_t *consumed, uint6
                 play_trimmed(s, c->pcm, n, played, *consumed);
             return err;
         }
-        double t0 = now_s();
+        double t0 = live_now_s();
         int err = code_samples(s, c, in, have, *consumed, &n);
-        double t1 = now_s();
+        double t1 = live_now_s();
         if (err)
             return err;
         /* before the frame is handed on: its oldest sample has waited
@@ -426,7 +412,7 @@ static int start_stream(session *s, listener *l, const tokvox_packet *p)
                         l->dec ? "out of memory" : tokvox_strerror(err));
     s->codebooks = p->num_codebooks;
     s->report.kbps = s->codebooks * s->info.codebook_bits / frame_seconds(s) / 1000.0;
-    l->first_arrival = now_s();
+    l->first_arrival = live_now_s();
     l->next_tick = l->first_arrival + s->o->jitter_ms / 1000.0;
     l->ended = l->length_known = 0;
     l->limit = UINT64_MAX;
@@ -435,7 +421,7 @@ static int start_stream(session *s, listener *l, const tokvox_packet *p)
 
 static int take_packet(session *s, listener *l, const tokvox_packet *p)
 {
-    l->last_packet = now_s();
+    l->last_packet = live_now_s();
     if (p->type == TOKVOX_PACKET_END) {
         l->ended = l->length_known = 1;
         l->end_frame = p->seq;
@@ -472,7 +458,7 @@ static int tick_due(session *s, listener *l)
         return 1;
     if (s->o->fast)
         return live_jitter_span(l->jitter) > l->depth;
-    double now = now_s();
+    double now = live_now_s();
     if (now < l->first_arrival + s->o->jitter_ms / 1000.0)
         return 0;
     if (s->o->record)
@@ -504,7 +490,7 @@ static uint64_t listen_limit(const session *s, const listener *l)
 
 static int play_frame(session *s, listener *l)
 {
-    double arrival = 0, t0 = now_s();
+    double arrival = 0, t0 = live_now_s();
     size_t n = 0;
     int have = live_jitter_pop(l->jitter, l->codes, &arrival), err;
     if (have) {
@@ -518,7 +504,7 @@ static int play_frame(session *s, listener *l)
     if (err)
         return app_fail(CMD, "decoding failed: %s", tokvox_strerror(err));
     apply_fade(l, n, !have);
-    double t1 = now_s();
+    double t1 = live_now_s();
     play_trimmed(s, l->pcm, n, &l->played, listen_limit(s, l));
     l->next_tick += frame_seconds(s);
     live_audio_counters a;
@@ -545,7 +531,7 @@ static int listen_finished(session *s, listener *l)
         return 1;
     if (s->max_samples && l->played >= s->max_samples)
         return 1;
-    int idle = s->o->idle_timeout > 0 && now_s() - l->last_packet > s->o->idle_timeout;
+    int idle = s->o->idle_timeout > 0 && live_now_s() - l->last_packet > s->o->idle_timeout;
     if (idle && !l->ended && l->jitter) { /* no end packet: play out what is held */
         l->ended = 1;
         l->end_frame = live_jitter_next(l->jitter) + (uint64_t)live_jitter_span(l->jitter);
@@ -560,7 +546,7 @@ static int listen_loop(session *s, listener *l)
     while (!listen_finished(s, l)) {
         if (!live_audio_running(s->audio))
             return app_fail(CMD, "the audio device stopped playing");
-        double wait = l->jitter ? l->next_tick - now_s() : 0.05;
+        double wait = l->jitter ? l->next_tick - live_now_s() : 0.05;
         wait = s->o->fast || !s->o->record ? 0.002 : wait;
         tokvox_packet p;
         int got = live_receiver_next(l->rx, wait < 0 ? 0 : wait > 0.05 ? 0.05 : wait, &p);
@@ -584,7 +570,7 @@ static int run_listen(session *s)
         return app_fail(CMD, "out of memory");
     l->gain = 1.0f;
     l->limit = UINT64_MAX;
-    l->last_packet = now_s();
+    l->last_packet = live_now_s();
     l->depth = (int)ceil(s->o->jitter_ms / 1000.0 / frame_seconds(s));
     l->rx = live_receiver_open(s->o->listen_port, &s->info, err, sizeof err);
     if (l->rx && !s->o->quiet)
@@ -688,7 +674,7 @@ static int finish_session(session *s, int rc)
     audio_counters(s, &a);
     if (!rc && live_audio_write_record(s->audio, err, sizeof err) != 0)
         rc = app_fail(CMD, "%s", err);
-    live_stats_summary(s->stats, &s->report, now_s() - s->start);
+    live_stats_summary(s->stats, &s->report, live_now_s() - s->start);
     return rc;
 }
 
@@ -703,7 +689,7 @@ int cmd_live(int argc, char **argv)
         return live_audio_list_devices(stdout, err, sizeof err) ? app_fail(CMD, "%s", err) : 0;
     }
     session s = {0};
-    s.start = now_s();
+    s.start = live_now_s();
     stop_requested = 0;
     signals_seen = 0;
     signal(SIGINT, on_signal);

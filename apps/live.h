@@ -178,4 +178,8 @@ void live_stats_report(live_stats *s, const live_report *r);
 /* The last line: whole-run percentiles, CPU use and peak memory. */
 void live_stats_summary(live_stats *s, const live_report *r, double wall_s);
 
+/* Monotonic clock in seconds, and a sleep that ignores s <= 0 (live_stats.c). */
+double live_now_s(void);
+void live_sleep_s(double s);
+
 #endif

@@ -82,20 +82,6 @@ struct live_audio {
 #endif
 };
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void sleep_s(double s)
-{
-    if (s <= 0)
-        return;
-    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&t, NULL);
-}
 
 /* ---- the real-time side: runs in the device callback or the pacer --------- */
 
@@ -113,7 +99,7 @@ static void *pace_file(void *arg)
 {
     live_audio *a = arg;
     size_t block = (size_t)a->src_rate * PACE_BLOCK_MS / 1000, pos = 0;
-    double start = now_s();
+    double start = live_now_s();
     while (pos < a->file_n && !atomic_load(&a->stop_pacer)) {
         size_t n = a->file_n - pos < block ? a->file_n - pos : block;
         if (a->c.fast) {
@@ -121,10 +107,10 @@ static void *pace_file(void *arg)
             atomic_fetch_add(&a->captured, put);
             pos += put;
             if (put == 0)
-                sleep_s(0.001);
+                live_sleep_s(0.001);
             continue;
         }
-        sleep_s(start + (double)(pos + n) / a->src_rate - now_s());
+        live_sleep_s(start + (double)(pos + n) / a->src_rate - live_now_s());
         capture_block(a, a->file_pcm + pos, n); /* a full ring drops, as a device would */
         pos += n;
     }
@@ -542,7 +528,7 @@ static void queue_playback(live_audio *a, const float *pcm, size_t n)
         return;
     size_t put = tokvox_ring_write(a->playback_ring, pcm, n);
     while (put < n && a->c.fast) {
-        sleep_s(0.002);
+        live_sleep_s(0.002);
         put += tokvox_ring_write(a->playback_ring, pcm + put, n - put);
     }
     if (put < n)
@@ -608,9 +594,9 @@ void live_audio_finish(live_audio *a)
     if (a->playback_ring) {
         /* play out the queue; a device that stopped pulling cannot hold us */
         atomic_store(&a->draining, 1);
-        double deadline = now_s() + 2.0 * RING_SECONDS;
-        while (tokvox_ring_read_available(a->playback_ring) > 0 && now_s() < deadline)
-            sleep_s(0.005);
+        double deadline = live_now_s() + 2.0 * RING_SECONDS;
+        while (tokvox_ring_read_available(a->playback_ring) > 0 && live_now_s() < deadline)
+            live_sleep_s(0.005);
     }
     close_devices(a);
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <time.h>
+
 #include "live.h"
 
 /* Whole-run histogram: 10 us bins up to 200 ms, then one overflow bin. */
@@ -161,4 +163,19 @@ void live_stats_summary(live_stats *s, const live_report *r, double wall_s)
                 r->mode, (unsigned long long)r->frames, wall_s, p50, p99, cpu_percent,
                 u.ru_maxrss);
     }
+}
+
+double live_now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void live_sleep_s(double s)
+{
+    if (s <= 0)
+        return;
+    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&t, NULL);
 }

@@ -205,6 +205,7 @@ typedef struct session {
     int latency_n;
     double start;
     int device_failed;                /* a device stream stopped on an error */
+    int buffered_max;                 /* receiver: the run's most buffered frames */
 } session;
 
 static double frame_seconds(const session *s) { return (double)s->hop / s->info.sample_rate; }
@@ -221,6 +222,7 @@ static void frame_done(session *s, double seconds, double latency_s)
         s->latency_sum = 0;
         s->latency_n = 0;
         live_stats_report(s->stats, &s->report);
+        s->report.buffered = 0; /* a maximum per report */
     }
 }
 
@@ -305,6 +307,7 @@ static void update_sender_report(session *s, const codec_pair *c)
     live_sender_counters_get(c->sender, &n);
     s->report.sent = n.sent;
     s->report.dropped = n.dropped;
+    s->report.stream_frames = n.frames;
 }
 
 /* The capture loop of local and send mode. */
@@ -432,6 +435,8 @@ static int take_packet(session *s, listener *l, const tokvox_packet *p)
         return 1;
     live_jitter_put_result r = live_jitter_put(l->jitter, p->seq, p->timestamp, s->hop,
                                                p->codes, l->last_packet);
+    if (r != LIVE_JITTER_DUPLICATE)
+        s->report.received++; /* a restart's first packet is stored below */
     if (r == LIVE_JITTER_LATE)
         s->report.late++;
     if (r == LIVE_JITTER_FAR) {
@@ -488,6 +493,16 @@ static uint64_t listen_limit(const session *s, const listener *l)
     return s->max_samples && s->max_samples < l->limit ? s->max_samples : l->limit;
 }
 
+/* The jitter buffer's fill after a frame was played: bounded while the
+ * receiver keeps the sender's pace, growing when its playout falls behind. */
+static void note_buffered(session *s, int span)
+{
+    if (span > s->report.buffered)
+        s->report.buffered = span;
+    if (span > s->buffered_max)
+        s->buffered_max = span;
+}
+
 static int play_frame(session *s, listener *l)
 {
     double arrival = 0, t0 = live_now_s();
@@ -504,6 +519,7 @@ static int play_frame(session *s, listener *l)
     if (err)
         return app_fail(CMD, "decoding failed: %s", tokvox_strerror(err));
     apply_fade(l, n, !have);
+    note_buffered(s, live_jitter_span(l->jitter));
     double t1 = live_now_s();
     play_trimmed(s, l->pcm, n, &l->played, listen_limit(s, l));
     l->next_tick += frame_seconds(s);
@@ -541,6 +557,35 @@ static int listen_finished(session *s, listener *l)
     return idle;
 }
 
+/* Takes the next datagram, waiting up to wait seconds, and then every one
+ * already queued: after this thread was held up (a busy CPU, a page fault,
+ * SIGSTOP) the frames that came meanwhile must be in the buffer before
+ * their overdue ticks, or they are concealed, and their packets then come
+ * late or, more than the ring behind the playout point, look like a
+ * restarted sender.  The draining stops at LISTEN_DRAIN_SPAN frames
+ * buffered, well inside the jitter ring (64 slots or more); listen_loop
+ * drains again before each overdue tick.  With --fast the packets are the
+ * clock: one at a time keeps runs repeatable. */
+#define LISTEN_DRAIN_SPAN 32
+#define LISTEN_DRAIN_MAX 64
+
+static int receive(session *s, listener *l, double wait)
+{
+    for (int i = 0; i < LISTEN_DRAIN_MAX; i++) {
+        tokvox_packet p;
+        int got = live_receiver_next(l->rx, i ? 0 : wait, &p);
+        if (got < 0)
+            return app_fail(CMD, "receiving failed: %s", strerror(errno));
+        if (got == 0)
+            return 0;
+        if (take_packet(s, l, &p) != 0)
+            return 1;
+        if (s->o->fast || (l->jitter && live_jitter_span(l->jitter) >= LISTEN_DRAIN_SPAN))
+            return 0;
+    }
+    return 0;
+}
+
 static int listen_loop(session *s, listener *l)
 {
     while (!listen_finished(s, l)) {
@@ -548,16 +593,15 @@ static int listen_loop(session *s, listener *l)
             return app_fail(CMD, "the audio device stopped playing");
         double wait = l->jitter ? l->next_tick - live_now_s() : 0.05;
         wait = s->o->fast || !s->o->record ? 0.002 : wait;
-        tokvox_packet p;
-        int got = live_receiver_next(l->rx, wait < 0 ? 0 : wait > 0.05 ? 0.05 : wait, &p);
-        if (got < 0)
-            return app_fail(CMD, "receiving failed: %s", strerror(errno));
-        if (got > 0 && take_packet(s, l, &p) != 0)
+        if (receive(s, l, wait < 0 ? 0 : wait > 0.05 ? 0.05 : wait) != 0)
             return 1;
         set_limit(l);
-        while (tick_due(s, l))
+        while (tick_due(s, l)) {
             if (play_frame(s, l) != 0)
                 return 1;
+            if (!s->o->fast && receive(s, l, 0) != 0)
+                return 1;
+        }
     }
     return 0;
 }
@@ -674,6 +718,7 @@ static int finish_session(session *s, int rc)
     audio_counters(s, &a);
     if (!rc && live_audio_write_record(s->audio, err, sizeof err) != 0)
         rc = app_fail(CMD, "%s", err);
+    s->report.buffered = s->buffered_max;
     live_stats_summary(s->stats, &s->report, live_now_s() - s->start);
     return rc;
 }

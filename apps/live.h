@@ -165,7 +165,11 @@ typedef struct live_report {
     uint64_t underruns, overruns;
     uint64_t frames;             /* frames coded so far */
     uint64_t concealed, lost, late, refused;   /* receiver */
+    uint64_t received;           /* receiver: frame packets taken (in time or late) */
+    int buffered;                /* receiver: most frames in the jitter buffer
+                                    over the report's second (summary: the run) */
     uint64_t sent, dropped;                    /* sender */
+    uint64_t stream_frames;      /* sender: frames put in packets, flush included */
 } live_report;
 
 /* json: NULL or a stream for JSON lines; status: print a status line on

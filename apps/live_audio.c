@@ -3,8 +3,10 @@
  *   source  a PortAudio input device, or --input-file read whole and fed by
  *           a pacing thread in 10 ms blocks at the real-time rate, like a
  *           microphone (--fast: as fast as the ring takes them)
- *   sink    a PortAudio output device, or --record: a buffer written
- *           atomically at the end
+ *   sink    a PortAudio output device, or --record: samples kept in an
+ *           unlinked temporary file as they are played (not in memory: a
+ *           receiver recording for a day would hold 5.5 GB), written
+ *           atomically to the destination at the end
  *
  * Between a device and the coding thread there is one lock-free SPSC ring per
  * direction (io/ring.c) at the device's rate.  The PortAudio callback only
@@ -21,17 +23,19 @@
  * when the queue runs dry that is an underrun and the cushion is rebuilt.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <soxr.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #ifdef TOKVOX_HAVE_PORTAUDIO
-#include <fcntl.h>
 #include <portaudio.h>
 #endif
 
@@ -46,6 +50,9 @@
 #define PACE_BLOCK_MS 10
 /* Resampler scratch per call, in input samples. */
 #define RESAMPLE_CHUNK 1024
+/* stdio buffer of the recording's temporary file: one write(2) per second
+ * of 16 kHz audio. */
+#define RECORD_BUFFER (64 * 1024)
 
 struct live_audio {
     live_audio_config c;
@@ -66,10 +73,11 @@ struct live_audio {
     int pacer_started;
     atomic_int file_done, stop_pacer;
 
-    /* --record */
-    float *rec;
-    size_t rec_n, rec_cap;
+    /* --record: raw float samples at the model rate */
+    FILE *rec;
+    size_t rec_n;
     int rec_rate;
+    int rec_errno;                               /* the first failed write */
 
     /* shared with the callback or the pacer: atomics only */
     atomic_uint_fast64_t captured, played, underruns, overruns;
@@ -395,6 +403,49 @@ static int open_input_file(live_audio *a, char *err, size_t err_size)
     return 0;
 }
 
+/* An unlinked temporary file in path's folder, the file system the
+ * recording is going to anyway; nothing is left behind whatever happens. */
+static FILE *temp_beside(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash ? (int)(slash - path) : 1; /* "/x.wav": "" + "/..." */
+    size_t size = (size_t)dir_len + 32;
+    char *name = malloc(size);
+    if (!name)
+        return NULL;
+    snprintf(name, size, "%.*s/.tokvox-record-XXXXXX", dir_len, slash ? path : ".");
+    int fd = mkstemp(name), saved = errno;
+    FILE *f = NULL;
+    if (fd >= 0) {
+        unlink(name);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        f = fdopen(fd, "w+b");
+        saved = errno;
+        if (!f)
+            close(fd);
+    }
+    free(name);
+    errno = saved;
+    return f;
+}
+
+/* Where --record keeps its samples until the end: beside the destination,
+ * or in TMPDIR for stdout ("-") and destinations that are devices or FIFOs. */
+static int open_record(live_audio *a, char *err, size_t err_size)
+{
+    const char *path = a->c.record;
+    struct stat st;
+    int special = !strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
+    a->rec = special ? tmpfile() : temp_beside(path);
+    if (!a->rec) {
+        snprintf(err, err_size, "%s: cannot create a temporary file for the recording (%s)",
+                 path, strerror(errno));
+        return -1;
+    }
+    setvbuf(a->rec, NULL, _IOFBF, RECORD_BUFFER);
+    return 0;
+}
+
 /* Rings, resamplers and scratch, once the rates are known. */
 static int make_buffers(live_audio *a, char *err, size_t err_size)
 {
@@ -432,6 +483,7 @@ live_audio *live_audio_open(const live_audio_config *c, char *err, size_t err_si
     a->src_rate = a->sink_rate = a->rec_rate = c->model_rate;
     int use_in = c->capture && !c->input_file, use_out = c->playback && !c->record;
     int failed = (c->capture && c->input_file && open_input_file(a, err, err_size) != 0) ||
+                 (c->playback && c->record && open_record(a, err, err_size) != 0) ||
                  ((use_in || use_out) && open_devices(a, use_in, use_out, err, err_size) != 0) ||
                  make_buffers(a, err, err_size) != 0;
     if (failed) {
@@ -503,19 +555,15 @@ double live_audio_capture_wait(const live_audio *a, size_t wanted)
 
 static int record(live_audio *a, const float *pcm, size_t n)
 {
+    if (a->rec_errno)
+        return -1; /* reported when the session ends */
     if (n == 0)
         return 0;
-    if (a->rec_n + n > a->rec_cap) {
-        size_t cap = a->rec_cap ? a->rec_cap : (size_t)a->c.model_rate * 10;
-        while (cap < a->rec_n + n)
-            cap *= 2;
-        float *grown = realloc(a->rec, sizeof(float) * cap);
-        if (!grown)
-            return -1;
-        a->rec = grown;
-        a->rec_cap = cap;
+    errno = 0;
+    if (fwrite(pcm, sizeof(float), n, a->rec) != n) {
+        a->rec_errno = errno ? errno : EIO;
+        return -1;
     }
-    memcpy(a->rec + a->rec_n, pcm, sizeof(float) * n);
     a->rec_n += n;
     atomic_fetch_add(&a->played, n);
     return 0;
@@ -601,13 +649,42 @@ void live_audio_finish(live_audio *a)
     close_devices(a);
 }
 
+/* The recording's samples, mapped from its temporary file: file pages the
+ * kernel can drop, not a copy on the heap.  NULL (reason in err) on error;
+ * nothing recorded maps to a static empty buffer. */
+static const float *map_record(live_audio *a, char *err, size_t err_size)
+{
+    static const float nothing[1] = {0.0f};
+    if (fflush(a->rec) != 0 && !a->rec_errno)
+        a->rec_errno = errno ? errno : EIO;
+    if (a->rec_errno) {
+        snprintf(err, err_size, "%s: cannot keep the recording (%s)", a->c.record,
+                 strerror(a->rec_errno));
+        return NULL;
+    }
+    if (a->rec_n == 0)
+        return nothing;
+    void *m = mmap(NULL, sizeof(float) * a->rec_n, PROT_READ, MAP_PRIVATE, fileno(a->rec), 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, err_size, "%s: cannot read the recording back (%s)", a->c.record,
+                 strerror(errno));
+        return NULL;
+    }
+    return m;
+}
+
 int live_audio_write_record(live_audio *a, char *err, size_t err_size)
 {
     if (!a->c.record)
         return 0;
-    static const float nothing[1] = {0.0f};
-    return tokvox_audio_write(a->c.record, a->rec ? a->rec : nothing, a->rec_n, a->c.model_rate,
-                              a->rec_rate, err, err_size) ? -1 : 0;
+    const float *pcm = map_record(a, err, err_size);
+    if (!pcm)
+        return -1;
+    int rc = tokvox_audio_write(a->c.record, pcm, a->rec_n, a->c.model_rate, a->rec_rate, err,
+                                err_size);
+    if (a->rec_n)
+        munmap((void *)pcm, sizeof(float) * a->rec_n);
+    return rc ? -1 : 0;
 }
 
 void live_audio_close(live_audio *a)
@@ -629,6 +706,7 @@ void live_audio_close(live_audio *a)
     free(a->capture_out);
     free(a->resampled);
     free(a->file_pcm);
-    free(a->rec);
+    if (a->rec)
+        fclose(a->rec);
     free(a);
 }

@@ -99,12 +99,15 @@ static void json_fields(FILE *f, const live_report *r, double p50_ms, double p99
             r->mode, r->t, (unsigned long long)r->frames, r->kbps, p50_ms, p99_ms, r->latency_ms,
             (unsigned long long)r->underruns, (unsigned long long)r->overruns);
     if (!strcmp(r->mode, "listen"))
-        fprintf(f, ",\"concealed\":%llu,\"lost\":%llu,\"late\":%llu,\"refused\":%llu",
+        fprintf(f, ",\"concealed\":%llu,\"lost\":%llu,\"late\":%llu,\"refused\":%llu,"
+                   "\"received\":%llu,\"buffered\":%d",
                 (unsigned long long)r->concealed, (unsigned long long)r->lost,
-                (unsigned long long)r->late, (unsigned long long)r->refused);
+                (unsigned long long)r->late, (unsigned long long)r->refused,
+                (unsigned long long)r->received, r->buffered);
     if (!strcmp(r->mode, "send"))
-        fprintf(f, ",\"sent\":%llu,\"dropped\":%llu", (unsigned long long)r->sent,
-                (unsigned long long)r->dropped);
+        fprintf(f, ",\"sent\":%llu,\"dropped\":%llu,\"stream_frames\":%llu",
+                (unsigned long long)r->sent, (unsigned long long)r->dropped,
+                (unsigned long long)r->stream_frames);
 }
 
 static void status_line(const live_report *r, double p50_ms, double p99_ms)
@@ -114,8 +117,8 @@ static void status_line(const live_report *r, double p50_ms, double p99_ms)
             r->mode, r->kbps, p50_ms, p99_ms, r->latency_ms, (unsigned long long)r->underruns,
             (unsigned long long)r->overruns);
     if (!strcmp(r->mode, "listen"))
-        fprintf(stderr, " | concealed %llu late %llu refused %llu",
-                (unsigned long long)r->concealed, (unsigned long long)r->late,
+        fprintf(stderr, " | buffered %d | concealed %llu late %llu refused %llu",
+                r->buffered, (unsigned long long)r->concealed, (unsigned long long)r->late,
                 (unsigned long long)r->refused);
     if (!strcmp(r->mode, "send"))
         fprintf(stderr, " | sent %llu dropped %llu", (unsigned long long)r->sent,

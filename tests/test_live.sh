@@ -23,39 +23,8 @@ ROOT=${TOKVOX_SOURCE_ROOT:-$(dirname "$0")/..}
 LIMIT="timeout -k 5 90"
 SAMPLE=$ROOT/samples/speech_en.wav
 LIVE=$ROOT/tests/live
-WORK=$(mktemp -d /tmp/tokvox-live-XXXXXX)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-# expect_ok DESCRIPTION COMMAND...: exit 0
-expect_ok() {
-    desc=$1; shift
-    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then ok; else bad "$desc (exit $?): $(cat "$WORK/err.log")"; fi
-}
-# expect_fail DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
-expect_fail() {
-    desc=$1; pattern=$2; shift 2
-    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then bad "$desc: succeeded"; return; fi
-    if ! grep -q -- "$pattern" "$WORK/err.log"; then bad "$desc: stderr lacks '$pattern': $(cat "$WORK/err.log")"; return; fi
-    [ "$(wc -l <"$WORK/err.log")" -eq 1 ] && ok || bad "$desc: $(wc -l <"$WORK/err.log") lines on stderr"
-}
-# field JSON KEY: a number from a one-line JSON object
-field() { sed -n "s/.*\"$2\":\(-\{0,1\}[0-9.]*\).*/\1/p" "$1" | tail -1; }
-# check DESCRIPTION A OP B: a numeric comparison of two awk expressions
-check() {
-    if [ -n "$2" ] && [ -n "$4" ] && awk "BEGIN { exit !(($2) $3 ($4)) }"; then ok
-    else bad "$1: '$2' $3 '$4' does not hold"; fi
-}
-samples() { soxi -s "$1"; }
+. "$LIVE/common.sh"
+live_setup live
 # compare REF TEST OUT: align and score, JSON into OUT
 compare() { "$COMPARE" "$1" "$2" >"$3" || bad "live_compare $1 $2"; }
 
@@ -160,19 +129,6 @@ else
 fi
 
 # --- 2. sender and receiver on 127.0.0.1 -----------------------------------
-# start_listener NAME PORT ARGS...: in the background, once it is bound
-start_listener() {
-    name=$1; port=$2; shift 2
-    $LIMIT "$TOKVOX" live --listen "$port" --record "$WORK/$name.wav" --idle-timeout 10 \
-        --stats "$WORK/$name.jsonl" "$@" 2>"$WORK/$name.err" &
-    PIDS="$PIDS $!"
-    eval "${name}_pid=$!"
-    for _ in $(seq 100); do
-        grep -q "listening" "$WORK/$name.err" 2>/dev/null && return
-        sleep 0.1
-    done
-    bad "$name: the receiver did not start: $(cat "$WORK/$name.err")"
-}
 sox "$SAMPLE" "$WORK/s3.wav" trim 0 3
 expect_ok "local 3 s" $LIMIT "$TOKVOX" live --input-file "$WORK/s3.wav" --record "$WORK/s3_local.wav" --fast
 start_listener rx0 $PORT --jitter-ms 200

@@ -1,0 +1,61 @@
+# Helpers shared by the end-to-end scripts of tokvox live (tests/test_live.sh,
+# tests/test_soak.sh), sourced, POSIX sh.  live_setup creates $WORK and the
+# counters; the caller sets TOKVOX, and LIMIT: a prefix every run of the
+# command gets ("timeout -k 5 90"), or empty when the script keeps time
+# itself and needs the command's own process id from $!.
+
+# live_setup NAME: a scratch folder removed at exit, with every background
+# process in $PIDS ended first
+live_setup() {
+    WORK=$(mktemp -d "/tmp/tokvox-$1-XXXXXX")
+    PIDS=""
+    passed=0
+    failed=0
+    trap live_cleanup EXIT
+    trap 'exit 1' INT TERM
+}
+live_cleanup() {
+    # CONT: a process stopped by a test takes the TERM only once it runs
+    for p in $PIDS; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
+    rm -rf "$WORK"
+}
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# expect_ok DESCRIPTION COMMAND...: exit 0
+expect_ok() {
+    desc=$1; shift
+    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then ok; else bad "$desc (exit $?): $(cat "$WORK/err.log")"; fi
+}
+# expect_fail DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
+expect_fail() {
+    desc=$1; pattern=$2; shift 2
+    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then bad "$desc: succeeded"; return; fi
+    if ! grep -q -- "$pattern" "$WORK/err.log"; then bad "$desc: stderr lacks '$pattern': $(cat "$WORK/err.log")"; return; fi
+    [ "$(wc -l <"$WORK/err.log")" -eq 1 ] && ok || bad "$desc: $(wc -l <"$WORK/err.log") lines on stderr"
+}
+# field JSON KEY: a number from a one-line JSON object (the last line: the
+# summary of a --stats file)
+field() { sed -n "s/.*\"$2\":\(-\{0,1\}[0-9.]*\).*/\1/p" "$1" | tail -1; }
+# check DESCRIPTION A OP B: a numeric comparison of two awk expressions
+check() {
+    if [ -n "$2" ] && [ -n "$4" ] && awk "BEGIN { exit !(($2) $3 ($4)) }"; then ok
+    else bad "$1: '$2' $3 '$4' does not hold"; fi
+}
+samples() { soxi -s "$1"; }
+
+# start_listener NAME PORT ARGS...: a receiver recording to $WORK/NAME.wav
+# with --stats $WORK/NAME.jsonl, in the background; returns once it is bound
+# and sets NAME_pid
+start_listener() {
+    name=$1; port=$2; shift 2
+    $LIMIT "$TOKVOX" live --listen "$port" --record "$WORK/$name.wav" --idle-timeout 10 \
+        --stats "$WORK/$name.jsonl" "$@" 2>"$WORK/$name.err" &
+    PIDS="$PIDS $!"
+    eval "${name}_pid=$!"
+    for _ in $(seq 100); do
+        grep -q "listening" "$WORK/$name.err" 2>/dev/null && return
+        sleep 0.1
+    done
+    bad "$name: the receiver did not start: $(cat "$WORK/$name.err")"
+}

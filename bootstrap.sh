@@ -39,12 +39,13 @@ fuzz() {
     install "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     CC=clang build build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined \
         -Db_lundef=false
-    for target in tvx safetensors audio npy packet; do
+    for target in tvx safetensors audio npy packet manifest; do
         local work; work=$(mktemp -d)
         echo "fuzz_$target: ${seconds} s"
-        # new inputs go to the scratch folder, the seed corpus stays as committed
+        # new inputs go to the scratch folder, seeds and regressions stay as committed
         if ! build-fuzz/tests/fuzz/fuzz_$target -max_total_time="$seconds" -timeout=10 \
-                -print_final_stats=1 "$work" "tests/fuzz/corpus/$target" >"$work.log" 2>&1; then
+                -print_final_stats=1 "$work" "tests/fuzz/corpus/$target" \
+                "tests/fuzz/regressions/$target" >"$work.log" 2>&1; then
             tail -40 "$work.log"
             echo "fuzz_$target failed: a crashing input is in the current folder (crash-*)"
             exit 1

@@ -10,90 +10,65 @@
 #include "app.h"
 #include "tokenize.h"
 #include "tokvox/io.h"
+#include "tokvox/manifest.h"
 #include "tokvox/tokens.h"
 
 enum { MAX_UP = 32 }; /* folders climbed looking for a manifest */
 
-/* What tokenize recorded about a file, where it can be found. */
-typedef struct token_meta {
-    int layout;          /* -1: not recorded */
-    int codebooks;       /* 0: not recorded */
-    int codebook_size;   /* 0: not recorded */
-    double samples;      /* at the model's rate; -1: not recorded */
-    int sample_rate;     /* of the source; 0: not recorded */
-    char model_id[17];   /* "" if not recorded */
-} token_meta;
-
-static int json_int(const cJSON *o, const char *key, int fallback)
+static void free_names(char **names, size_t n)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valueint : fallback;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
 }
 
-static void meta_from(const cJSON *o, token_meta *m)
+/* Every entry of the manifests in folder dir (manifest.jsonl and the
+ * manifest.*.jsonl of --shard runs), sorted by output; returns how many
+ * manifest files there are.  Damaged lines and unreadable files are passed
+ * over, as a torn last line after a crash must not hide the rest. */
+static size_t load_manifests(const char *dir, tokvox_manifest *m)
 {
-    const cJSON *lay = cJSON_GetObjectItemCaseSensitive(o, "layout");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "model_id");
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "samples");
-    if (cJSON_IsString(lay))
-        m->layout = tokvox_layout_parse(lay->valuestring);
-    if (cJSON_IsString(id))
-        snprintf(m->model_id, sizeof m->model_id, "%s", id->valuestring);
-    if (cJSON_IsNumber(n))
-        m->samples = n->valuedouble;
-    m->codebooks = json_int(o, "codebooks", m->codebooks);
-    m->codebook_size = json_int(o, "codebook_size", m->codebook_size);
-    m->sample_rate = json_int(o, "sample_rate", m->sample_rate);
-}
-
-static cJSON *read_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return cJSON_Parse(buf);
+    size_t n = 0;
+    char **files = tk_list_output_files(dir, "manifest", ".jsonl", &n);
+    memset(m, 0, sizeof *m);
+    for (size_t i = 0; i < n; i++) {
+        char detail[1024] = "";
+        if (tokvox_manifest_read(m, files[i], detail, sizeof detail) == TOKVOX_ERR_NO_MEMORY) {
+            fprintf(stderr, "tokvox: %s\n", detail);
+            exit(1); /* as every allocation of the command */
+        }
+    }
+    free_names(files, n);
+    tokvox_manifest_sort(m);
+    return n;
 }
 
 /* Looks in dir for tokenize's manifests and stats; 1 when it has any. */
-static int meta_in(const char *dir, const char *abs, token_meta *m)
+static int meta_in(const char *dir, const char *abs, tokvox_token_meta *m)
 {
-    size_t nm = 0, ns = 0;
-    char **mf = tk_list_output_files(dir, "manifest", ".jsonl", &nm);
-    char **sf = tk_list_output_files(dir, "stats", ".json", &ns);
-    cJSON *stats = ns ? read_json(sf[0]) : NULL;
+    size_t ns = 0;
+    char **stats = tk_list_output_files(dir, "stats", ".json", &ns);
+    tokvox_token_meta run;
+    char detail[1024] = "";
     /* only a tokenize stats.json counts: other tools write stats.json too */
-    int ours = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(stats, "layout")) &&
-               cJSON_IsString(cJSON_GetObjectItemCaseSensitive(stats, "model_id"));
+    int ours = ns && !tokvox_token_stats_read(stats[0], &run, detail, sizeof detail);
     if (ours)
-        meta_from(stats, m); /* the run's settings; an entry refines them */
-    cJSON_Delete(stats);
-    if (nm) {
-        tk_index idx;
-        tk_index_load(&idx, dir);
-        const cJSON *e = tk_index_find(&idx, abs + strlen(dir) + (strcmp(dir, "/") ? 1 : 0));
-        if (e)
-            meta_from(e, m);
-        tk_index_free(&idx);
-    }
-    for (size_t i = 0; i < nm; i++)
-        free(mf[i]);
-    for (size_t i = 0; i < ns; i++)
-        free(sf[i]);
-    free(mf);
-    free(sf);
+        tokvox_token_meta_refine(m, &run); /* the run's settings; an entry refines them */
+    free_names(stats, ns);
+    tokvox_manifest man;
+    size_t nm = load_manifests(dir, &man);
+    const tokvox_manifest_entry *e =
+        tokvox_manifest_find(&man, abs + strlen(dir) + (strcmp(dir, "/") ? 1 : 0));
+    if (e)
+        tokvox_token_meta_refine(m, &e->meta);
+    tokvox_manifest_free(&man);
     return nm || ours;
 }
 
 /* The nearest folder above path holding a manifest or stats decides. */
-static void find_meta(const char *path, token_meta *m)
+static void find_meta(const char *path, tokvox_token_meta *m)
 {
-    memset(m, 0, sizeof *m);
-    m->layout = -1;
-    m->samples = -1;
+    tokvox_token_meta_init(m);
     char *abs = app_abs_path(path), *dir = app_strdup(abs);
     for (int up = 0; up < MAX_UP; up++) {
         char *slash = strrchr(dir, '/');
@@ -168,7 +143,7 @@ static int parse_detok(int argc, char **argv, detok_options *o)
 
 /* The array -> codes[frames][*k], checked against the model. */
 static int load_codes(const detok_options *o, const tokvox_model_info *info,
-                      const token_meta *meta, uint16_t **codes, size_t *frames, int *k)
+                      const tokvox_token_meta *meta, uint16_t **codes, size_t *frames, int *k)
 {
     char detail[1024] = "";
     tokvox_npy_info h;
@@ -208,7 +183,7 @@ int cmd_detokenize(int argc, char **argv)
     tokvox_model_get_info(m, &info);
     char id[17];
     snprintf(id, sizeof id, "%016llx", (unsigned long long)info.model_id);
-    token_meta meta;
+    tokvox_token_meta meta;
     find_meta(o.in, &meta);
     uint16_t *codes = NULL;
     float *pcm = NULL;
@@ -248,25 +223,23 @@ typedef struct usage {
 } usage;
 
 /* Adds one file's codes; a bad file is reported and counted, not fatal. */
-static void count_file(usage *u, const char *outdir, const cJSON *e)
+static void count_file(usage *u, const char *outdir, const tokvox_manifest_entry *e)
 {
-    const cJSON *out = cJSON_GetObjectItemCaseSensitive(e, "output");
-    const cJSON *lay = cJSON_GetObjectItemCaseSensitive(e, "layout");
-    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(e, "duration");
-    char *path = app_join_path(outdir, cJSON_IsString(out) ? out->valuestring : "");
+    char *path = app_join_path(outdir, e->output);
     char detail[1024] = "";
     tokvox_npy_info h;
     int32_t *values = NULL;
     uint16_t *codes = NULL;
     size_t frames = 0;
-    int k = json_int(e, "codebooks", u->k), layout = cJSON_IsString(lay)
-                                                        ? tokvox_layout_parse(lay->valuestring)
-                                                        : 0;
+    int k = e->meta.codebooks ? e->meta.codebooks : u->k;
     int err = tokvox_npy_read(path, &h, &values, detail, sizeof detail);
     if (!err)
-        err = tokvox_layout_invert(layout < 0 ? 0 : layout, &h, values, k, u->cs, &codes,
-                                   &frames, path, detail, sizeof detail);
-    if (!err && h.ndim == 2 && (int)h.shape[1] > u->k) {
+        err = tokvox_layout_invert(e->meta.layout < 0 ? 0 : e->meta.layout, &h, values, k,
+                                   u->cs, &codes, &frames, path, detail, sizeof detail);
+    if (!err)
+        k = h.ndim == 2 ? (int)h.shape[1] : k;
+    /* counts has rows for u->k codebooks only, whatever the array or its entry say */
+    if (!err && k > u->k) {
         snprintf(detail, sizeof detail, "%s: more codebooks than the manifest says", path);
         err = 1;
     }
@@ -274,13 +247,12 @@ static void count_file(usage *u, const char *outdir, const cJSON *e)
         fprintf(stderr, "tokvox tokstats: %s\n", detail);
         u->unreadable++;
     } else {
-        k = h.ndim == 2 ? (int)h.shape[1] : k;
         for (size_t t = 0; t < frames; t++)
             for (int j = 0; j < k; j++)
                 u->counts[(size_t)j * (size_t)u->cs + codes[t * (size_t)k + (size_t)j]]++;
         u->frames += frames;
         u->files++;
-        u->seconds += cJSON_IsNumber(dur) ? dur->valuedouble : 0.0;
+        u->seconds += e->meta.duration;
     }
     free(values);
     free(codes);
@@ -376,31 +348,30 @@ int cmd_tokstats(int argc, char **argv)
     }
     if (!dir)
         return app_fail("tokstats", "wants the OUTDIR of a tokenize run");
-    tk_index idx;
-    if (!tk_index_load(&idx, dir) || !idx.n) {
-        tk_index_free(&idx);
+    tokvox_manifest man;
+    if (!load_manifests(dir, &man) || !man.n) {
+        tokvox_manifest_free(&man);
         return app_fail("tokstats", "%s: no manifest.jsonl entries (not a tokenize output?)", dir);
     }
     usage u = {0, 0, NULL, 0, 0, 0, 0.0};
-    for (size_t i = 0; i < idx.n; i++) {
-        int k = json_int(idx.entries[i], "codebooks", 0);
-        int cs = json_int(idx.entries[i], "codebook_size", 0);
-        u.k = k > u.k && k <= 64 ? k : u.k;
-        u.cs = cs > u.cs && cs <= 65536 ? cs : u.cs;
+    for (size_t i = 0; i < man.n; i++) { /* the reader keeps both in range */
+        u.k = man.entries[i].meta.codebooks > u.k ? man.entries[i].meta.codebooks : u.k;
+        u.cs = man.entries[i].meta.codebook_size > u.cs ? man.entries[i].meta.codebook_size : u.cs;
     }
     if (!u.k || !u.cs || !(u.counts = calloc((size_t)u.k * (size_t)u.cs, sizeof *u.counts))) {
-        tk_index_free(&idx);
+        tokvox_manifest_free(&man);
         return app_fail("tokstats", "%s: manifest entries lack codebooks/codebook_size", dir);
     }
-    for (size_t i = 0; i < idx.n; i++) /* sorted: a repeat (two manifests) is adjacent */
-        if (!i || strcmp(cJSON_GetObjectItem(idx.entries[i], "output")->valuestring,
-                         cJSON_GetObjectItem(idx.entries[i - 1], "output")->valuestring))
-            count_file(&u, dir, idx.entries[i]);
+    /* sorted: a repeat (two manifests) is adjacent; the one read last counts,
+     * as for detokenize */
+    for (size_t i = 0; i < man.n; i++)
+        if (i + 1 == man.n || strcmp(man.entries[i].output, man.entries[i + 1].output))
+            count_file(&u, dir, &man.entries[i]);
     if (json)
         print_stats_json(&u);
     else
         print_table(&u, dir);
     free(u.counts);
-    tk_index_free(&idx);
+    tokvox_manifest_free(&man);
     return u.unreadable ? 1 : 0;
 }

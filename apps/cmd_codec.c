@@ -78,15 +78,20 @@ static int write_tvx(const char *cmd, const codec_options *o, const tokvox_model
         return app_fail(cmd, "%s", detail);
     tokvox_tvx_header h;
     tokvox_tvx_header_init(&h, info, codebooks, samples, (uint32_t)source_rate);
+    errno = 0;
     tokvox_tvx_writer *w = tokvox_tvx_writer_create(tokvox_atomic_stream(f), &h, &err);
     if (w)
         err = tokvox_tvx_write_frames(w, codes, frames);
     if (w && !err)
         err = tokvox_tvx_writer_finish(w);
+    /* The writer only says "I/O error"; the failed write's errno says why
+     * (a full disk, a file too large), so keep it before cleaning up. */
+    int sys = err == TOKVOX_ERR_IO ? errno : 0;
     tokvox_tvx_writer_destroy(w);
     if (err) {
         tokvox_atomic_abort(f);
-        return app_fail(cmd, "%s: %s", o->out, tokvox_strerror(err));
+        return app_fail(cmd, "%s: %s", strcmp(o->out, "-") ? o->out : "stdout",
+                        sys ? strerror(sys) : tokvox_strerror(err));
     }
     if (tokvox_atomic_commit(f, detail, sizeof detail))
         return app_fail(cmd, "%s", detail);
@@ -108,6 +113,19 @@ static void coded_input_free(coded_input *c)
     free(c->codes);
 }
 
+/* The reader silenced NaN/Inf and clamped overs (tokvox/io.h): the output is
+ * still valid, but the input was damaged, so say so even with --quiet. */
+static void warn_cleaned(const char *cmd, const char *in, const tokvox_audio_source *s)
+{
+    const char *name = strcmp(in, "-") ? in : "stdin";
+    if (s->nonfinite)
+        fprintf(stderr, "tokvox %s: warning: %s: %lld NaN/Inf samples read as 0\n", cmd, name,
+                (long long)s->nonfinite);
+    if (s->clipped)
+        fprintf(stderr, "tokvox %s: warning: %s: %lld samples beyond full scale clamped to [-1, 1]\n",
+                cmd, name, (long long)s->clipped);
+}
+
 /* Read o->in at the model rate and encode it with `codebooks` codebooks. */
 static int read_and_encode(const char *cmd, const codec_options *o, const tokvox_model *m,
                            int codebooks, coded_input *c)
@@ -120,6 +138,8 @@ static int read_and_encode(const char *cmd, const codec_options *o, const tokvox
     if (!rc && tokvox_audio_read(o->in, info.sample_rate, &c->pcm, &c->n, &c->source, detail,
                                  sizeof detail))
         rc = app_fail(cmd, "%s", detail);
+    if (!rc)
+        warn_cleaned(cmd, o->in, &c->source);
     int err;
     if (!rc && (err = app_encode_all(m, c->pcm, c->n, codebooks, &c->codes, &c->frames)))
         rc = app_fail(cmd, "%s: %s", o->in, tokvox_strerror(err));
@@ -159,6 +179,20 @@ int cmd_encode(int argc, char **argv)
     return rc;
 }
 
+/* Doubles *codes (frames of k codes) from *cap frames; 0 or app_fail's 1. */
+static int grow_codes(const char *cmd, const char *path, uint16_t **codes, size_t *cap, int k)
+{
+    size_t want = *cap ? *cap * 2 : 4096;
+    uint16_t *grown = want < SIZE_MAX / sizeof(uint16_t) / (size_t)k
+                          ? realloc(*codes, want * (size_t)k * sizeof(uint16_t))
+                          : NULL;
+    if (!grown)
+        return app_fail(cmd, "%s: out of memory after %zu frames", path, *cap);
+    *codes = grown;
+    *cap = want;
+    return 0;
+}
+
 /* Read a whole .tvx stream, checked against the model. */
 static int read_tvx(const char *cmd, const char *path, const tokvox_model *m,
                     tokvox_tvx_header *h, uint16_t **codes, size_t *frames)
@@ -179,14 +213,19 @@ static int read_tvx(const char *cmd, const char *path, const tokvox_model *m,
         rc = app_fail(cmd, "%s: %s", path, detail);
     if (!rc) {
         *h = *tokvox_tvx_reader_header(r);
-        size_t expected = (size_t)tokvox_tvx_expected_frames(h);
-        *codes = malloc(sizeof(uint16_t) * expected * h->num_codebooks);
-        if (!*codes)
-            rc = app_fail(cmd, "%s: out of memory for %zu frames", path, expected);
+        /* sample_count is only a claim (up to 2^48 samples): the buffer grows
+         * with the frames actually read, so a lying header gets "truncated",
+         * not a huge allocation. */
+        uint64_t expected = tokvox_tvx_expected_frames(h);
+        size_t cap = 0;
         while (!rc && *frames < expected) {
+            if (*frames == cap && (rc = grow_codes(cmd, path, codes, &cap, h->num_codebooks)))
+                break;
             size_t got = 0;
+            uint64_t left = expected - *frames;
+            size_t room = cap - *frames;
             err = tokvox_tvx_read_frames(r, *codes + *frames * h->num_codebooks,
-                                         expected - *frames, &got);
+                                         left < room ? (size_t)left : room, &got);
             if (err || got == 0)
                 rc = app_fail(cmd, "%s", err ? tokvox_tvx_reader_detail(r) : "stream ends early");
             *frames += got;
@@ -255,6 +294,34 @@ static const char transcode_usage[] =
     "  -r, --rate R       output sample rate in Hz\n"
     "  -q, --quiet        do not print the bitrate\n";
 
+/* Resamples *pcm (n at the model rate) to the input's rate with exactly the
+ * input's frame count: going through the model rate rounds the length twice,
+ * which gave 3 samples back for a 1-sample 44.1 kHz file (and could be one
+ * off for any length). */
+static int back_to_source_rate(const codec_options *o, const tokvox_model_info *info,
+                               const tokvox_audio_source *src, float **pcm, size_t *n)
+{
+    float *back = NULL;
+    size_t n_back = 0, want = (size_t)src->frames;
+    if (tokvox_resample(*pcm, *n, info->sample_rate, src->rate, &back, &n_back))
+        return app_fail("transcode", "%s: cannot resample %d Hz to %d Hz", o->out,
+                        info->sample_rate, src->rate);
+    if (n_back < want) {
+        float *grown = realloc(back, want * sizeof *back);
+        if (!grown) {
+            free(back);
+            return app_fail("transcode", "%s: out of memory", o->out);
+        }
+        back = grown;
+        for (size_t i = n_back; i < want; i++)
+            back[i] = 0.0f;
+    }
+    free(*pcm);
+    *pcm = back;
+    *n = want;
+    return 0;
+}
+
 int cmd_transcode(int argc, char **argv)
 {
     codec_options o;
@@ -274,8 +341,13 @@ int cmd_transcode(int argc, char **argv)
     rc = read_and_encode("transcode", &o, m, codebooks, &c);
     if (!rc && (err = app_decode_all(m, c.codes, c.frames, codebooks, 0, c.n, &out)))
         rc = app_fail("transcode", "%s: %s", o.in, tokvox_strerror(err));
-    if (!rc && tokvox_audio_write(o.out, out, c.n, info.sample_rate,
-                                  o.rate ? o.rate : c.source.rate, detail, sizeof detail))
+    size_t n_out = c.n;
+    int rate = info.sample_rate, out_rate = o.rate ? o.rate : c.source.rate;
+    if (!rc && out_rate != rate && out_rate == c.source.rate) {
+        rc = back_to_source_rate(&o, &info, &c.source, &out, &n_out);
+        rate = out_rate;
+    }
+    if (!rc && tokvox_audio_write(o.out, out, n_out, rate, out_rate, detail, sizeof detail))
         rc = app_fail("transcode", "%s", detail);
     if (!rc && !o.quiet)
         printf("%s -> %s: %.2f s, %d codebooks x %d bits x %.0f frames/s = %.2f kbps\n", o.in,

@@ -200,6 +200,24 @@ int tokvox_resample(const float *in, size_t n, int in_rate, int out_rate, float 
 
 /* ---- reading ----------------------------------------------------------------------- */
 
+/* One sample of a file as the codec takes it.  Float files (WAV, AIFF, CAF)
+ * can hold NaN/Inf, which would poison every frame the resampler or the STFT
+ * touches: they read as silence.  Their overs (|x| > 1) are clamped, as
+ * every integer format is by construction, so the model only sees the range
+ * it was trained on; both are counted for the caller's warning. */
+static float clean_sample(float v, int64_t *nonfinite, int64_t *clipped)
+{
+    if (!isfinite(v)) {
+        ++*nonfinite;
+        return 0.0f;
+    }
+    if (v > 1.0f || v < -1.0f) {
+        ++*clipped;
+        return v > 0.0f ? 1.0f : -1.0f;
+    }
+    return v;
+}
+
 int tokvox_audio_read_sndfile(SNDFILE *sf, const SF_INFO *info, const char *name,
                               int target_rate, size_t max_samples, float **samples,
                               size_t *n, tokvox_audio_source *source, char *detail,
@@ -234,6 +252,7 @@ int tokvox_audio_read_sndfile(SNDFILE *sf, const SF_INFO *info, const char *name
     /* The header's frame count may be absent, wrong or hostile: grow. */
     float *buf = NULL;
     size_t cap = 0, len = 0;
+    int64_t nonfinite = 0, clipped = 0;
     int rc = TOKVOX_OK;
     for (;;) {
         sf_count_t got = sf_readf_float(sf, chunk, READ_CHUNK_FRAMES);
@@ -263,18 +282,12 @@ int tokvox_audio_read_sndfile(SNDFILE *sf, const SF_INFO *info, const char *name
             cap = want;
         }
         float *dst = buf + len;
-        if (ch == 1) {
-            for (size_t i = 0; i < g; i++)
-                dst[i] = isfinite(chunk[i]) ? chunk[i] : 0.0f;
-        } else {
-            for (size_t i = 0; i < g; i++) {
-                const float *frame = chunk + i * (size_t)ch;
-                double sum = 0.0;
-                for (int c = 0; c < ch; c++)
-                    if (isfinite(frame[c]))
-                        sum += frame[c];
-                dst[i] = (float)(sum / ch); /* |mean| <= max |sample|: fits a float */
-            }
+        for (size_t i = 0; i < g; i++) {
+            const float *frame = chunk + i * (size_t)ch;
+            double sum = 0.0;
+            for (int c = 0; c < ch; c++)
+                sum += clean_sample(frame[c], &nonfinite, &clipped);
+            dst[i] = ch == 1 ? (float)sum : (float)(sum / ch);
         }
         len += g;
     }
@@ -301,6 +314,8 @@ int tokvox_audio_read_sndfile(SNDFILE *sf, const SF_INFO *info, const char *name
         source->rate = info->samplerate;
         source->channels = ch;
         source->frames = (int64_t)len;
+        source->nonfinite = nonfinite;
+        source->clipped = clipped;
     }
     if (target_rate != 0 && target_rate != info->samplerate) {
         float *out = NULL;

@@ -19,7 +19,8 @@
 
 /* The read path shared by files, stdin and memory: reads every frame of an
  * open sf (whatever its header claims), checks rate and channel count,
- * downmixes to mono, replaces NaN/Inf by 0 and resamples to target_rate
+ * replaces NaN/Inf by 0 and clamps overs to [-1, 1] (both counted in
+ * source), downmixes to mono and resamples to target_rate
  * (0 = keep).  name is used in messages.  More than max_samples frames give
  * TOKVOX_ERR_AUDIO.  Does not close sf. */
 int tokvox_audio_read_sndfile(SNDFILE *sf, const SF_INFO *info, const char *name,

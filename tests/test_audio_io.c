@@ -229,7 +229,7 @@ START_TEST(test_wav_round_trip)
     ck_assert_int_eq(major_format(path), SF_FORMAT_WAV);
     for (int pass = 0; pass < 2; pass++) {
         size_t m = 0;
-        tokvox_audio_source src = {0, 0, 0};
+        tokvox_audio_source src = {0};
         float *y = read_ok(path, pass ? 16000 : 0, &m, &src);
         ck_assert_uint_eq(m, n);
         ck_assert_int_eq(src.rate, 16000);
@@ -403,26 +403,34 @@ END_TEST
 
 START_TEST(test_nan_inf_read_as_zero)
 {
-    const float mono[] = {0.5f, NAN, INFINITY, -INFINITY, -0.25f, 2.0f};
+    const float mono[] = {0.5f, NAN, INFINITY, -INFINITY, -0.25f, 2.0f, -1.0f};
     const char *path = tmp_path("nan.wav");
-    sf_write_file(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 1, mono, 6);
+    sf_write_file(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 1, mono, 7);
     size_t n = 0;
-    float *y = read_ok(path, 0, &n, NULL);
-    ck_assert_uint_eq(n, 6);
-    const float want[] = {0.5f, 0.0f, 0.0f, 0.0f, -0.25f, 2.0f}; /* not otherwise altered */
+    tokvox_audio_source src = {0};
+    float *y = read_ok(path, 0, &n, &src);
+    ck_assert_uint_eq(n, 7);
+    /* overs clamped, full scale itself kept; nothing else altered */
+    const float want[] = {0.5f, 0.0f, 0.0f, 0.0f, -0.25f, 1.0f, -1.0f};
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(y[i] == want[i], "sample %zu: %g, expected %g", i, (double)y[i], (double)want[i]);
+    ck_assert_int_eq(src.nonfinite, 3);
+    ck_assert_int_eq(src.clipped, 1);
     free(y);
 
-    /* In a stereo file a bad channel counts as 0 in the mean. */
-    const float st[] = {NAN, 0.5f, 0.25f, INFINITY, -0.5f, -0.5f};
+    /* In a stereo file a bad channel counts as 0 in the mean, an over as
+     * full scale (clamped before the downmix). */
+    const float st[] = {NAN, 0.5f, 0.25f, INFINITY, -0.5f, -0.5f, 3.0f, -0.5f};
     const char *path2 = tmp_path("nan2.wav");
-    sf_write_file(path2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 2, st, 3);
-    y = read_ok(path2, 0, &n, NULL);
-    ck_assert_uint_eq(n, 3);
+    sf_write_file(path2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 2, st, 4);
+    y = read_ok(path2, 0, &n, &src);
+    ck_assert_uint_eq(n, 4);
     ck_assert_float_eq(y[0], 0.25f);
     ck_assert_float_eq(y[1], 0.125f);
     ck_assert_float_eq(y[2], -0.5f);
+    ck_assert_float_eq(y[3], 0.25f);
+    ck_assert_int_eq(src.nonfinite, 2);
+    ck_assert_int_eq(src.clipped, 1);
     free(y);
 
     /* Resampled output is finite too. */

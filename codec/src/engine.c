@@ -2,6 +2,7 @@
  * live streams.  Samples are collected into hops; each full hop makes one
  * feature frame; feature frames are coded in blocks of up to TK_MAX_BLOCK.
  * Everything a session needs is allocated at create time. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,7 +143,14 @@ static int push_samples(tokvox_encoder *e, const float *pcm, size_t n, uint16_t 
         take = take < n ? take : n;
         float *dst = e->window + overhang + e->pending;
         if (pcm) {
-            memcpy(dst, pcm, sizeof(float) * take);
+            /* The codec's input domain is [-1, 1]: one NaN or Inf (or a huge
+             * value, whose square overflows in the STFT) would turn every
+             * later frame into garbage codes through the causal state, so
+             * such samples are silenced and overs clamped. */
+            for (size_t i = 0; i < take; i++) {
+                float v = pcm[i];
+                dst[i] = !isfinite(v) ? 0.0f : v > 1.0f ? 1.0f : v < -1.0f ? -1.0f : v;
+            }
             pcm += take;
         } else {
             memset(dst, 0, sizeof(float) * take);

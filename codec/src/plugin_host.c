@@ -156,10 +156,16 @@ int tk_plugin_load(const char *name, int kind, tk_plugin *out, char *detail, siz
     char folders[MAX_FOLDERS][PATH_MAX];
     size_t n = tk_plugin_folders(folders, MAX_FOLDERS);
     char path[PATH_MAX + 64];
+    char hidden[PATH_MAX + 64] = ""; /* a folder that could not be searched */
     for (size_t i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/tokvox_%s.so", folders[i], name);
-        if (access(path, F_OK) != 0)
+        if (access(path, F_OK) != 0) {
+            /* Skipped like a missing folder, but the plugin may well be in
+             * it: "not found" alone would send the user looking elsewhere. */
+            if (errno != ENOENT && errno != ENOTDIR && !hidden[0])
+                snprintf(hidden, sizeof hidden, "; %s: %s", folders[i], strerror(errno));
             continue;
+        }
         int err = tk_plugin_open(path, out, detail, detail_size);
         if (err)
             return err;
@@ -176,8 +182,10 @@ int tk_plugin_load(const char *name, int kind, tk_plugin *out, char *detail, siz
         size_t used = strlen(searched);
         snprintf(searched + used, sizeof searched - used, "%s%s", i ? ":" : "", folders[i]);
     }
-    return fail(detail, detail_size, TOKVOX_ERR_PLUGIN_NOT_FOUND,
-                "plugin '%s' not found (searched %s; set TOKVOX_PLUGIN_PATH)", name, searched);
+    if (detail && detail_size)
+        snprintf(detail, detail_size, "plugin '%s' not found (searched %s%s; set TOKVOX_PLUGIN_PATH)",
+                 name, searched, hidden);
+    return TOKVOX_ERR_PLUGIN_NOT_FOUND;
 }
 
 void tk_plugin_close(tk_plugin *p)
@@ -232,8 +240,19 @@ void tokvox_plugins_scan(tokvox_plugin_visitor visit, void *ctx)
     size_t n = tk_plugin_folders(folders, MAX_FOLDERS);
     for (size_t i = 0; i < n; i++) {
         DIR *dir = opendir(folders[i]);
-        if (!dir)
+        if (!dir) {
+            /* An absent folder is normal (the installed one often is); one
+             * that cannot be read hides its plugins, so it is reported. */
+            if (errno != ENOENT && errno != ENOTDIR) {
+                char detail[PATH_MAX + 128];
+                snprintf(detail, sizeof detail, "%s: cannot list the plugin folder (%s)",
+                         folders[i], strerror(errno));
+                tokvox_plugin_info info = {.path = folders[i], .error = TOKVOX_ERR_IO,
+                                           .detail = detail};
+                visit(ctx, &info);
+            }
             continue;
+        }
         size_t count = 0, cap = 0;
         char **names = NULL;
         for (struct dirent *e; (e = readdir(dir));) {

@@ -105,7 +105,8 @@ TOKVOX_API tokvox_encoder *tokvox_encoder_create(const tokvox_model *model, int 
 TOKVOX_API void tokvox_encoder_destroy(tokvox_encoder *enc);
 /* Codes per frame this session writes. */
 TOKVOX_API int tokvox_encoder_num_codebooks(const tokvox_encoder *enc);
-/* Push n mono samples at the model rate, any n.  Complete frames are written
+/* Push n mono samples at the model rate, any n, in [-1, 1] (NaN/Inf count as
+ * 0, values beyond are clamped).  Complete frames are written
  * to codes (frame-major, num_codebooks per frame), at most max_frames of them;
  * *frames_out says how many.  A caller that pushes at most k*hop samples gets
  * at most k frames, so max_frames = n / hop + 1 always suffices. */
@@ -132,7 +133,9 @@ TOKVOX_API int tokvox_decoder_flush(tokvox_decoder *dec, float *pcm, size_t *sam
 TOKVOX_API void tokvox_decoder_reset(tokvox_decoder *dec);
 
 /* Plugins found in the search folders (see tokvox/plugin.h), each opened
- * and checked.  visit is called once per candidate file, in search order. */
+ * and checked.  visit is called once per candidate file, in search order,
+ * and once for a folder that exists but cannot be listed (path = the folder,
+ * error = TOKVOX_ERR_IO). */
 typedef struct tokvox_plugin_info {
     const char *path;
     const char *name;         /* NULL when the file could not be loaded */

@@ -26,6 +26,8 @@ typedef struct tokvox_audio_source {
     int rate;          /* the file's sample rate */
     int channels;      /* the file's channel count */
     int64_t frames;    /* frames in the file, at its rate */
+    int64_t nonfinite; /* samples (of any channel) that were NaN/Inf, read as 0 */
+    int64_t clipped;   /* samples (of any channel) beyond [-1, 1], clamped */
 } tokvox_audio_source;
 
 /* Upper bound on what we accept, whatever a header claims. */
@@ -35,8 +37,10 @@ typedef struct tokvox_audio_source {
 
 /* Read path (or "-" for stdin) as mono float at target_rate (0 = keep the
  * file's rate).  *samples is malloc'ed, owned by the caller (free()).
- * NaN/Inf samples are replaced by 0; values are not otherwise altered.
- * source may be NULL. */
+ * Float files can hold what no audio is: NaN/Inf samples are replaced by 0
+ * and samples beyond [-1, 1] are clamped, per channel before the downmix;
+ * source counts both, so callers can warn.  Values are not otherwise
+ * altered.  source may be NULL. */
 int tokvox_audio_read(const char *path, int target_rate, float **samples, size_t *n,
                       tokvox_audio_source *source, char *detail, size_t detail_size);
 

@@ -163,6 +163,7 @@ static int load_codes(const detok_options *o, const tokvox_model_info *info,
         *k = (int)h.shape[1];
     if (*k > info->num_codebooks || *frames == 0) {
         free(*codes);
+        *codes = NULL; /* the caller frees it too */
         return *frames ? app_fail("detokenize", "%s: %d codebooks, the model has %d", o->in, *k,
                                   info->num_codebooks)
                        : app_fail("detokenize", "%s: no frames to decode", o->in);

@@ -41,7 +41,7 @@ typedef struct result {
     size_t samples;    /* at the model's rate */
     size_t frames;     /* code frames */
     char *error;       /* FAILED: why (malloc'ed) */
-    cJSON *entry;      /* DONE/SKIPPED: the manifest line */
+    char *line;        /* DONE/SKIPPED: the manifest line (cJSON_free) */
 } result;
 
 typedef struct job {
@@ -53,7 +53,7 @@ typedef struct job {
     tk_item *items; /* this slice, in order */
     size_t n;
     result *results;
-    tk_index previous; /* earlier manifests' entries, by output */
+    tokvox_manifest previous; /* earlier manifests' entries, sorted by output */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t next, running, finished, skipped, failed;
@@ -216,7 +216,8 @@ static int write_tokens(const job *jb, const char *path, const uint16_t *codes, 
     return err;
 }
 
-static cJSON *make_entry(const job *jb, const tk_item *it, const result *r)
+/* The manifest line of an item, as one line of JSON. */
+static char *manifest_line(const job *jb, const tk_item *it, const result *r)
 {
     int ndim;
     uint64_t shape[2];
@@ -237,7 +238,13 @@ static cJSON *make_entry(const job *jb, const tk_item *it, const result *r)
     cJSON_AddStringToObject(e, "dtype", jb->dtype == TOKVOX_NPY_INT16 ? "<i2" : "<i4");
     cJSON_AddStringToObject(e, "model", jb->info.name);
     cJSON_AddStringToObject(e, "model_id", jb->model_id);
-    return e;
+    char *line = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    if (!line) {
+        fputs("tokvox: out of memory\n", stderr);
+        exit(1);
+    }
+    return line;
 }
 
 /* The code frames an existing output holds if it is complete and shaped the
@@ -261,15 +268,25 @@ static size_t complete_frames(const job *jb, const char *path)
     }
 }
 
-static int entry_matches(const job *jb, const cJSON *e, size_t frames)
+/* An earlier entry describes the output this run would write: the same
+ * model, layout and codebooks, and the frames the file holds. */
+static int same_settings(const job *jb, const tokvox_manifest_entry *e, size_t frames)
 {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "model_id");
-    const cJSON *lay = cJSON_GetObjectItemCaseSensitive(e, "layout");
-    const cJSON *k = cJSON_GetObjectItemCaseSensitive(e, "codebooks");
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(e, "frames");
-    return cJSON_IsString(id) && !strcmp(id->valuestring, jb->model_id) && cJSON_IsString(lay) &&
-           !strcmp(lay->valuestring, tokvox_layout_name(jb->o->layout)) && cJSON_IsNumber(k) &&
-           k->valueint == jb->k && cJSON_IsNumber(f) && (size_t)f->valuedouble == frames;
+    return !strcmp(e->meta.model_id, jb->model_id) && e->meta.layout == jb->o->layout &&
+           e->meta.codebooks == jb->k && e->frames == (int64_t)frames;
+}
+
+/* The length and rates an earlier entry recorded, when it has them all
+ * (they are all a rebuilt entry needs besides this run's settings). */
+static int take_recorded(const tokvox_manifest_entry *e, result *r)
+{
+    const tokvox_token_meta *m = &e->meta;
+    if (m->samples < 0 || !m->sample_rate || !(m->duration > 0))
+        return 0;
+    r->samples = (size_t)m->samples;
+    r->source_rate = m->sample_rate;
+    r->duration = m->duration;
+    return 1;
 }
 
 /* Reads the audio of an item; the result's duration and rates are set. */
@@ -294,34 +311,34 @@ static int read_audio(const job *jb, const tk_item *it, result *r, float **pcm, 
     return TOKVOX_OK;
 }
 
+/* Reads the audio, without encoding it, for the length and rates of an
+ * entry a crash lost: 1 when that length gives the frames the output holds. */
+static int measure_audio(const job *jb, const tk_item *it, result *r)
+{
+    float *pcm = NULL;
+    char detail[1024];
+    int ok = !read_audio(jb, it, r, &pcm, detail, sizeof detail) &&
+             tokvox_frames_for_samples(jb->model, r->samples) == r->frames;
+    free(pcm);
+    return ok;
+}
+
 /* An output that is already complete: skipped, with its manifest entry
- * taken from an earlier manifest, or rebuilt from the audio's header data
- * when a crash lost that manifest. */
+ * rebuilt from an earlier manifest's, or from the audio's length when a
+ * crash lost that manifest. */
 static int try_skip(job *jb, const tk_item *it, const char *path, result *r)
 {
     size_t frames = complete_frames(jb, path);
     if (!frames)
         return 0;
-    cJSON *prev = tk_index_find(&jb->previous, it->output);
-    if (prev && !entry_matches(jb, prev, frames))
+    const tokvox_manifest_entry *prev = tokvox_manifest_find(&jb->previous, it->output);
+    if (prev && !same_settings(jb, prev, frames))
         return 0; /* another model, layout or codebook count: redo */
     r->frames = frames;
-    if (prev) {
-        r->entry = cJSON_Duplicate(prev, 1);
-        cJSON_ReplaceItemInObjectCaseSensitive(r->entry, "input", cJSON_CreateString(it->input));
-    } else {
-        float *pcm = NULL;
-        char detail[1024];
-        if (read_audio(jb, it, r, &pcm, detail, sizeof detail) ||
-            tokvox_frames_for_samples(jb->model, r->samples) != frames) {
-            free(pcm);
-            return 0;
-        }
-        free(pcm);
-        r->entry = make_entry(jb, it, r);
-    }
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(r->entry, "duration");
-    r->duration = cJSON_IsNumber(d) ? d->valuedouble : 0.0;
+    int recorded = prev && take_recorded(prev, r);
+    if (!recorded && !measure_audio(jb, it, r))
+        return 0; /* unreadable, or not the audio of these tokens: redo */
+    r->line = manifest_line(jb, it, r);
     r->state = SKIPPED;
     return 1;
 }
@@ -369,7 +386,7 @@ static void encode_item(job *jb, tokvox_encoder *enc, const tk_item *it, const c
         return;
     }
     r->state = DONE;
-    r->entry = make_entry(jb, it, r);
+    r->line = manifest_line(jb, it, r);
 }
 
 static void process_item(job *jb, tokvox_encoder *enc, size_t idx)
@@ -530,35 +547,54 @@ static char *slice_path(const tokenize_options *o, const char *base, const char 
     return app_join_path(o->outdir, name);
 }
 
-/* Writes one JSON document per line (or one pretty one), atomically. */
-static int write_json_file(const char *path, cJSON *const *docs, size_t n, int pretty)
+/* An output file written through a temporary, or NULL after printing why
+ * not. */
+static tokvox_atomic_file *open_output(const char *path)
 {
     char detail[1024] = "";
     int err;
     tokvox_atomic_file *f = tokvox_atomic_open(path, &err, detail, sizeof detail);
     if (!f)
-        return app_fail("tokenize", "%s", detail);
-    FILE *fp = tokvox_atomic_stream(f);
-    for (size_t i = 0; i < n; i++) {
-        char *text = pretty ? cJSON_Print(docs[i]) : cJSON_PrintUnformatted(docs[i]);
-        if (text)
-            fprintf(fp, "%s\n", text);
-        free(text);
-    }
+        app_fail("tokenize", "%s", detail);
+    return f;
+}
+
+static int commit_output(tokvox_atomic_file *f)
+{
+    char detail[1024] = "";
     if (tokvox_atomic_commit(f, detail, sizeof detail))
         return app_fail("tokenize", "%s", detail);
     return 0;
 }
 
-static const char *entry_output(const cJSON *e)
+/* Writes one JSON document per line (or one pretty one), atomically. */
+static int write_json_file(const char *path, cJSON *const *docs, size_t n, int pretty)
 {
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(e, "output");
-    return cJSON_IsString(o) ? o->valuestring : "";
+    tokvox_atomic_file *f = open_output(path);
+    if (!f)
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        char *text = pretty ? cJSON_Print(docs[i]) : cJSON_PrintUnformatted(docs[i]);
+        if (text)
+            fprintf(tokvox_atomic_stream(f), "%s\n", text);
+        free(text);
+    }
+    return commit_output(f);
 }
 
-static int by_output_field(const void *a, const void *b)
+static int write_manifest_file(const char *path, const tk_entry *entries, size_t n)
 {
-    return strcmp(entry_output(*(cJSON *const *)a), entry_output(*(cJSON *const *)b));
+    tokvox_atomic_file *f = open_output(path);
+    if (!f)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        fprintf(tokvox_atomic_stream(f), "%s\n", entries[i].json);
+    return commit_output(f);
+}
+
+static int by_output(const void *a, const void *b)
+{
+    return strcmp(((const tk_entry *)a)->output, ((const tk_entry *)b)->output);
 }
 
 static int by_string(const void *a, const void *b)
@@ -566,43 +602,58 @@ static int by_string(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* This run's entries plus those of the same manifest file from earlier runs
- * that this run did not touch, sorted by output.  The array points into
- * results and into *old (which the caller frees). */
-static cJSON **merged_entries(const job *jb, const char *path, cJSON **old, size_t *n)
+/* The outputs this run has the last word on (redone, skipped or failed
+ * now), sorted; malloc'ed. */
+static const char **touched_outputs(const job *jb, size_t *n)
 {
-    size_t bad = 0, cap = jb->n + 1, touched_n = 0;
-    *old = app_read_jsonl(path, &bad);
-    cJSON **out = malloc(sizeof *out * cap);
     const char **touched = malloc(sizeof *touched * (jb->n + 1));
-    if (!out || !touched)
+    if (!touched)
+        exit(1);
+    *n = 0;
+    for (size_t i = 0; i < jb->n; i++)
+        if (jb->results[i].state != TODO)
+            touched[(*n)++] = jb->items[i].output;
+    qsort(touched, *n, sizeof *touched, by_string);
+    return touched;
+}
+
+/* This run's entries plus those of the same manifest file from earlier runs
+ * that this run did not touch, sorted by output.  The entries point into
+ * results and into *old (which the caller frees). */
+static tk_entry *merged_entries(const job *jb, const char *path, tokvox_manifest *old, size_t *n)
+{
+    *old = (tokvox_manifest){.keep_lines = 1};
+    tk_read_manifest(old, path);
+    tokvox_manifest_sort(old);
+    size_t n_touched = 0;
+    const char **touched = touched_outputs(jb, &n_touched);
+    tk_entry *out = malloc(sizeof *out * (jb->n + old->n + 1));
+    if (!out)
         exit(1);
     *n = 0;
     for (size_t i = 0; i < jb->n; i++) {
-        if (jb->results[i].state != TODO)
-            touched[touched_n++] = jb->items[i].output;
-        if (jb->results[i].entry)
-            out[(*n)++] = jb->results[i].entry;
+        const result *r = &jb->results[i];
+        if (r->line)
+            out[(*n)++] = (tk_entry){jb->items[i].output, jb->items[i].input, r->line, r->duration};
     }
-    qsort(touched, touched_n, sizeof *touched, by_string);
-    for (cJSON *e = *old ? (*old)->child : NULL; e; e = e->next) {
-        const char *key = entry_output(e);
-        if (!*key || bsearch(&key, touched, touched_n, sizeof *touched, by_string))
-            continue; /* redone, skipped or failed now: this run's word counts */
-        if (*n == cap && !(out = realloc(out, sizeof *out * (cap *= 2))))
-            exit(1);
-        out[(*n)++] = e;
+    for (size_t i = 0; i < old->n; i++) {
+        const tokvox_manifest_entry *e = &old->entries[i];
+        if (i + 1 < old->n && !strcmp(e->output, old->entries[i + 1].output))
+            continue; /* a repeat: the line read last counts, as for resume */
+        if (bsearch(&e->output, touched, n_touched, sizeof *touched, by_string))
+            continue; /* this run's word counts */
+        out[(*n)++] = (tk_entry){e->output, e->input ? e->input : "", e->line, e->meta.duration};
     }
     free(touched);
-    qsort(out, *n, sizeof *out, by_output_field);
+    qsort(out, *n, sizeof *out, by_output);
     return out;
 }
 
-static int write_manifest(const job *jb, cJSON ***entries, size_t *n, cJSON **old)
+static int write_manifest(const job *jb, tk_entry **entries, size_t *n, tokvox_manifest *old)
 {
     char *path = slice_path(jb->o, "manifest", ".jsonl");
     *entries = merged_entries(jb, path, old, n);
-    int rc = write_json_file(path, *entries, *n, 0);
+    int rc = write_manifest_file(path, *entries, *n);
     free(path);
     return rc;
 }
@@ -716,11 +767,11 @@ static void free_job(job *jb)
 {
     for (size_t i = 0; i < jb->n; i++) {
         free(jb->results[i].error);
-        cJSON_Delete(jb->results[i].entry);
+        cJSON_free(jb->results[i].line);
     }
     free(jb->items); /* shallow copies of the list's */
     free(jb->results);
-    tk_index_free(&jb->previous);
+    tokvox_manifest_free(&jb->previous);
     pthread_mutex_destroy(&jb->lock);
     pthread_cond_destroy(&jb->cond);
 }
@@ -728,14 +779,13 @@ static void free_job(job *jb)
 /* Manifest, errors, stats and packs; the sum of durations of the manifest. */
 static int write_outputs(job *jb, const tk_list *list, double wall, size_t *errors)
 {
-    cJSON **entries = NULL, *old = NULL;
+    tk_entry *entries = NULL;
+    tokvox_manifest old;
     size_t n = 0;
     int rc = write_manifest(jb, &entries, &n, &old);
     double total = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(entries[i], "duration");
-        total += cJSON_IsNumber(d) ? d->valuedouble : 0.0;
-    }
+    for (size_t i = 0; i < n; i++)
+        total += entries[i].duration;
     *errors = 0;
     if (!rc)
         rc = write_errors(jb, list, errors);
@@ -748,7 +798,7 @@ static int write_outputs(job *jb, const tk_list *list, double wall, size_t *erro
         rc = tk_pack(jb->o->outdir, suffix, entries, n, (size_t)jb->o->shard_out, jb->dtype);
     }
     free(entries);
-    cJSON_Delete(old);
+    tokvox_manifest_free(&old);
     return rc;
 }
 
@@ -799,7 +849,7 @@ int cmd_tokenize(int argc, char **argv)
         return 1;
     }
     take_slice(&jb, &list);
-    tk_index_load(&jb.previous, o.outdir);
+    tk_load_manifests(o.outdir, &jb.previous);
     struct sigaction old[2];
     catch_signals(old);
     jb.start = now_seconds();

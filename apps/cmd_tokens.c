@@ -15,34 +15,6 @@
 
 enum { MAX_UP = 32 }; /* folders climbed looking for a manifest */
 
-static void free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-/* Every entry of the manifests in folder dir (manifest.jsonl and the
- * manifest.*.jsonl of --shard runs), sorted by output; returns how many
- * manifest files there are.  Damaged lines and unreadable files are passed
- * over, as a torn last line after a crash must not hide the rest. */
-static size_t load_manifests(const char *dir, tokvox_manifest *m)
-{
-    size_t n = 0;
-    char **files = tk_list_output_files(dir, "manifest", ".jsonl", &n);
-    memset(m, 0, sizeof *m);
-    for (size_t i = 0; i < n; i++) {
-        char detail[1024] = "";
-        if (tokvox_manifest_read(m, files[i], detail, sizeof detail) == TOKVOX_ERR_NO_MEMORY) {
-            fprintf(stderr, "tokvox: %s\n", detail);
-            exit(1); /* as every allocation of the command */
-        }
-    }
-    free_names(files, n);
-    tokvox_manifest_sort(m);
-    return n;
-}
-
 /* Looks in dir for tokenize's manifests and stats; 1 when it has any. */
 static int meta_in(const char *dir, const char *abs, tokvox_token_meta *m)
 {
@@ -54,9 +26,9 @@ static int meta_in(const char *dir, const char *abs, tokvox_token_meta *m)
     int ours = ns && !tokvox_token_stats_read(stats[0], &run, detail, sizeof detail);
     if (ours)
         tokvox_token_meta_refine(m, &run); /* the run's settings; an entry refines them */
-    free_names(stats, ns);
+    tk_free_names(stats, ns);
     tokvox_manifest man;
-    size_t nm = load_manifests(dir, &man);
+    size_t nm = tk_load_manifests(dir, &man);
     const tokvox_manifest_entry *e =
         tokvox_manifest_find(&man, abs + strlen(dir) + (strcmp(dir, "/") ? 1 : 0));
     if (e)
@@ -350,7 +322,7 @@ int cmd_tokstats(int argc, char **argv)
     if (!dir)
         return app_fail("tokstats", "wants the OUTDIR of a tokenize run");
     tokvox_manifest man;
-    if (!load_manifests(dir, &man) || !man.n) {
+    if (!tk_load_manifests(dir, &man) || !man.n) {
         tokvox_manifest_free(&man);
         return app_fail("tokstats", "%s: no manifest.jsonl entries (not a tokenize output?)", dir);
     }

@@ -3,8 +3,9 @@
 #ifndef TOKVOX_APP_TOKENIZE_H
 #define TOKVOX_APP_TOKENIZE_H
 
-#include <cjson/cJSON.h>
 #include <stddef.h>
+
+#include "tokvox/manifest.h"
 
 /* One utterance to tokenize. */
 typedef struct tk_item {
@@ -42,36 +43,37 @@ char *app_join_path(const char *dir, const char *name);
 /* path made absolute against the working folder and folded lexically. */
 char *app_abs_path(const char *path);
 
-/* Every JSON-object line of a .jsonl file, as a cJSON array (bad lines are
- * left out, *bad_lines counts them); NULL when the file cannot be opened. */
-cJSON *app_read_jsonl(const char *path, size_t *bad_lines);
-
-/* Manifest entries by their "output" field. */
-typedef struct tk_index {
-    cJSON *holder;    /* owns the entries */
-    cJSON **entries;  /* sorted by output */
-    size_t n;
-} tk_index;
+/* Appends the entries of the manifest at path to m.  Damaged lines and a
+ * file that cannot be read are passed over: a torn last line after a crash
+ * must not hide the rest, and a first run has no manifest.  Exits when out
+ * of memory. */
+void tk_read_manifest(tokvox_manifest *m, const char *path);
 /* Every entry of the manifests in folder dir: manifest.jsonl and the
- * manifest.*.jsonl of --shard runs.  A folder without any gives an empty
- * index.  Returns the number of manifest files read. */
-int tk_index_load(tk_index *x, const char *dir);
-/* The entry whose output is output, or NULL. */
-cJSON *tk_index_find(const tk_index *x, const char *output);
-void tk_index_free(tk_index *x);
+ * manifest.*.jsonl of --shard runs, read in name order and sorted by output,
+ * so tokvox_manifest_find gives the entry read last (tk_read_manifest on
+ * each).  Returns the number of manifest files. */
+size_t tk_load_manifests(const char *dir, tokvox_manifest *m);
 /* 1 when name is manifest.jsonl or manifest.*.jsonl (prefix "manifest"),
  * stats.json or stats.*.json (prefix "stats"), and so on. */
 int tk_is_output_file(const char *name, const char *prefix, const char *ext);
 /* Paths (dir joined) of the files in dir that tk_is_output_file accepts,
  * sorted; malloc'ed array of malloc'ed strings. */
 char **tk_list_output_files(const char *dir, const char *prefix, const char *ext, size_t *n);
+void tk_free_names(char **names, size_t n); /* frees what tk_list_output_files returns */
+
+/* One line of the manifest a run writes. */
+typedef struct tk_entry {
+    const char *output, *input; /* input: "" when an earlier entry did not record it */
+    const char *json;           /* the line, without its newline */
+    double duration;            /* seconds; 0: not recorded */
+} tk_entry;
 
 /* --shard-out: packs entries (a manifest's, sorted), per_pack at a time, into
  * OUTDIR/shard-NNNNN{suffix}.npy ([total rows, K], or 1-D for the flat
  * layout) with shard-NNNNN{suffix}.index.jsonl (utterance, input, offset,
  * frames: rows of the pack array).  Packs left from an earlier run with more
  * of them are removed.  Prints an error and returns 1 on failure. */
-int tk_pack(const char *outdir, const char *suffix, cJSON *const *entries, size_t n,
+int tk_pack(const char *outdir, const char *suffix, const tk_entry *entries, size_t n,
             size_t per_pack, int dtype);
 
 #endif

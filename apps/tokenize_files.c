@@ -1,7 +1,8 @@
 /* The files of tokvox tokenize besides the tokens themselves: the input list
  * (files, folders and manifests turned into one sorted, de-duplicated list of
- * utterances with their output paths), the manifests of earlier runs, and
- * the --shard-out packs.
+ * utterances with their output paths), the manifests of earlier runs (read
+ * through io/manifest.c, as detokenize and tokstats read them) and the
+ * --shard-out packs.
  *
  * Paths are made absolute and folded lexically ("." and ".." removed as the
  * user wrote them, symlinks not resolved), so the same tree gives the same
@@ -386,49 +387,12 @@ void tk_list_free(tk_list *l)
 
 /* ---- manifests of earlier runs ------------------------------------------------- */
 
-cJSON *app_read_jsonl(const char *path, size_t *bad_lines)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    cJSON *all = cJSON_CreateArray();
-    char *line = NULL;
-    size_t cap = 0, bad = 0;
-    for (ssize_t len; (len = getline(&line, &cap, f)) >= 0;) {
-        if (len <= 1)
-            continue;
-        cJSON *o = cJSON_Parse(line);
-        if (cJSON_IsObject(o))
-            cJSON_AddItemToArray(all, o);
-        else {
-            cJSON_Delete(o);
-            bad++;
-        }
-    }
-    free(line);
-    fclose(f);
-    if (bad_lines)
-        *bad_lines = bad;
-    return all;
-}
-
 int tk_is_output_file(const char *name, const char *prefix, const char *ext)
 {
     size_t p = strlen(prefix), n = strlen(name), e = strlen(ext);
     if (n < p + e || strncmp(name, prefix, p) || strcmp(name + n - e, ext))
         return 0;
     return n == p + e || (name[p] == '.' && n > p + e + 1);
-}
-
-static const char *output_of(const cJSON *entry)
-{
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(entry, "output");
-    return cJSON_IsString(o) ? o->valuestring : "";
-}
-
-static int by_entry_output(const void *a, const void *b)
-{
-    return strcmp(output_of(*(cJSON *const *)a), output_of(*(cJSON *const *)b));
 }
 
 /* Names in dir matching prefix*ext, sorted (so later shards override
@@ -456,69 +420,42 @@ char **tk_list_output_files(const char *dir, const char *prefix, const char *ext
     return names;
 }
 
-int tk_index_load(tk_index *x, const char *dir)
+void tk_free_names(char **names, size_t n)
 {
-    memset(x, 0, sizeof *x);
-    x->holder = cJSON_CreateArray();
-    size_t n_files = 0, cap = 0;
-    char **files = tk_list_output_files(dir, "manifest", ".jsonl", &n_files);
-    for (size_t i = 0; i < n_files; i++) {
-        cJSON *lines = app_read_jsonl(files[i], NULL);
-        for (cJSON *e = lines ? lines->child : NULL, *next; e; e = next) {
-            next = e->next;
-            if (!*output_of(e))
-                continue;
-            cJSON_DetachItemViaPointer(lines, e);
-            cJSON_AddItemToArray(x->holder, e);
-            x->entries = grow(x->entries, &cap, x->n + 1, sizeof *x->entries);
-            x->entries[x->n++] = e;
-        }
-        cJSON_Delete(lines);
-        free(files[i]);
-    }
-    free(files);
-    if (x->n) /* qsort(NULL, 0) is undefined */
-        qsort(x->entries, x->n, sizeof *x->entries, by_entry_output);
-    return (int)n_files;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
 }
 
-cJSON *tk_index_find(const tk_index *x, const char *output)
+void tk_read_manifest(tokvox_manifest *m, const char *path)
 {
-    size_t lo = 0, hi = x->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(output_of(x->entries[mid]), output);
-        if (!c)
-            return x->entries[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    char detail[1024] = "";
+    if (tokvox_manifest_read(m, path, detail, sizeof detail) == TOKVOX_ERR_NO_MEMORY) {
+        fprintf(stderr, "tokvox: %s\n", detail);
+        exit(1); /* as every allocation of the commands */
     }
-    return NULL;
 }
 
-void tk_index_free(tk_index *x)
+size_t tk_load_manifests(const char *dir, tokvox_manifest *m)
 {
-    cJSON_Delete(x->holder);
-    free(x->entries);
-    memset(x, 0, sizeof *x);
+    size_t n = 0;
+    char **files = tk_list_output_files(dir, "manifest", ".jsonl", &n);
+    memset(m, 0, sizeof *m);
+    for (size_t i = 0; i < n; i++)
+        tk_read_manifest(m, files[i]);
+    tk_free_names(files, n);
+    tokvox_manifest_sort(m);
+    return n;
 }
 
 /* ---- --shard-out packs -------------------------------------------------------------- */
 
-static const char *entry_string(const cJSON *e, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* Rows of every utterance's array, all of one dtype and width. */
-static int pack_rows(const char *outdir, cJSON *const *e, size_t n, int dtype, uint64_t *rows,
+static int pack_rows(const char *outdir, const tk_entry *e, size_t n, int dtype, uint64_t *rows,
                      tokvox_npy_info *first, char *detail, size_t ds)
 {
     for (size_t i = 0; i < n; i++) {
-        char *path = app_join_path(outdir, entry_string(e[i], "output"));
+        char *path = app_join_path(outdir, e[i].output);
         tokvox_npy_info h;
         int err = tokvox_npy_read_header(path, &h, detail, ds);
         if (!err && (h.dtype != dtype || (i && (h.ndim != first->ndim ||
@@ -537,12 +474,12 @@ static int pack_rows(const char *outdir, cJSON *const *e, size_t n, int dtype, u
 }
 
 /* Copies each utterance's values after the header already written. */
-static int pack_copy(const char *outdir, cJSON *const *e, size_t n, int dtype,
+static int pack_copy(const char *outdir, const tk_entry *e, size_t n, int dtype,
                      const uint64_t *rows, FILE *fp, char *detail, size_t ds)
 {
     int err = TOKVOX_OK;
     for (size_t i = 0; i < n && !err; i++) {
-        char *path = app_join_path(outdir, entry_string(e[i], "output"));
+        char *path = app_join_path(outdir, e[i].output);
         tokvox_npy_info h;
         int32_t *values = NULL;
         err = tokvox_npy_read(path, &h, &values, detail, ds);
@@ -558,7 +495,7 @@ static int pack_copy(const char *outdir, cJSON *const *e, size_t n, int dtype,
     return err;
 }
 
-static int pack_index(const char *path, cJSON *const *e, size_t n, const uint64_t *rows,
+static int pack_index(const char *path, const tk_entry *e, size_t n, const uint64_t *rows,
                       char *detail, size_t ds)
 {
     int err;
@@ -568,8 +505,8 @@ static int pack_index(const char *path, cJSON *const *e, size_t n, const uint64_
     uint64_t offset = 0;
     for (size_t i = 0; i < n; i++) {
         cJSON *line = cJSON_CreateObject();
-        cJSON_AddStringToObject(line, "utterance", entry_string(e[i], "output"));
-        cJSON_AddStringToObject(line, "input", entry_string(e[i], "input"));
+        cJSON_AddStringToObject(line, "utterance", e[i].output);
+        cJSON_AddStringToObject(line, "input", e[i].input);
         cJSON_AddNumberToObject(line, "offset", (double)offset);
         cJSON_AddNumberToObject(line, "frames", (double)rows[i]);
         char *text = cJSON_PrintUnformatted(line);
@@ -581,7 +518,7 @@ static int pack_index(const char *path, cJSON *const *e, size_t n, const uint64_
     return tokvox_atomic_commit(f, detail, ds);
 }
 
-static int pack_one(const char *outdir, const char *npy, const char *index, cJSON *const *e,
+static int pack_one(const char *outdir, const char *npy, const char *index, const tk_entry *e,
                     size_t n, int dtype, char *detail, size_t ds)
 {
     uint64_t *rows = malloc(sizeof *rows * n);
@@ -620,7 +557,7 @@ static void pack_names(const char *outdir, const char *suffix, size_t g, char **
     *index = app_join_path(outdir, name);
 }
 
-int tk_pack(const char *outdir, const char *suffix, cJSON *const *entries, size_t n,
+int tk_pack(const char *outdir, const char *suffix, const tk_entry *entries, size_t n,
             size_t per_pack, int dtype)
 {
     char detail[1024] = "";

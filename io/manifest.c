@@ -89,7 +89,35 @@ void tokvox_token_meta_refine(tokvox_token_meta *meta, const tokvox_token_meta *
 
 /* ---- manifests ---------------------------------------------------------------- */
 
-static int add_entry(tokvox_manifest *m, const char *output, const tokvox_token_meta *meta)
+static void free_entry(tokvox_manifest_entry *e)
+{
+    free(e->output);
+    free(e->input);
+    cJSON_free(e->line);
+}
+
+static char *copy_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* The entry of a line parsed into o (an object with an "output" string). */
+static int entry_from(const tokvox_manifest *m, const cJSON *o, tokvox_manifest_entry *e)
+{
+    const char *input = string_at(o, "input");
+    *e = (tokvox_manifest_entry){.order = m->n};
+    meta_from(o, &e->meta);
+    e->frames = whole_number(o, "frames", 0, MAX_EXACT_WHOLE, -1);
+    e->output = copy_or_null(string_at(o, "output"));
+    e->input = copy_or_null(input);
+    e->line = m->keep_lines ? cJSON_PrintUnformatted(o) : NULL;
+    if (e->output && (e->input || !input) && (e->line || !m->keep_lines))
+        return TOKVOX_OK;
+    free_entry(e);
+    return TOKVOX_ERR_NO_MEMORY;
+}
+
+static int add_entry(tokvox_manifest *m, const cJSON *o)
 {
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 64;
@@ -99,12 +127,9 @@ static int add_entry(tokvox_manifest *m, const char *output, const tokvox_token_
         m->entries = grown;
         m->cap = cap;
     }
-    char *copy = strdup(output);
-    if (!copy)
-        return TOKVOX_ERR_NO_MEMORY;
-    m->entries[m->n] = (tokvox_manifest_entry){copy, *meta, m->n};
-    m->n++;
-    return TOKVOX_OK;
+    int err = entry_from(m, o, &m->entries[m->n]);
+    m->n += !err;
+    return err;
 }
 
 static void skip_line(tokvox_manifest *m, const char *name, size_t lineno, const char *why,
@@ -130,11 +155,8 @@ static int parse_line(tokvox_manifest *m, const char *line, size_t len, const ch
         skip_line(m, name, lineno, "not a JSON object", detail, detail_size);
     } else if (!output || !output[0]) {
         skip_line(m, name, lineno, "no \"output\" string", detail, detail_size);
-    } else {
-        tokvox_token_meta meta;
-        meta_from(o, &meta);
-        if ((err = add_entry(m, output, &meta)))
-            tokvox_io_detail(detail, detail_size, "%s:%zu: out of memory", name, lineno);
+    } else if ((err = add_entry(m, o))) {
+        tokvox_io_detail(detail, detail_size, "%s:%zu: out of memory", name, lineno);
     }
     cJSON_Delete(o);
     return err;
@@ -215,7 +237,7 @@ const tokvox_manifest_entry *tokvox_manifest_find(const tokvox_manifest *m, cons
 void tokvox_manifest_free(tokvox_manifest *m)
 {
     for (size_t i = 0; i < m->n; i++)
-        free(m->entries[i].output);
+        free_entry(&m->entries[i]);
     free(m->entries);
     memset(m, 0, sizeof *m);
 }

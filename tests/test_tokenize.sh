@@ -2,8 +2,9 @@
 # End-to-end checks of tokvox tokenize / detokenize / tokstats on a small
 # corpus built from samples/: mirrored outputs, bad files in errors.jsonl,
 # tokens independent of -j, of --shard and of streaming vs offline encoding,
-# resume, atomic outputs on Ctrl-C, layouts, --shard-out, the strict .npy
-# reader, and (when /usr/bin/python3 has numpy) numpy.load on every output.
+# resume, atomic outputs on Ctrl-C, layouts, --shard-out, manifest lines that
+# once crashed tokstats, the strict .npy reader, and (when /usr/bin/python3
+# has numpy) numpy.load on every output.
 # Usage (meson test runs it): tests/test_tokenize.sh path/to/tokvox path/to/test_tokens
 set -u
 TOKVOX=$1
@@ -17,12 +18,17 @@ failed=0
 
 ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# a sanitizer's report: in an ASan build a heap overflow can exit 1, which
+# an expected failure would hide
+SANITIZER='Sanitizer|runtime error:'
 # run EXPECTED_STATUS DESCRIPTION COMMAND...
 run() {
     want=$1; desc=$2; shift 2
     "$@" >"$WORK/out.log" 2>"$WORK/err.log"
     got=$?
-    if [ "$got" -eq "$want" ]; then ok; else bad "$desc: exit $got, want $want: $(head -3 "$WORK/err.log")"; fi
+    if grep -Eq "$SANITIZER" "$WORK/err.log"; then
+        bad "$desc: $(grep -Em1 "$SANITIZER" "$WORK/err.log")"
+    elif [ "$got" -eq "$want" ]; then ok; else bad "$desc: exit $got, want $want: $(head -3 "$WORK/err.log")"; fi
 }
 # expect_fail DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
 expect_fail() {
@@ -109,7 +115,9 @@ run 0 "detokenize 44.1k" "$TOKVOX" detokenize "$WORK/j2/c/st44.npy" "$WORK/st44.
 
 # --- resume --------------------------------------------------------------------
 touch -d '2001-01-01' "$WORK/j2/a/speech_en.npy"
+cp "$WORK/j2/manifest.jsonl" "$WORK/manifest.before"
 run 3 "re-run" "$TOKVOX" tokenize "$IN" -o "$WORK/j2" -q
+cmp -s "$WORK/manifest.before" "$WORK/j2/manifest.jsonl" && ok || bad "re-run changed the manifest's entries"
 [ "$(json_num "$WORK/j2/stats.json" skipped)" = 4 ] && [ "$(json_num "$WORK/j2/stats.json" encoded)" = 0 ] && ok ||
     bad "re-run did not skip 4: $(cat "$WORK/j2/stats.json")"
 [ "$(stat -c %Y "$WORK/j2/a/speech_en.npy")" -lt 1000000000 ] || bad "re-run rewrote a complete output"
@@ -180,6 +188,55 @@ run 0 "shard-out" "$TOKVOX" tokenize "$IN/a" "$IN/c" -o "$WORK/packs" --shard-ou
 [ "$(cat "$WORK"/packs/shard-*.index.jsonl | wc -l)" -eq 4 ] || bad "pack indexes do not list 4 utterances"
 grep -q '"utterance":"a/speech_en.npy","input":"[^"]*","offset":[0-9]*,"frames":342' "$WORK"/packs/shard-0000*.index.jsonl ||
     bad "pack index lacks speech_en"
+
+# --- manifest lines that crashed tokstats ---------------------------------------------
+# tests/fuzz/regressions/manifest/tokstats-*.jsonl: the fuzz replay reads them
+# with the parser alone, but the crashes were in the commands, so here they
+# are added to a real run's manifest ("a.npy" -> a real output) and the
+# commands run on it.  A crash exits >= 128, or 1 with a sanitizer report.
+REGRESSIONS=$ROOT/tests/fuzz/regressions/manifest
+# add_regression NAME OUTDIR: the lines of NAME, appended to OUTDIR's manifest
+add_regression() {
+    sed 's/"a\.npy"/"speech_en.npy"/' "$REGRESSIONS/$1.jsonl" >>"$2/manifest.jsonl"
+}
+# flat_npy FILE K: one frame of K codebooks of 1024 codes in the flat layout,
+# int32 as numpy writes it: codebook j's id is j*1024 (its code 0)
+flat_npy() {
+    dict="{'descr': '<i4', 'fortran_order': False, 'shape': ($2,), }"
+    # spaces and a newline pad the header to a multiple of 64 bytes
+    pad=$(( (64 - (10 + ${#dict} + 1) % 64) % 64 ))
+    {
+        printf '\223NUMPY\001\000'"$(printf '\\%03o' $((${#dict} + pad + 1)))"'\000%s' "$dict"
+        printf "%${pad}s\n" ''
+        j=0
+        while [ $j -lt "$2" ]; do # little-endian j*1024
+            printf "\\000$(printf '\\%03o\\%03o' $((j * 4 % 256)) $((j / 64)))\\000"
+            j=$((j + 1))
+        done
+    } >"$1"
+}
+run 0 "tokenize for the tokstats regressions" "$TOKVOX" tokenize "$IN/a" -o "$WORK/keycase" -q
+cp -R "$WORK/keycase" "$WORK/flat100"
+# an "OUTPUT" key before "output": tokstats once took the number for the
+# output name (a case-blind lookup) and passed NULL to strcmp
+add_regression tokstats-output-key-case-segv "$WORK/keycase"
+run 0 "tokstats: OUTPUT key before output" "$TOKVOX" tokstats "$WORK/keycase"
+grep -q ': 2 files' "$WORK/out.log" || bad "tokstats did not count each output once: $(head -1 "$WORK/out.log")"
+run 0 "detokenize: OUTPUT key before output" "$TOKVOX" detokenize "$WORK/keycase/speech_en.npy" "$WORK/keycase.wav"
+# resume takes the line read last: it has no model hash, so that file is redone
+run 0 "tokenize: OUTPUT key before output" "$TOKVOX" tokenize "$IN/a" -o "$WORK/keycase" -q
+[ "$(json_num "$WORK/keycase/stats.json" encoded)" = 1 ] && [ "$(json_num "$WORK/keycase/stats.json" skipped)" = 1 ] && ok ||
+    bad "resume over the OUTPUT lines did not redo exactly 1: $(cat "$WORK/keycase/stats.json")"
+[ "$(wc -l <"$WORK/keycase/manifest.jsonl")" -eq 2 ] && ! grep -q OUTPUT "$WORK/keycase/manifest.jsonl" && ok ||
+    bad "rewritten manifest kept the damaged lines: $(cat "$WORK/keycase/manifest.jsonl")"
+# a flat entry of 100 codebooks (more than any run writes): tokstats once
+# counted its codes into a table sized for the 8 codebooks of the others
+add_regression tokstats-flat-100-codebooks-heap-overflow "$WORK/flat100"
+flat_npy "$WORK/flat100/b.npy" 100
+run 1 "tokstats: flat entry of 100 codebooks" "$TOKVOX" tokstats "$WORK/flat100"
+grep -q 'b\.npy' "$WORK/err.log" && grep -q ': 2 files' "$WORK/out.log" && ok ||
+    bad "tokstats did not leave out b.npy alone: $(cat "$WORK/err.log" "$WORK/out.log")"
+expect_fail "detokenize: flat entry of 100 codebooks" "b\.npy" "$TOKVOX" detokenize "$WORK/flat100/b.npy" "$WORK/x.wav"
 
 # --- the strict reader -------------------------------------------------------------------
 head -c 4000 /dev/urandom >"$WORK/random.npy"

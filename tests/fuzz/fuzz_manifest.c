@@ -4,7 +4,8 @@
  * Besides the sanitizers' checks it asserts the readers' promises: every
  * value is in its documented range or "not recorded"; every entry has an
  * output; a skipped line is counted and named with the file; reading the
- * text in two pieces gives what reading it whole gives; after sorting, each
+ * text in two pieces gives what reading it whole gives; a kept line is one
+ * line of JSON that a rewrite keeps as it is; after sorting, each
  * output finds the entry read last with it; a stats.json gives settings or
  * says why not, naming the file.
  *
@@ -44,6 +45,39 @@ static int same_meta(const tokvox_token_meta *a, const tokvox_token_meta *b)
            !strcmp(a->model_id, b->model_id);
 }
 
+static int entry_in_range(const tokvox_manifest_entry *e)
+{
+    return e->output[0] && e->frames >= -1 && e->frames <= (int64_t)1 << 53 &&
+           meta_in_range(&e->meta);
+}
+
+static int same_entry(const tokvox_manifest_entry *a, const tokvox_manifest_entry *b)
+{
+    return !strcmp(a->output, b->output) && !a->input == !b->input &&
+           (!a->input || !strcmp(a->input, b->input)) && a->frames == b->frames &&
+           same_meta(&a->meta, &b->meta);
+}
+
+/* A kept line is one line of JSON naming the same files and settings, and
+ * rewriting it changes nothing: a manifest that tokenize rewrote on every
+ * run stays as it is.  (Numbers are printed again with cJSON's 15 digits,
+ * so the first rewrite may move the last digit of one tokvox did not print.) */
+static void check_line(const tokvox_manifest_entry *e)
+{
+    size_t len = strlen(e->line);
+    if (memchr(e->line, '\n', len))
+        abort(); /* would split into two lines of a rewritten manifest */
+    tokvox_manifest again = {.keep_lines = 1};
+    if (tokvox_manifest_parse(&again, e->line, len, "line", NULL, 0) || again.n != 1)
+        abort();
+    const tokvox_manifest_entry *r = &again.entries[0];
+    if (strcmp(r->output, e->output) || !r->input != !e->input ||
+        (r->input && strcmp(r->input, e->input)) || r->meta.layout != e->meta.layout ||
+        strcmp(r->meta.model_id, e->meta.model_id) || strcmp(r->line, e->line))
+        abort();
+    tokvox_manifest_free(&again);
+}
+
 /* Sorted by output, equal outputs in reading order; find gives the last. */
 static void check_sorted(const tokvox_manifest *m)
 {
@@ -70,27 +104,28 @@ static tokvox_manifest parse_whole(const uint8_t *data, size_t size)
     if (m.skipped_lines && strncmp(detail, "fuzz.jsonl:", 11))
         abort(); /* a skipped line is named */
     for (size_t i = 0; i < m.n; i++)
-        if (!m.entries[i].output[0] || !meta_in_range(&m.entries[i].meta) ||
-            m.entries[i].order != i)
-            abort();
+        if (!entry_in_range(&m.entries[i]) || m.entries[i].order != i || m.entries[i].line)
+            abort(); /* a line is kept only when asked */
     return m;
 }
 
-/* Split after the first newline: appending the two parts reads the same. */
+/* Split after the first newline: appending the two parts reads the same,
+ * and keeping the lines changes no entry. */
 static void check_pieces(const uint8_t *data, size_t size, const tokvox_manifest *whole)
 {
     const uint8_t *newline = memchr(data, '\n', size);
     size_t cut = newline ? (size_t)(newline - data) + 1 : size;
-    tokvox_manifest m = {0};
+    tokvox_manifest m = {.keep_lines = 1};
     if (tokvox_manifest_parse(&m, data, cut, "a", NULL, 0) ||
         tokvox_manifest_parse(&m, data + cut, size - cut, "b", NULL, 0))
         abort();
     if (m.n != whole->n || m.skipped_lines != whole->skipped_lines)
         abort(); /* line splitting depends on the buffer */
-    for (size_t i = 0; i < m.n; i++)
-        if (strcmp(m.entries[i].output, whole->entries[i].output) ||
-            !same_meta(&m.entries[i].meta, &whole->entries[i].meta))
+    for (size_t i = 0; i < m.n; i++) {
+        if (!same_entry(&m.entries[i], &whole->entries[i]))
             abort();
+        check_line(&m.entries[i]);
+    }
     tokvox_manifest_free(&m);
 }
 

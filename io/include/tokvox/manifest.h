@@ -56,8 +56,11 @@ void tokvox_token_meta_refine(tokvox_token_meta *meta, const tokvox_token_meta *
 
 typedef struct tokvox_manifest_entry {
     char *output;             /* the token file, relative to the manifest's folder; never "" */
+    char *input;              /* the audio file as tokenize was given it; NULL: not recorded */
+    int64_t frames;           /* code frames, 0..2^53; -1: not recorded */
     tokvox_token_meta meta;
     size_t order;             /* reading order: 0 for the first entry parsed into the manifest */
+    char *line;               /* with keep_lines: the whole entry, for writing it back; else NULL */
 } tokvox_manifest_entry;
 
 /* Zero-initialise before the first parse or read. */
@@ -65,6 +68,14 @@ typedef struct tokvox_manifest {
     tokvox_manifest_entry *entries; /* in reading order until tokvox_manifest_sort */
     size_t n, cap;
     size_t skipped_lines;           /* not a JSON object, or no "output" string */
+    /* Set before parsing to keep each entry's line (tokenize rewrites the
+     * entries it does not redo).  The line is the parsed object printed
+     * again as one line of JSON, as tokenize prints its own entries, not the
+     * bytes read: what followed the object is dropped and control bytes in
+     * strings are escaped, so a rewritten manifest is always JSONL.  A line
+     * tokenize wrote comes back byte for byte; in one it did not, a number
+     * with more than 15 significant digits may lose the last ones. */
+    int keep_lines;
 } tokvox_manifest;
 
 /* Appends the entries of len bytes of JSONL text (need not end in a newline

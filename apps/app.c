@@ -37,6 +37,26 @@ int app_parse_int(const char *text, int lo, int hi)
     return (int)v;
 }
 
+void app_warn_cleaned(const char *cmd, const char *in, const tokvox_audio_source *s)
+{
+    const char *name = strcmp(in, "-") ? in : "stdin";
+    if (s->nonfinite)
+        fprintf(stderr, "tokvox %s: warning: %s: %lld NaN/Inf samples read as 0\n", cmd, name,
+                (long long)s->nonfinite);
+    if (s->clipped)
+        fprintf(stderr, "tokvox %s: warning: %s: %lld samples beyond full scale clamped to [-1, 1]\n",
+                cmd, name, (long long)s->clipped);
+}
+
+int app_parse_threads(const char *cmd, const char *text)
+{
+    int n = app_parse_int(text, 1, 64);
+    if (n < 0)
+        return app_fail(cmd, "--threads wants a number from 1 to 64, not '%s'", text);
+    tokvox_set_threads(n);
+    return 0;
+}
+
 int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
                    uint16_t **codes, size_t *frames)
 {

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tokvox/io.h"
 #include "tokvox/tokvox.h"
 
 typedef int (*app_command_fn)(int argc, char **argv);
@@ -25,6 +26,12 @@ int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 tokvox_model *app_load_model(const char *cmd, const char *path);
 /* Parse a positive int option value in [lo, hi]; -1 if invalid. */
 int app_parse_int(const char *text, int lo, int hi);
+/* The audio reader silenced NaN/Inf and clamped overs (tokvox/io.h): the
+ * output is still valid but the input was damaged, so say so on stderr
+ * (even with --quiet).  in = the path or "-". */
+void app_warn_cleaned(const char *cmd, const char *in, const tokvox_audio_source *s);
+/* --threads N: sets the library's thread count; 1 (after a message) if N is bad. */
+int app_parse_threads(const char *cmd, const char *text);
 
 /* A whole signal coded at once: codes [frames][num_codebooks], malloc'ed. */
 int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,

@@ -22,6 +22,7 @@ static const struct option long_options[] = {
     {"codebooks", required_argument, NULL, 'n'},
     {"rate", required_argument, NULL, 'r'},
     {"quiet", no_argument, NULL, 'q'},
+    {"threads", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -31,7 +32,7 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
 {
     memset(o, 0, sizeof *o);
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "m:n:r:qh", long_options, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "m:n:r:qt:h", long_options, NULL)) != -1;) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'n':
@@ -43,6 +44,10 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                 return app_fail(cmd, "--rate wants a rate in Hz (1000-384000), not '%s'", optarg);
             break;
         case 'q': o->quiet = 1; break;
+        case 't':
+            if (app_parse_threads(cmd, optarg))
+                return 1;
+            break;
         case 'h': fputs(usage, stdout); return 2;
         default: return app_fail(cmd, "see 'tokvox %s --help'", cmd);
         }
@@ -113,19 +118,6 @@ static void coded_input_free(coded_input *c)
     free(c->codes);
 }
 
-/* The reader silenced NaN/Inf and clamped overs (tokvox/io.h): the output is
- * still valid, but the input was damaged, so say so even with --quiet. */
-static void warn_cleaned(const char *cmd, const char *in, const tokvox_audio_source *s)
-{
-    const char *name = strcmp(in, "-") ? in : "stdin";
-    if (s->nonfinite)
-        fprintf(stderr, "tokvox %s: warning: %s: %lld NaN/Inf samples read as 0\n", cmd, name,
-                (long long)s->nonfinite);
-    if (s->clipped)
-        fprintf(stderr, "tokvox %s: warning: %s: %lld samples beyond full scale clamped to [-1, 1]\n",
-                cmd, name, (long long)s->clipped);
-}
-
 /* Read o->in at the model rate and encode it with `codebooks` codebooks. */
 static int read_and_encode(const char *cmd, const codec_options *o, const tokvox_model *m,
                            int codebooks, coded_input *c)
@@ -139,7 +131,7 @@ static int read_and_encode(const char *cmd, const codec_options *o, const tokvox
                                  sizeof detail))
         rc = app_fail(cmd, "%s", detail);
     if (!rc)
-        warn_cleaned(cmd, o->in, &c->source);
+        app_warn_cleaned(cmd, o->in, &c->source);
     int err;
     if (!rc && (err = app_encode_all(m, c->pcm, c->n, codebooks, &c->codes, &c->frames)))
         rc = app_fail(cmd, "%s: %s", o->in, tokvox_strerror(err));
@@ -152,7 +144,8 @@ static const char encode_usage[] =
     "into a tokvox bitstream ('-' = stdout).\n"
     "  -m, --model M      model file (default: the shipped model)\n"
     "  -n, --codebooks N  codebooks per frame (default: all; fewer = lower bitrate)\n"
-    "  -q, --quiet        no summary on stderr\n";
+    "  -q, --quiet        no summary on stderr\n"
+    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
 
 int cmd_encode(int argc, char **argv)
 {
@@ -251,7 +244,8 @@ static const char decode_usage[] =
     "stdout), by default at the rate of the file that was encoded.\n"
     "  -m, --model M      model file (default: the shipped model); must be the encoder's\n"
     "  -n, --codebooks N  decode only the first N codebooks of each frame\n"
-    "  -r, --rate R       output sample rate in Hz\n";
+    "  -r, --rate R       output sample rate in Hz\n"
+    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
 
 int cmd_decode(int argc, char **argv)
 {
@@ -292,7 +286,8 @@ static const char transcode_usage[] =
     "  -m, --model M      model file (default: the shipped model)\n"
     "  -n, --codebooks N  codebooks per frame (default: all)\n"
     "  -r, --rate R       output sample rate in Hz\n"
-    "  -q, --quiet        do not print the bitrate\n";
+    "  -q, --quiet        do not print the bitrate\n"
+    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
 
 /* Resamples *pcm (n at the model rate) to the input's rate with exactly the
  * input's frame count: going through the model rate rounds the length twice,

@@ -305,6 +305,7 @@ static int read_audio(const job *jb, const tk_item *it, result *r, float **pcm, 
         *pcm = NULL;
         return err;
     }
+    app_warn_cleaned("tokenize", it->input, &src);
     r->samples = n;
     r->source_rate = src.rate;
     r->duration = (double)src.frames / src.rate;
@@ -730,7 +731,8 @@ static int make_folder(const char *dir)
     free(probe);
     struct stat st;
     if (rc || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return app_fail("tokenize", "%s: %s", dir, rc ? detail : "not a folder");
+        return rc ? app_fail("tokenize", "%s", detail) /* detail names the folder */
+                  : app_fail("tokenize", "%s: not a folder", dir);
     return 0;
 }
 
@@ -833,13 +835,21 @@ int cmd_tokenize(int argc, char **argv)
     if (rc)
         return rc == 2 ? 0 : rc;
     tk_list list;
-    if (tk_list_build(&list, argv + optind, argc - optind) || make_folder(o.outdir)) {
+    if (tk_list_build(&list, argv + optind, argc - optind)) {
         tk_list_free(&list);
         return 1;
     }
     if (!list.n_items) {
+        /* a damaged or empty manifest is the usual cause: name it */
+        rc = list.n_errors ? app_fail("tokenize", "%s: %s (no audio files in the inputs)",
+                                      list.errors[0].path, list.errors[0].message)
+                           : app_fail("tokenize", "no audio files in the inputs (extensions: see --help)");
         tk_list_free(&list);
-        return app_fail("tokenize", "no audio files in the inputs (extensions: see --help)");
+        return rc;
+    }
+    if (make_folder(o.outdir)) {
+        tk_list_free(&list);
+        return 1;
     }
     tokvox_model *m = app_load_model("tokenize", o.model);
     job jb;

@@ -246,7 +246,7 @@ static int read_manifest(tk_list *l, const char *path)
     char *dir = folder_of(path), *abs = app_abs_path(path), *absdir = folder_of(abs);
     add_anchor(l, absdir);
     char *line = NULL;
-    size_t cap = 0, lineno = 0;
+    size_t cap = 0, lineno = 0, listed = 0, errors_before = l->n_errors;
     for (ssize_t len; (len = getline(&line, &cap, f)) >= 0;) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -256,10 +256,15 @@ static int read_manifest(tk_list *l, const char *path)
         char where[4200];
         snprintf(where, sizeof where, "%s:%zu", path, lineno);
         char *p = manifest_path(l, line, jsonl, where);
-        if (p && *p && !is_header(p, dir, lineno))
+        if (p && *p && !is_header(p, dir, lineno)) {
             add_file(l, p[0] == '/' ? app_strdup(p) : app_join_path(dir, p), 1);
+            listed++;
+        }
         free(p);
     }
+    /* an empty list is most likely the wrong file: say so, not just "no files" */
+    if (!listed && errors_before == l->n_errors)
+        add_error(l, path, "%s", "lists no files");
     free(line);
     fclose(f);
     free(dir);

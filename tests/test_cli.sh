@@ -57,6 +57,12 @@ expect_ok "encode 4 codebooks" "$TOKVOX" encode "$SAMPLE" "$WORK/b.tvx" --codebo
 [ "$(stat -c %s "$WORK/b.tvx")" -lt "$(stat -c %s "$WORK/a.tvx")" ] || bad "4 codebooks not smaller"
 expect_ok "decode fewer codebooks" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/c.wav" --codebooks 2
 expect_ok "decode to flac" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/a.flac"
+# --threads splits the big kernel calls: the same bytes whatever the count
+expect_ok "encode --threads 3" "$TOKVOX" encode "$SAMPLE" "$WORK/a3.tvx" --threads 3 --quiet
+cmp -s "$WORK/a3.tvx" "$WORK/a.tvx" || bad "encode --threads 3 differs from 1 thread"
+expect_ok "decode --threads 2" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/a2.wav" --threads 2
+cmp -s "$WORK/a2.wav" "$WORK/a.wav" || bad "decode --threads 2 differs from 1 thread"
+expect_fail "--threads 0" "--threads wants a number" "$TOKVOX" transcode "$SAMPLE" "$WORK/x.wav" --threads 0
 
 # stdin and stdout
 if "$TOKVOX" encode - - --quiet <"$SAMPLE" >"$WORK/p.tvx" 2>"$WORK/err.log" &&

@@ -2,6 +2,7 @@
  * choice of variant and the thread pool behind the entry points.  The SIMD
  * variants live in kernels_avx2.c and kernels_avx512.c. */
 #include "kernels.h"
+#include "tokvox/tokvox.h"
 
 #include <float.h>
 #include <math.h>
@@ -258,6 +259,14 @@ int tk_get_threads(void)
     pthread_once(&init_once, init);
     return atomic_load(&n_threads);
 }
+
+int tokvox_set_threads(int n)
+{
+    tk_set_threads(n);
+    return tk_get_threads();
+}
+
+int tokvox_get_threads(void) { return tk_get_threads(); }
 
 /* ---- the thread pool ----------------------------------------------------------
  * One job at a time: a job is `parts` contiguous ranges of items, claimed

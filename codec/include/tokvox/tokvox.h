@@ -171,6 +171,15 @@ TOKVOX_API int tokvox_decoder_latency(const tokvox_decoder *dec);
  * the next tokvox_decoder_push continues from it.  [one thread per handle] */
 TOKVOX_API int tokvox_decoder_conceal(tokvox_decoder *dec, float *pcm, size_t *samples_out);
 
+/* Threads one large kernel call may use (coding a whole file or a block of
+ * frames), process-wide like a BLAS library's setting: the first kernel call
+ * reads TOKVOX_THREADS (default 1); this overrides it.  n is clamped to
+ * 1..64; returns the count now in effect.  Codes and audio are identical for
+ * every count, and a streaming session's single frames stay on the calling
+ * thread whatever it is.  [thread-safe; applies to calls that start later] */
+TOKVOX_API int tokvox_set_threads(int n);
+TOKVOX_API int tokvox_get_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -157,6 +157,9 @@ def main():
     ap.add_argument("--save-every", type=float, default=300)
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--config", default="{}", help="JSON overrides of the model config")
+    ap.add_argument("--anneal-steps", type=int, default=0,
+                    help="from the step this process starts at, decay the learning rate "
+                         "(cosine, to 10 %%) over this many steps, then stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -185,6 +188,12 @@ def main():
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
         step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
         print(f"resumed weights {weights_path} at step {step} (fresh optimiser)", flush=True)
+    # a fresh optimiser (resumed from weights only) has no second-moment
+    # estimates yet: warm it up again instead of taking full-size steps at once
+    warm_from = 0 if os.path.exists(state_path) else step
+    start_step = step
+    if args.anneal_steps:
+        args.steps = min(args.steps, start_step + args.anneal_steps)
     n_params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"config": model.config, "params": n_params}), flush=True)
 
@@ -211,7 +220,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        lr = args.lr * min(1.0, (step + 1) / 500) * max(0.1, 0.5 ** (step / 60000))
+        lr = learning_rate(args, step, warm_from, start_step)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.step()
@@ -234,6 +243,15 @@ def main():
             save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
             last_save = time.time()
     save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
+
+
+def learning_rate(args, step, warm_from, start_step):
+    """Warm-up over 500 steps, slow halving every 60k steps, optional cosine anneal."""
+    lr = args.lr * min(1.0, (step + 1 - warm_from) / 500) * max(0.1, 0.5 ** (step / 60000))
+    if args.anneal_steps:
+        t = min(1.0, (step - start_step) / args.anneal_steps)
+        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
+    return lr
 
 
 def save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path):

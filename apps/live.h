@@ -12,7 +12,8 @@
  *
  * Threads: the coding thread (the command's main thread) calls everything
  * here; the audio side adds a device callback or a file pacing thread, which
- * only touch the rings and atomic counters inside live_audio.c.
+ * only touch the rings and atomic counters inside live_audio.c (and the
+ * pacer its input file's reader, which nothing else uses while it runs).
  */
 #ifndef TOKVOX_LIVE_H
 #define TOKVOX_LIVE_H
@@ -66,7 +67,8 @@ int live_audio_capture_done(live_audio *a);
  * counts as an overrun. */
 void live_audio_play(live_audio *a, const float *pcm, size_t n);
 /* 0 once a device stream has stopped on an error (a device unplugged, a
- * broken backend): waiting for it would wait for ever. */
+ * broken backend) or the input file could not be read on (reported on
+ * stderr by the reading thread): waiting for it would wait for ever. */
 int live_audio_running(const live_audio *a);
 /* Seconds the calling thread may sleep before more capture can be there. */
 double live_audio_capture_wait(const live_audio *a, size_t wanted);

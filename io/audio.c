@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sndfile.h>
 #include <soxr.h>
 #include <stdint.h>
@@ -134,6 +136,35 @@ static int open_locked(int fd, memfile *vio, int mode, SF_INFO *info, SNDFILE **
 
 static int rate_ok(int rate) { return rate >= TOKVOX_AUDIO_MIN_RATE && rate <= TOKVOX_AUDIO_MAX_RATE; }
 
+/* libsoxr as every resampling here runs it: mono float, high quality, one
+ * thread.  With the same settings, the streaming reader's soxr_process in
+ * blocks gives the very samples of soxr_oneshot on the whole (tested). */
+typedef struct soxr_settings {
+    soxr_io_spec_t io;
+    soxr_quality_spec_t quality;
+    soxr_runtime_spec_t runtime;
+} soxr_settings;
+
+static soxr_settings resampling(void)
+{
+    return (soxr_settings){soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I),
+                           soxr_quality_spec(SOXR_HQ, 0), soxr_runtime_spec(1)};
+}
+
+static soxr_t new_resampler(int in_rate, int out_rate, soxr_error_t *error)
+{
+    soxr_settings s = resampling();
+    return soxr_create((double)in_rate, (double)out_rate, 1, error, &s.io, &s.quality, &s.runtime);
+}
+
+/* The resampler's input is finite; this makes sure of its output. */
+static void zero_nonfinite(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            x[i] = 0.0f;
+}
+
 static int resample_impl(const float *in, size_t n, int in_rate, int out_rate, float **out,
                          size_t *n_out, const char **why)
 {
@@ -160,12 +191,10 @@ static int resample_impl(const float *in, size_t n, int in_rate, int out_rate, f
     float *buf = malloc(room * sizeof *buf);
     if (!buf)
         return TOKVOX_ERR_NO_MEMORY;
-    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
-    soxr_quality_spec_t quality = soxr_quality_spec(SOXR_HQ, 0);
-    soxr_runtime_spec_t runtime = soxr_runtime_spec(1);
+    soxr_settings s = resampling();
     size_t done = 0;
     soxr_error_t err = soxr_oneshot((double)in_rate, (double)out_rate, 1, in, n, NULL, buf, room,
-                                    &done, &io, &quality, &runtime);
+                                    &done, &s.io, &s.quality, &s.runtime);
     if (err) {
         free(buf);
         *why = err;
@@ -176,9 +205,7 @@ static int resample_impl(const float *in, size_t n, int in_rate, int out_rate, f
         buf[0] = 0.0f;
         done = 1;
     }
-    for (size_t i = 0; i < done; i++)
-        if (!isfinite(buf[i]))
-            buf[i] = 0.0f;
+    zero_nonfinite(buf, done);
     float *shrunk = realloc(buf, done * sizeof *buf);
     *out = shrunk ? shrunk : buf;
     *n_out = done;
@@ -200,6 +227,60 @@ int tokvox_resample(const float *in, size_t n, int in_rate, int out_rate, float 
 
 /* ---- reading ----------------------------------------------------------------------- */
 
+/* soxr's output per call: bounded whatever the ratio (up to 384x up), so a
+ * reader's memory does not depend on the rates. */
+#define RESAMPLED_BLOCK 8192
+/* Room for a PATH_MAX path and the reason. */
+#define FAILURE_SIZE 4608
+
+/* A file being read: libsndfile gives blocks of interleaved frames, which
+ * are cleaned and downmixed into mono and, when the rates differ, go
+ * through a streaming soxr.  read hands out `ready`, which points into mono
+ * or resampled. */
+struct tokvox_audio_reader {
+    char *name;                  /* in messages: the path, "stdin" or a memory name */
+    memfile mem;                 /* stdin from a pipe, or tokvox_audio_read_memory's bytes */
+    int owns_mem;                /* mem.data was read from a pipe: ours to free */
+    SNDFILE *sf;
+    SF_INFO info;
+    int target_rate;             /* of the samples handed out */
+    size_t max_frames;           /* more frames are an error; 0: no limit */
+    soxr_t resampler;            /* NULL when the file is at target_rate */
+    float *frames;               /* READ_CHUNK_FRAMES frames from libsndfile */
+    float *mono;                 /* the same cleaned and downmixed */
+    size_t mono_pos, mono_n;     /* mono[mono_pos, mono_n) not taken yet */
+    float *resampled;            /* RESAMPLED_BLOCK samples out of soxr */
+    const float *ready;          /* what read hands out next */
+    size_t ready_n;
+    uint64_t produced;           /* samples handed out so far */
+    int file_ended, flushed, ended;
+    tokvox_audio_source source;  /* counts so far */
+    int error;                   /* the first failure, repeated by every later read */
+    char failure[FAILURE_SIZE];  /* its message */
+};
+
+/* Records r's failure (the first one sticks) and returns its code. */
+static int reader_fail(tokvox_audio_reader *r, int error, const char *fmt, ...)
+    TOKVOX_IO_PRINTF(3, 4);
+static int reader_fail(tokvox_audio_reader *r, int error, const char *fmt, ...)
+{
+    if (r->error)
+        return r->error;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->failure, sizeof r->failure, fmt, ap);
+    va_end(ap);
+    r->error = error;
+    return error;
+}
+
+/* Copies r's failure into the caller's detail; returns its code. */
+static int reader_report(const tokvox_audio_reader *r, char *detail, size_t detail_size)
+{
+    tokvox_io_detail(detail, detail_size, "%s", r->failure);
+    return r->error;
+}
+
 /* One sample of a file as the codec takes it.  Float files (WAV, AIFF, CAF)
  * can hold NaN/Inf, which would poison every frame the resampler or the STFT
  * touches: they read as silence.  Their overs (|x| > 1) are clamped, as
@@ -218,159 +299,197 @@ static float clean_sample(float v, int64_t *nonfinite, int64_t *clipped)
     return v;
 }
 
-int tokvox_audio_read_sndfile(SNDFILE *sf, const SF_INFO *info, const char *name,
-                              int target_rate, size_t max_samples, float **samples,
-                              size_t *n, tokvox_audio_source *source, char *detail,
-                              size_t detail_size)
+/* n frames of ch interleaved channels to mono: the mean of the cleaned
+ * channels, summed in double. */
+static void downmix(const float *frames, size_t n, int ch, float *mono,
+                    tokvox_audio_source *source)
 {
-    *samples = NULL;
-    *n = 0;
-    if (target_rate != 0 && !rate_ok(target_rate)) {
-        tokvox_io_detail(detail, detail_size, "%s: cannot resample to %d Hz (use %d..%d)", name,
-                         target_rate, TOKVOX_AUDIO_MIN_RATE, TOKVOX_AUDIO_MAX_RATE);
-        return TOKVOX_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; i < n; i++) {
+        const float *frame = frames + i * (size_t)ch;
+        double sum = 0.0;
+        for (int c = 0; c < ch; c++)
+            sum += clean_sample(frame[c], &source->nonfinite, &source->clipped);
+        mono[i] = ch == 1 ? (float)sum : (float)(sum / ch);
     }
-    if (!rate_ok(info->samplerate)) {
-        tokvox_io_detail(detail, detail_size, "%s: sample rate %d Hz is not supported", name,
-                         info->samplerate);
-        return TOKVOX_ERR_AUDIO;
-    }
-    if (info->channels < 1 || info->channels > TOKVOX_AUDIO_MAX_CHANNELS) {
-        tokvox_io_detail(detail, detail_size, "%s: %d channels are not supported (at most %d)",
-                         name, info->channels, TOKVOX_AUDIO_MAX_CHANNELS);
-        return TOKVOX_ERR_AUDIO;
-    }
-    if (max_samples == 0 || max_samples > TOKVOX_AUDIO_MAX_SAMPLES)
-        max_samples = TOKVOX_AUDIO_MAX_SAMPLES;
+}
 
-    const int ch = info->channels;
-    float *chunk = malloc((size_t)READ_CHUNK_FRAMES * (size_t)ch * sizeof *chunk);
-    if (!chunk) {
-        tokvox_io_detail(detail, detail_size, "%s: out of memory", name);
-        return TOKVOX_ERR_NO_MEMORY;
+/* The file's next block into mono.  The header's frame count may be absent,
+ * wrong or hostile: read until libsndfile has no more, then file_ended. */
+static int read_block(tokvox_audio_reader *r)
+{
+    sf_count_t got = sf_readf_float(r->sf, r->frames, READ_CHUNK_FRAMES);
+    if (got <= 0) {
+        if (sf_error(r->sf) != SF_ERR_NO_ERROR)
+            return reader_fail(r, TOKVOX_ERR_AUDIO, "%s: read error after %" PRId64 " samples (%s)",
+                               r->name, r->source.frames, sf_strerror(r->sf));
+        r->file_ended = 1;
+        return TOKVOX_OK;
     }
-    /* The header's frame count may be absent, wrong or hostile: grow. */
-    float *buf = NULL;
-    size_t cap = 0, len = 0;
-    int64_t nonfinite = 0, clipped = 0;
-    int rc = TOKVOX_OK;
-    for (;;) {
-        sf_count_t got = sf_readf_float(sf, chunk, READ_CHUNK_FRAMES);
-        if (got <= 0)
-            break;
-        if (got > READ_CHUNK_FRAMES)
-            got = READ_CHUNK_FRAMES; /* defensive: never past our chunk */
-        size_t g = (size_t)got;
-        if (g > max_samples - len) {
-            tokvox_io_detail(detail, detail_size, "%s: longer than %zu samples", name, max_samples);
-            rc = TOKVOX_ERR_AUDIO;
-            break;
-        }
-        if (len + g > cap) {
-            size_t want = cap ? cap * 2 : 65536;
-            if (want < len + g)
-                want = len + g;
-            if (want > max_samples)
-                want = max_samples;
-            float *grown = realloc(buf, want * sizeof *grown);
-            if (!grown) {
-                tokvox_io_detail(detail, detail_size, "%s: out of memory", name);
-                rc = TOKVOX_ERR_NO_MEMORY;
-                break;
-            }
-            buf = grown;
-            cap = want;
-        }
-        float *dst = buf + len;
-        for (size_t i = 0; i < g; i++) {
-            const float *frame = chunk + i * (size_t)ch;
-            double sum = 0.0;
-            for (int c = 0; c < ch; c++)
-                sum += clean_sample(frame[c], &nonfinite, &clipped);
-            dst[i] = ch == 1 ? (float)sum : (float)(sum / ch);
-        }
-        len += g;
-    }
-    free(chunk);
-    if (rc == TOKVOX_OK && sf_error(sf) != SF_ERR_NO_ERROR) {
-        tokvox_io_detail(detail, detail_size, "%s: read error after %zu samples (%s)", name, len,
-                         sf_strerror(sf));
-        rc = TOKVOX_ERR_AUDIO;
-    }
-    if (rc == TOKVOX_OK && len == 0) {
-        tokvox_io_detail(detail, detail_size, "%s: no audio samples", name);
-        rc = TOKVOX_ERR_AUDIO;
-    }
-    if (rc != TOKVOX_OK) {
-        free(buf);
-        return rc;
-    }
-    if (len < cap) {
-        float *shrunk = realloc(buf, len * sizeof *buf);
-        if (shrunk)
-            buf = shrunk;
-    }
-    if (source) {
-        source->rate = info->samplerate;
-        source->channels = ch;
-        source->frames = (int64_t)len;
-        source->nonfinite = nonfinite;
-        source->clipped = clipped;
-    }
-    if (target_rate != 0 && target_rate != info->samplerate) {
-        float *out = NULL;
-        size_t n_out = 0;
-        const char *why = NULL;
-        rc = resample_impl(buf, len, info->samplerate, target_rate, &out, &n_out, &why);
-        free(buf);
-        if (rc != TOKVOX_OK) {
-            tokvox_io_detail(detail, detail_size, "%s: cannot resample %d Hz to %d Hz (%s)", name,
-                             info->samplerate, target_rate, why ? why : "out of memory");
-            return rc;
-        }
-        buf = out;
-        len = n_out;
-    }
-    *samples = buf;
-    *n = len;
+    if (got > READ_CHUNK_FRAMES)
+        got = READ_CHUNK_FRAMES; /* defensive: never past our block */
+    size_t g = (size_t)got, so_far = (size_t)r->source.frames;
+    if (r->max_frames && g > r->max_frames - so_far)
+        return reader_fail(r, TOKVOX_ERR_AUDIO, "%s: longer than %zu samples", r->name,
+                           r->max_frames);
+    downmix(r->frames, g, r->info.channels, r->mono, &r->source);
+    r->source.frames += (int64_t)g;
+    r->mono_pos = 0;
+    r->mono_n = g;
     return TOKVOX_OK;
 }
 
-static int read_memfile(memfile *m, const char *name, int target_rate, size_t max_samples,
-                        float **samples, size_t *n, tokvox_audio_source *source, char *detail,
-                        size_t detail_size)
+/* One soxr call on n samples of in (NULL: flush its tail); its output
+ * becomes ready.  *used: the samples of in it took. */
+static int run_resampler(tokvox_audio_reader *r, const float *in, size_t n, size_t *used)
 {
-    SF_INFO info;
-    memset(&info, 0, sizeof info);
-    char why[256];
-    SNDFILE *sf = NULL;
-    if (open_locked(-1, m, SFM_READ, &info, &sf, why, sizeof why) != TOKVOX_OK) {
-        tokvox_io_detail(detail, detail_size, "%s: not a readable audio file (%s)", name, why);
-        return TOKVOX_ERR_AUDIO;
+    size_t made = 0;
+    *used = 0;
+    soxr_error_t e = soxr_process(r->resampler, in, n, used, r->resampled, RESAMPLED_BLOCK, &made);
+    if (!e && in && *used == 0 && made == 0)
+        e = "no progress"; /* defensive: soxr always takes input or gives output */
+    if (e)
+        return reader_fail(r, TOKVOX_ERR_AUDIO, "%s: cannot resample %d Hz to %d Hz (%s)", r->name,
+                           r->info.samplerate, r->target_rate, e);
+    zero_nonfinite(r->resampled, made);
+    if (!in && made == 0)
+        r->flushed = 1;
+    r->ready = r->resampled;
+    r->ready_n = made;
+    return TOKVOX_OK;
+}
+
+/* Makes the rest of mono ready, as it is or resampled. */
+static int take_mono(tokvox_audio_reader *r)
+{
+    const float *in = r->mono + r->mono_pos;
+    size_t n = r->mono_n - r->mono_pos;
+    if (!r->resampler) {
+        r->ready = in;
+        r->ready_n = n;
+        r->mono_pos = r->mono_n;
+        return TOKVOX_OK;
     }
-    int rc = tokvox_audio_read_sndfile(sf, &info, name, target_rate, max_samples, samples, n,
-                                       source, detail, detail_size);
-    sf_close(sf);
+    size_t used = 0;
+    int rc = run_resampler(r, in, n, &used);
+    r->mono_pos += used;
     return rc;
 }
 
-int tokvox_audio_read_memory(const void *data, size_t size, const char *name, int target_rate,
-                             size_t max_samples, float **samples, size_t *n,
-                             tokvox_audio_source *source, char *detail, size_t detail_size)
+/* The stream is over.  Resampling never turns some audio into none (a
+ * single frame at 48 kHz read at 8 kHz): that reads as one silent sample. */
+static void end_stream(tokvox_audio_reader *r)
 {
-    if (!samples || !n || (size && !data))
-        return TOKVOX_ERR_INVALID_ARGUMENT;
-    *samples = NULL;
-    *n = 0;
-    if (size > (size_t)INT64_MAX)
-        return TOKVOX_ERR_INVALID_ARGUMENT;
-    memfile m = {(unsigned char *)(uintptr_t)data, (sf_count_t)size, (sf_count_t)size, 0, 0};
-    return read_memfile(&m, name ? name : "memory", target_rate, max_samples, samples, n, source,
-                        detail, detail_size);
+    static const float silence[1] = {0.0f};
+    r->ended = 1;
+    if (r->produced == 0) {
+        r->ready = silence;
+        r->ready_n = 1;
+    }
 }
 
-/* Reads all of a non-seekable fd (a pipe) into memory. */
-static int slurp(int fd, const char *name, memfile *m, char *detail, size_t detail_size)
+/* Makes samples ready unless the stream has ended; the stages run in order
+ * of what is pending: mono, then the file, then soxr's tail.  A stage that
+ * fails records it in r->error, which ends the loop. */
+static int refill(tokvox_audio_reader *r)
+{
+    while (r->ready_n == 0 && !r->ended && !r->error) {
+        if (r->mono_pos < r->mono_n)
+            take_mono(r);
+        else if (!r->file_ended)
+            read_block(r);
+        else if (r->resampler && !r->flushed) {
+            size_t unused;
+            run_resampler(r, NULL, 0, &unused);
+        } else
+            end_stream(r);
+    }
+    return r->error;
+}
+
+int tokvox_audio_reader_read(tokvox_audio_reader *r, float *out, size_t max, size_t *got,
+                             char *detail, size_t detail_size)
+{
+    if (got)
+        *got = 0;
+    if (!r || !got || (max && !out)) {
+        tokvox_io_detail(detail, detail_size, "tokvox_audio_reader_read: missing argument");
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    }
+    while (*got < max) {
+        if (refill(r) != TOKVOX_OK)
+            return reader_report(r, detail, detail_size);
+        if (r->ready_n == 0)
+            break;
+        size_t take = r->ready_n < max - *got ? r->ready_n : max - *got;
+        memcpy(out + *got, r->ready, take * sizeof *out);
+        r->ready += take;
+        r->ready_n -= take;
+        r->produced += take;
+        *got += take;
+    }
+    return TOKVOX_OK;
+}
+
+void tokvox_audio_reader_source(const tokvox_audio_reader *r, tokvox_audio_source *source)
+{
+    if (r && source)
+        *source = r->source;
+}
+
+void tokvox_audio_reader_close(tokvox_audio_reader *r)
+{
+    if (!r)
+        return;
+    if (r->sf)
+        sf_close(r->sf);
+    if (r->resampler)
+        soxr_delete(r->resampler);
+    free(r->frames);
+    free(r->mono);
+    free(r->resampled);
+    if (r->owns_mem)
+        free(r->mem.data);
+    free(r->name);
+    free(r);
+}
+
+/* ---- opening a reader -------------------------------------------------------------- */
+
+static tokvox_audio_reader *reader_new(const char *name, size_t max_frames)
+{
+    tokvox_audio_reader *r = calloc(1, sizeof *r);
+    char *copy = strdup(name);
+    if (!r || !copy) {
+        free(r);
+        free(copy);
+        return NULL;
+    }
+    r->name = copy;
+    r->max_frames = max_frames;
+    return r;
+}
+
+/* libsndfile on fd, or on r->mem when fd < 0. */
+static int open_sndfile(tokvox_audio_reader *r, int fd)
+{
+    char why[256];
+    int rc = open_locked(fd, fd < 0 ? &r->mem : NULL, SFM_READ, &r->info, &r->sf, why, sizeof why);
+    if (rc == TOKVOX_ERR_IO)
+        return reader_fail(r, rc, "%s: %s", r->name, why);
+    if (rc != TOKVOX_OK)
+        return reader_fail(r, rc, "%s: not a readable audio file (%s)", r->name, why);
+    return TOKVOX_OK;
+}
+
+/* The system's reason, as "NAME: No such file or directory". */
+static int fail_errno(tokvox_audio_reader *r, int err)
+{
+    char eb[128];
+    return reader_fail(r, TOKVOX_ERR_IO, "%s: %s", r->name, tokvox_io_strerror(err, eb, sizeof eb));
+}
+
+/* Reads all of a non-seekable fd (a pipe) into r->mem. */
+static int slurp(tokvox_audio_reader *r, int fd)
 {
     size_t cap = 0, len = 0;
     unsigned char *buf = NULL;
@@ -378,40 +497,212 @@ static int slurp(int fd, const char *name, memfile *m, char *detail, size_t deta
         if (len == cap) {
             if (cap >= MAX_STDIN_BYTES) {
                 free(buf);
-                tokvox_io_detail(detail, detail_size, "%s: more than %zu bytes of input", name,
-                                 MAX_STDIN_BYTES);
-                return TOKVOX_ERR_AUDIO;
+                return reader_fail(r, TOKVOX_ERR_AUDIO, "%s: more than %zu bytes of input",
+                                   r->name, MAX_STDIN_BYTES);
             }
             size_t want = cap ? cap * 2 : 65536;
             unsigned char *grown = realloc(buf, want);
             if (!grown) {
                 free(buf);
-                tokvox_io_detail(detail, detail_size, "%s: out of memory", name);
-                return TOKVOX_ERR_NO_MEMORY;
+                return reader_fail(r, TOKVOX_ERR_NO_MEMORY, "%s: out of memory", r->name);
             }
             buf = grown;
             cap = want;
         }
         ssize_t got = read(fd, buf + len, cap - len);
+        if (got < 0 && errno == EINTR)
+            continue;
         if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            char eb[128];
             int err = errno;
             free(buf);
-            tokvox_io_detail(detail, detail_size, "%s: %s", name, tokvox_io_strerror(err, eb, sizeof eb));
-            return TOKVOX_ERR_IO;
+            return fail_errno(r, err);
         }
         if (got == 0)
             break;
         len += (size_t)got;
     }
-    m->data = buf;
-    m->size = (sf_count_t)len;
-    m->cap = (sf_count_t)cap;
-    m->pos = 0;
-    m->writable = 0;
+    r->mem = (memfile){buf, (sf_count_t)len, (sf_count_t)cap, 0, 0};
+    r->owns_mem = 1;
     return TOKVOX_OK;
+}
+
+/* Opens libsndfile on fd: files and block devices directly; pipes and
+ * terminals through memory, since they cannot seek, which most formats
+ * need. */
+static int open_fd(tokvox_audio_reader *r, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return fail_errno(r, errno);
+    if (S_ISDIR(st.st_mode))
+        return fail_errno(r, EISDIR);
+    if (S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) >= st.st_size)
+        return reader_fail(r, TOKVOX_ERR_AUDIO, "%s: empty file, no audio samples", r->name);
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+        return open_sndfile(r, fd);
+    int rc = slurp(r, fd);
+    return rc != TOKVOX_OK ? rc : open_sndfile(r, -1);
+}
+
+/* Opens path, or stdin for "-" (which stays open: it is not ours). */
+static int open_path(tokvox_audio_reader *r, const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return open_fd(r, 0);
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return fail_errno(r, errno);
+    int rc = open_fd(r, fd);
+    close(fd); /* libsndfile has a duplicate of its own */
+    return rc;
+}
+
+/* Checks the open file against what the codec takes, sets up the blocks and
+ * the resampler, and reads the first block: a stream with no audio fails
+ * here, before anyone reads it. */
+static int reader_start(tokvox_audio_reader *r, int target_rate)
+{
+    if (target_rate != 0 && !rate_ok(target_rate))
+        return reader_fail(r, TOKVOX_ERR_INVALID_ARGUMENT,
+                           "%s: cannot resample to %d Hz (use %d..%d)", r->name, target_rate,
+                           TOKVOX_AUDIO_MIN_RATE, TOKVOX_AUDIO_MAX_RATE);
+    const int rate = r->info.samplerate, ch = r->info.channels;
+    if (!rate_ok(rate))
+        return reader_fail(r, TOKVOX_ERR_AUDIO, "%s: sample rate %d Hz is not supported", r->name,
+                           rate);
+    if (ch < 1 || ch > TOKVOX_AUDIO_MAX_CHANNELS)
+        return reader_fail(r, TOKVOX_ERR_AUDIO, "%s: %d channels are not supported (at most %d)",
+                           r->name, ch, TOKVOX_AUDIO_MAX_CHANNELS);
+    r->source.rate = rate;
+    r->source.channels = ch;
+    r->target_rate = target_rate ? target_rate : rate;
+    r->frames = malloc((size_t)READ_CHUNK_FRAMES * (size_t)ch * sizeof *r->frames);
+    r->mono = malloc((size_t)READ_CHUNK_FRAMES * sizeof *r->mono);
+    if (!r->frames || !r->mono)
+        return reader_fail(r, TOKVOX_ERR_NO_MEMORY, "%s: out of memory", r->name);
+    if (r->target_rate != rate) {
+        soxr_error_t e = NULL;
+        r->resampled = malloc(RESAMPLED_BLOCK * sizeof *r->resampled);
+        r->resampler = r->resampled ? new_resampler(rate, r->target_rate, &e) : NULL;
+        if (!r->resampler)
+            return reader_fail(r, r->resampled ? TOKVOX_ERR_AUDIO : TOKVOX_ERR_NO_MEMORY,
+                               "%s: cannot resample %d Hz to %d Hz (%s)", r->name, rate,
+                               r->target_rate, e ? e : "out of memory");
+    }
+    if (read_block(r) == TOKVOX_OK && r->file_ended)
+        reader_fail(r, TOKVOX_ERR_AUDIO, "%s: no audio samples", r->name);
+    return r->error;
+}
+
+/* Hands back r started, or on failure frees it and reports why. */
+static tokvox_audio_reader *started(tokvox_audio_reader *r, int target_rate, int *error,
+                                    char *detail, size_t detail_size)
+{
+    int rc = r->error ? r->error : reader_start(r, target_rate);
+    if (error)
+        *error = rc;
+    if (rc == TOKVOX_OK)
+        return r;
+    reader_report(r, detail, detail_size);
+    tokvox_audio_reader_close(r);
+    return NULL;
+}
+
+/* The reader of path ("-": stdin) at most max_frames long (0: any). */
+static tokvox_audio_reader *reader_open(const char *path, int target_rate, size_t max_frames,
+                                        int *error, char *detail, size_t detail_size)
+{
+    if (error)
+        *error = TOKVOX_ERR_INVALID_ARGUMENT;
+    if (!path || !*path) {
+        tokvox_io_detail(detail, detail_size, path ? "empty input path" : "missing input path");
+        return NULL;
+    }
+    tokvox_audio_reader *r = reader_new(strcmp(path, "-") == 0 ? "stdin" : path, max_frames);
+    if (!r) {
+        if (error)
+            *error = TOKVOX_ERR_NO_MEMORY;
+        tokvox_io_detail(detail, detail_size, "%s: out of memory", path);
+        return NULL;
+    }
+    open_path(r, path);
+    return started(r, target_rate, error, detail, detail_size);
+}
+
+tokvox_audio_reader *tokvox_audio_reader_open(const char *path, int target_rate, int *error,
+                                              char *detail, size_t detail_size)
+{
+    return reader_open(path, target_rate, 0, error, detail, detail_size);
+}
+
+/* ---- reading whole files ----------------------------------------------------------- */
+
+/* Doubles *buf (at least 64 Ki samples). */
+static int grow_samples(float **buf, size_t *cap)
+{
+    size_t want = *cap ? *cap * 2 : 65536;
+    if (want > SIZE_MAX / 2 / sizeof **buf)
+        return TOKVOX_ERR_NO_MEMORY;
+    float *grown = realloc(*buf, want * sizeof **buf);
+    if (!grown)
+        return TOKVOX_ERR_NO_MEMORY;
+    *buf = grown;
+    *cap = want;
+    return TOKVOX_OK;
+}
+
+/* The rest of r into one malloc'ed buffer of exactly its length. */
+static int read_whole(tokvox_audio_reader *r, float **samples, size_t *n,
+                      tokvox_audio_source *source, char *detail, size_t detail_size)
+{
+    float *buf = NULL;
+    size_t cap = 0, len = 0, got = 0;
+    int rc = TOKVOX_OK;
+    do {
+        if (len == cap && grow_samples(&buf, &cap) != TOKVOX_OK) {
+            reader_fail(r, TOKVOX_ERR_NO_MEMORY, "%s: out of memory", r->name);
+            rc = reader_report(r, detail, detail_size);
+            break;
+        }
+        rc = tokvox_audio_reader_read(r, buf + len, cap - len, &got, detail, detail_size);
+        len += got;
+    } while (rc == TOKVOX_OK && got > 0);
+    if (rc != TOKVOX_OK) {
+        free(buf);
+        return rc;
+    }
+    float *shrunk = realloc(buf, len * sizeof *buf); /* len >= 1 */
+    *samples = shrunk ? shrunk : buf;
+    *n = len;
+    tokvox_audio_reader_source(r, source);
+    return TOKVOX_OK;
+}
+
+int tokvox_audio_read_memory(const void *data, size_t size, const char *name, int target_rate,
+                             size_t max_samples, float **samples, size_t *n,
+                             tokvox_audio_source *source, char *detail, size_t detail_size)
+{
+    if (!samples || !n || (size && !data) || size > (size_t)INT64_MAX)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    *samples = NULL;
+    *n = 0;
+    if (max_samples == 0 || max_samples > TOKVOX_AUDIO_MAX_SAMPLES)
+        max_samples = TOKVOX_AUDIO_MAX_SAMPLES;
+    tokvox_audio_reader *r = reader_new(name ? name : "memory", max_samples);
+    if (!r)
+        return TOKVOX_ERR_NO_MEMORY;
+    r->mem = (memfile){(unsigned char *)(uintptr_t)data, (sf_count_t)size, (sf_count_t)size, 0, 0};
+    open_sndfile(r, -1);
+    int rc;
+    r = started(r, target_rate, &rc, detail, detail_size);
+    if (!r)
+        return rc;
+    rc = read_whole(r, samples, n, source, detail, detail_size);
+    tokvox_audio_reader_close(r);
+    return rc;
 }
 
 int tokvox_audio_read(const char *path, int target_rate, float **samples, size_t *n,
@@ -423,63 +714,13 @@ int tokvox_audio_read(const char *path, int target_rate, float **samples, size_t
     }
     *samples = NULL;
     *n = 0;
-    if (!*path) {
-        tokvox_io_detail(detail, detail_size, "empty input path");
-        return TOKVOX_ERR_INVALID_ARGUMENT;
-    }
-    const int use_stdin = strcmp(path, "-") == 0;
-    const char *name = use_stdin ? "stdin" : path;
-    char eb[128];
-    int fd = 0;
-    if (!use_stdin) {
-        do
-            fd = open(path, O_RDONLY | O_CLOEXEC);
-        while (fd < 0 && errno == EINTR);
-        if (fd < 0) {
-            int err = errno;
-            tokvox_io_detail(detail, detail_size, "%s: %s", name, tokvox_io_strerror(err, eb, sizeof eb));
-            return TOKVOX_ERR_IO;
-        }
-    }
     int rc;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = errno;
-        tokvox_io_detail(detail, detail_size, "%s: %s", name, tokvox_io_strerror(err, eb, sizeof eb));
-        rc = TOKVOX_ERR_IO;
-    } else if (S_ISDIR(st.st_mode)) {
-        tokvox_io_detail(detail, detail_size, "%s: %s", name, tokvox_io_strerror(EISDIR, eb, sizeof eb));
-        rc = TOKVOX_ERR_IO;
-    } else if (S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) >= st.st_size) {
-        tokvox_io_detail(detail, detail_size, "%s: empty file, no audio samples", name);
-        rc = TOKVOX_ERR_AUDIO;
-    } else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
-        SF_INFO info;
-        memset(&info, 0, sizeof info);
-        char why[256];
-        SNDFILE *sf = NULL;
-        rc = open_locked(fd, NULL, SFM_READ, &info, &sf, why, sizeof why);
-        if (rc == TOKVOX_ERR_IO) {
-            tokvox_io_detail(detail, detail_size, "%s: %s", name, why);
-        } else if (rc != TOKVOX_OK) {
-            tokvox_io_detail(detail, detail_size, "%s: not a readable audio file (%s)", name, why);
-        } else {
-            rc = tokvox_audio_read_sndfile(sf, &info, name, target_rate, TOKVOX_AUDIO_MAX_SAMPLES,
-                                           samples, n, source, detail, detail_size);
-            sf_close(sf);
-        }
-    } else {
-        /* Pipes and terminals cannot seek, which most formats need. */
-        memfile m;
-        rc = slurp(fd, name, &m, detail, detail_size);
-        if (rc == TOKVOX_OK) {
-            rc = read_memfile(&m, name, target_rate, TOKVOX_AUDIO_MAX_SAMPLES, samples, n, source,
-                              detail, detail_size);
-            free(m.data);
-        }
-    }
-    if (!use_stdin)
-        close(fd);
+    tokvox_audio_reader *r =
+        reader_open(path, target_rate, TOKVOX_AUDIO_MAX_SAMPLES, &rc, detail, detail_size);
+    if (!r)
+        return rc;
+    rc = read_whole(r, samples, n, source, detail, detail_size);
+    tokvox_audio_reader_close(r);
     return rc;
 }
 

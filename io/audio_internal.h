@@ -17,19 +17,13 @@
 /* Most mono samples a read keeps (before resampling), whatever the input. */
 #define TOKVOX_AUDIO_MAX_SAMPLES ((size_t)1 << 31)
 
-/* The read path shared by files, stdin and memory: reads every frame of an
- * open sf (whatever its header claims), checks rate and channel count,
- * replaces NaN/Inf by 0 and clamps overs to [-1, 1] (both counted in
- * source), downmixes to mono and resamples to target_rate
- * (0 = keep).  name is used in messages.  More than max_samples frames give
- * TOKVOX_ERR_AUDIO.  Does not close sf. */
-int tokvox_audio_read_sndfile(SNDFILE *sf, const SF_INFO *info, const char *name,
-                              int target_rate, size_t max_samples, float **samples,
-                              size_t *n, tokvox_audio_source *source, char *detail,
-                              size_t detail_size);
-
-/* Opens bytes [data, data + size) with libsndfile's virtual I/O (under the
- * library's open lock) and reads it with tokvox_audio_read_sndfile. */
+/* tokvox_audio_read on bytes [data, data + size), opened with libsndfile's
+ * virtual I/O (under the library's open lock) and read by the same reader
+ * as files and stdin: every frame whatever the header claims, rate and
+ * channels checked, NaN/Inf read as 0 and overs clamped (both counted in
+ * source), downmixed to mono, resampled to target_rate (0 = keep).  name
+ * is used in messages.  More than max_samples frames (0 or above
+ * TOKVOX_AUDIO_MAX_SAMPLES: that) give TOKVOX_ERR_AUDIO. */
 int tokvox_audio_read_memory(const void *data, size_t size, const char *name, int target_rate,
                              size_t max_samples, float **samples, size_t *n,
                              tokvox_audio_source *source, char *detail, size_t detail_size);

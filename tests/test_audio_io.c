@@ -1,4 +1,5 @@
-/* Check suite for the io layer (io/audio.c, io/atomic.c). */
+/* Check suite for the io layer (io/audio.c, io/atomic.c): reading whole
+ * files and streaming, writing, atomic files. */
 #include "testutil.h"
 #include "tokvox/io.h"
 #include "tokvox/tokvox.h"
@@ -688,6 +689,318 @@ START_TEST(test_no_descriptor_leaks)
 }
 END_TEST
 
+/* ---- the streaming reader ------------------------------------------------------- */
+
+/* All of path through a reader in chunks of `chunk`: every read but the
+ * last fills its chunk, and the end stays the end.  Caller frees. */
+static float *read_in_chunks(const char *path, int rate, size_t chunk, size_t *n,
+                             tokvox_audio_source *src)
+{
+    char detail[512] = "";
+    int err = -1;
+    tokvox_audio_reader *r = tokvox_audio_reader_open(path, rate, &err, detail, sizeof detail);
+    ck_assert_msg(r != NULL, "opening %s: %d (%s)", path, err, detail);
+    ck_assert_int_eq(err, TOKVOX_OK);
+    float *chunk_buf = malloc(chunk * sizeof *chunk_buf);
+    size_t len = 0, got = 0, cap = chunk;
+    float *all = malloc(cap * sizeof *all);
+    ck_assert_ptr_nonnull(chunk_buf);
+    ck_assert_ptr_nonnull(all);
+    do {
+        int rc = tokvox_audio_reader_read(r, chunk_buf, chunk, &got, detail, sizeof detail);
+        ck_assert_msg(rc == TOKVOX_OK, "reading %s: %d (%s)", path, rc, detail);
+        if (len + got > cap) {
+            cap = 2 * (len + got);
+            all = realloc(all, cap * sizeof *all);
+            ck_assert_ptr_nonnull(all);
+        }
+        memcpy(all + len, chunk_buf, got * sizeof *all);
+        len += got;
+    } while (got == chunk);
+    /* A short read is the end, and the end stays the end. */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(tokvox_audio_reader_read(r, chunk_buf, chunk, &got, NULL, 0), TOKVOX_OK);
+        ck_assert_uint_eq(got, 0);
+    }
+    tokvox_audio_reader_source(r, src);
+    tokvox_audio_reader_close(r);
+    free(chunk_buf);
+    *n = len;
+    return all;
+}
+
+/* What the reader must give for path at rate: the file read at its own rate
+ * (no resampling), then resampled in one go by tokvox_resample (soxr_oneshot),
+ * an independent path to compare the streaming resampler with. */
+static float *reference_read(const char *path, int rate, size_t *n, tokvox_audio_source *src)
+{
+    float *x = read_ok(path, 0, n, src);
+    if (rate == 0 || rate == src->rate)
+        return x;
+    float *y = NULL;
+    ck_assert_int_eq(tokvox_resample(x, *n, src->rate, rate, &y, n), TOKVOX_OK);
+    free(x);
+    return y;
+}
+
+static void assert_same_source(const tokvox_audio_source *a, const tokvox_audio_source *b)
+{
+    ck_assert_int_eq(a->rate, b->rate);
+    ck_assert_int_eq(a->channels, b->channels);
+    ck_assert_int_eq(a->frames, b->frames);
+    ck_assert_int_eq(a->nonfinite, b->nonfinite);
+    ck_assert_int_eq(a->clipped, b->clipped);
+}
+
+/* The reader in chunks of 1, 7, 320 and 100000 gives tokvox_audio_read's
+ * samples, and the one-shot reference's, to the bit. */
+static void assert_reader_matches(const char *path, int rate)
+{
+    static const size_t chunks[] = {1, 7, 320, 100000};
+    size_t n_read = 0, n_ref = 0;
+    tokvox_audio_source src_read, src_ref;
+    float *whole = read_ok(path, rate, &n_read, &src_read);
+    float *ref = reference_read(path, rate, &n_ref, &src_ref);
+    ck_assert_msg(n_read == n_ref && memcmp(whole, ref, n_ref * sizeof *ref) == 0,
+                  "%s at %d Hz: tokvox_audio_read (%zu) differs from one-shot (%zu)", path, rate,
+                  n_read, n_ref);
+    assert_same_source(&src_read, &src_ref);
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        size_t n = 0;
+        tokvox_audio_source src;
+        float *y = read_in_chunks(path, rate, chunks[c], &n, &src);
+        ck_assert_msg(n == n_read, "%s at %d Hz in chunks of %zu: %zu samples, expected %zu",
+                      path, rate, chunks[c], n, n_read);
+        ck_assert_msg(memcmp(y, whole, n * sizeof *y) == 0,
+                      "%s at %d Hz in chunks of %zu: samples differ by up to %g", path, rate,
+                      chunks[c], (double)tu_max_abs_diff(y, whole, n));
+        assert_same_source(&src, &src_read);
+        free(y);
+    }
+    free(whole);
+    free(ref);
+}
+
+START_TEST(test_reader_matches_read)
+{
+    const size_t n16 = 16000 * 3 + 17, n44 = 44100 * 2 + 5, n8 = 8000 + 3;
+    float *mono = sine(n16, 440.0, 16000.0, 0.5);
+    const char *wav16 = tmp_path("mono16k.wav");
+    sf_write_file(wav16, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, mono, (sf_count_t)n16);
+    assert_reader_matches(wav16, 0);
+    assert_reader_matches(wav16, 16000);
+    assert_reader_matches(wav16, 48000);
+
+    float *stereo = random_signal(2 * n44, tu_seed());
+    const char *wav44 = tmp_path("stereo44k.wav");
+    sf_write_file(wav44, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 44100, 2, stereo, (sf_count_t)n44);
+    assert_reader_matches(wav44, 16000);
+    assert_reader_matches(wav44, 0);
+
+    const char *u8 = tmp_path("eight-bit.wav");
+    sf_write_file(u8, SF_FORMAT_WAV | SF_FORMAT_PCM_U8, 8000, 1, mono, (sf_count_t)n8);
+    assert_reader_matches(u8, 16000);
+
+    /* NaN, Inf and overs in a float file, in both channels */
+    float *bad = random_signal(2 * n16, tu_seed() + 1);
+    for (size_t i = 0; i < 2 * n16; i += 97)
+        bad[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : 2.5f;
+    const char *fl = tmp_path("float-nan.wav");
+    sf_write_file(fl, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 2, bad, (sf_count_t)n16);
+    assert_reader_matches(fl, 0);
+    assert_reader_matches(fl, 22050);
+    tokvox_audio_source src;
+    size_t n = 0;
+    free(read_in_chunks(fl, 16000, 320, &n, &src));
+    ck_assert_int_gt(src.nonfinite, 0);
+    ck_assert_int_gt(src.clipped, 0);
+
+    /* A frame so short that resampling would leave nothing: one silent sample. */
+    const char *one = tmp_path("one-frame.wav");
+    sf_write_file(one, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 48000, 1, mono, 1);
+    assert_reader_matches(one, 8000);
+    free(mono);
+    free(stereo);
+    free(bad);
+}
+END_TEST
+
+static void expect_open_fail(const char *path, int rate, int code, const char *in_detail)
+{
+    char detail[512] = "";
+    int err = 0;
+    tokvox_audio_reader *r = tokvox_audio_reader_open(path, rate, &err, detail, sizeof detail);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(err == code, "%s: got %d, expected %d (%s)", path, err, code, detail);
+    ck_assert_msg(strstr(detail, path) != NULL, "detail does not name %s: %s", path, detail);
+    ck_assert_msg(strstr(detail, in_detail) != NULL, "detail lacks \"%s\": %s", in_detail, detail);
+}
+
+START_TEST(test_reader_open_errors)
+{
+    expect_open_fail(tmp_path("missing.wav"), 16000, TOKVOX_ERR_IO, "No such file or directory");
+    expect_open_fail(g_dir, 16000, TOKVOX_ERR_IO, "Is a directory");
+
+    unsigned char junk[2048];
+    srand(tu_seed());
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)rand();
+    const char *garbage = tmp_path("garbage.wav");
+    write_bytes(garbage, junk, sizeof junk);
+    expect_open_fail(garbage, 16000, TOKVOX_ERR_AUDIO, "not a readable audio file (");
+
+    const char *empty = tmp_path("empty.wav");
+    write_bytes(empty, "", 0);
+    expect_open_fail(empty, 16000, TOKVOX_ERR_AUDIO, "empty file");
+    const char *hdr = tmp_path("header-only.wav");
+    sf_write_file(hdr, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, NULL, 0);
+    expect_open_fail(hdr, 16000, TOKVOX_ERR_AUDIO, "no audio samples");
+
+    const float x[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+    const char *ok = tmp_path("ok.wav");
+    sf_write_file(ok, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, x, 4);
+    expect_open_fail(ok, 999, TOKVOX_ERR_INVALID_ARGUMENT, "cannot resample to 999 Hz");
+
+    /* Misuse: no path, no handle, no destination; error may be NULL. */
+    char detail[512];
+    int err = 0;
+    ck_assert_ptr_null(tokvox_audio_reader_open(NULL, 0, &err, detail, sizeof detail));
+    ck_assert_int_eq(err, TOKVOX_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(tokvox_audio_reader_open("", 0, NULL, NULL, 0));
+    size_t got = 99;
+    float y[4];
+    ck_assert_int_eq(tokvox_audio_reader_read(NULL, y, 4, &got, detail, sizeof detail),
+                     TOKVOX_ERR_INVALID_ARGUMENT);
+    ck_assert_uint_eq(got, 0);
+    tokvox_audio_reader *r = tokvox_audio_reader_open(ok, 0, NULL, detail, sizeof detail);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(tokvox_audio_reader_read(r, NULL, 4, &got, NULL, 0),
+                     TOKVOX_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(tokvox_audio_reader_read(r, y, 4, NULL, NULL, 0), TOKVOX_ERR_INVALID_ARGUMENT);
+    tokvox_audio_reader_close(r);
+    tokvox_audio_reader_close(NULL);
+}
+END_TEST
+
+/* A FLAC file cut in half: libsndfile reports lost sync part way.  The
+ * reader hands out what came before, then fails naming the file, and keeps
+ * failing; tokvox_audio_read fails with the same message. */
+START_TEST(test_reader_error_mid_file)
+{
+    const size_t n = 100000;
+    float *x = sine(n, 440.0, 16000.0, 0.5);
+    const char *path = tmp_path("cut.flac");
+    char detail[512] = "", again[512] = "";
+    ck_assert_int_eq(tokvox_audio_write(path, x, n, 16000, 0, detail, sizeof detail), TOKVOX_OK);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(truncate(path, st.st_size / 2), 0);
+
+    tokvox_audio_reader *r = tokvox_audio_reader_open(path, 0, NULL, detail, sizeof detail);
+    ck_assert_msg(r != NULL, "%s", detail);
+    float chunk[320];
+    size_t got = 0, total = 0;
+    int rc;
+    while ((rc = tokvox_audio_reader_read(r, chunk, 320, &got, detail, sizeof detail)) ==
+               TOKVOX_OK && got > 0)
+        total += got;
+    total += got;
+    ck_assert_int_eq(rc, TOKVOX_ERR_AUDIO);
+    ck_assert_msg(strstr(detail, path) && strstr(detail, "read error after"), "%s", detail);
+    ck_assert_msg(total > 0 && total < n, "%zu samples before the error", total);
+    ck_assert_int_eq(tokvox_audio_reader_read(r, chunk, 320, &got, again, sizeof again),
+                     TOKVOX_ERR_AUDIO);
+    ck_assert_uint_eq(got, 0);
+    ck_assert_str_eq(again, detail);
+    tokvox_audio_reader_close(r);
+
+    expect_read_fail(path, TOKVOX_ERR_AUDIO, "read error after");
+    float *y = NULL;
+    size_t m = 0;
+    tokvox_audio_read(path, 0, &y, &m, NULL, again, sizeof again);
+    ck_assert_str_eq(again, detail);
+    free(x);
+}
+END_TEST
+
+/* "-" reads stdin, from a pipe as from a redirected file. */
+START_TEST(test_reader_stdin)
+{
+    const size_t n = 3000;
+    float *st = random_signal(2 * n, tu_seed());
+    const char *path = tmp_path("in.wav");
+    sf_write_file(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 22050, 2, st, (sf_count_t)n);
+    size_t size = 0, m = 0, want_n = 0;
+    unsigned char *bytes = read_bytes(path, &size);
+    ck_assert_uint_lt(size, 60000); /* fits a pipe's buffer */
+    tokvox_audio_source src, want_src;
+    float *want = read_ok(path, 16000, &want_n, &want_src);
+
+    int saved = dup(0), fds[2];
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], bytes, size), (ssize_t)size);
+    close(fds[1]);
+    ck_assert_int_eq(dup2(fds[0], 0), 0);
+    close(fds[0]);
+    float *y = read_in_chunks("-", 16000, 7, &m, &src);
+    ck_assert_uint_eq(m, want_n);
+    ck_assert_int_eq(memcmp(y, want, m * sizeof *y), 0);
+    assert_same_source(&src, &want_src);
+    free(y);
+
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(dup2(fd, 0), 0);
+    close(fd);
+    y = read_in_chunks("-", 16000, 320, &m, &src);
+    ck_assert_uint_eq(m, want_n);
+    ck_assert_int_eq(memcmp(y, want, m * sizeof *y), 0);
+    free(y);
+
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], "garbage!", 8), 8);
+    close(fds[1]);
+    ck_assert_int_eq(dup2(fds[0], 0), 0);
+    close(fds[0]);
+    char detail[512] = "";
+    int err = 0;
+    ck_assert_ptr_null(tokvox_audio_reader_open("-", 16000, &err, detail, sizeof detail));
+    ck_assert_int_eq(err, TOKVOX_ERR_AUDIO);
+    ck_assert_msg(strstr(detail, "stdin") != NULL, "%s", detail);
+
+    dup2(saved, 0);
+    close(saved);
+    free(want);
+    free(bytes);
+    free(st);
+}
+END_TEST
+
+/* Opening, reading part of a file and closing leaves no descriptor open. */
+START_TEST(test_reader_no_descriptor_leaks)
+{
+    float *x = sine(20000, 300.0, 16000.0, 0.5);
+    const char *good = tmp_path("good.wav");
+    sf_write_file(good, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, x, 20000);
+    const char *junk = tmp_path("junk.wav");
+    write_bytes(junk, "definitely not a sound file", 27);
+    const int before = open_fds();
+    for (int i = 0; i < 10; i++) {
+        tokvox_audio_reader *r = tokvox_audio_reader_open(good, 48000, NULL, NULL, 0);
+        ck_assert_ptr_nonnull(r);
+        float y[100];
+        size_t got = 0;
+        ck_assert_int_eq(tokvox_audio_reader_read(r, y, 100, &got, NULL, 0), TOKVOX_OK);
+        ck_assert_uint_eq(got, 100);
+        tokvox_audio_reader_close(r); /* before the end */
+        ck_assert_ptr_null(tokvox_audio_reader_open(junk, 0, NULL, NULL, 0));
+    }
+    ck_assert_int_eq(open_fds(), before);
+    free(x);
+}
+END_TEST
+
 /* ---- writing -------------------------------------------------------------------- */
 
 START_TEST(test_write_clips)
@@ -1081,6 +1394,15 @@ static Suite *audio_io_suite(void)
     tcase_add_test(tc, test_stdin);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_no_descriptor_leaks);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reader");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_reader_matches_read);
+    tcase_add_test(tc, test_reader_open_errors);
+    tcase_add_test(tc, test_reader_error_mid_file);
+    tcase_add_test(tc, test_reader_stdin);
+    tcase_add_test(tc, test_reader_no_descriptor_leaks);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("write");

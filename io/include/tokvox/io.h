@@ -44,6 +44,42 @@ typedef struct tokvox_audio_source {
 int tokvox_audio_read(const char *path, int target_rate, float **samples, size_t *n,
                       tokvox_audio_source *source, char *detail, size_t detail_size);
 
+/* The same samples as tokvox_audio_read, a chunk at a time, in memory that
+ * does not grow with the file (tokvox_audio_read is built on it).  The one
+ * exception is stdin from a pipe: most formats need to seek, so its bytes
+ * are read whole first, as tokvox_audio_read does.
+ *
+ *   int err;
+ *   tokvox_audio_reader *r = tokvox_audio_reader_open(path, 16000, &err, msg, sizeof msg);
+ *   while (r && tokvox_audio_reader_read(r, buf, 320, &got, msg, sizeof msg) == 0 && got)
+ *       use(buf, got);
+ *   tokvox_audio_reader_close(r);
+ */
+typedef struct tokvox_audio_reader tokvox_audio_reader;
+
+/* Opens path ("-" for stdin) to read as mono float at target_rate (0 = the
+ * file's rate).  NULL on failure, with *error (may be NULL) set and detail
+ * naming the file: everything tokvox_audio_read refuses up front (a missing
+ * or unreadable file, an unsupported rate or channel count, no audio at
+ * all) is refused here, before any sample is read. */
+tokvox_audio_reader *tokvox_audio_reader_open(const char *path, int target_rate, int *error,
+                                              char *detail, size_t detail_size);
+
+/* Up to max samples into out; *got is max except at the end of the stream,
+ * and 0 from the end on.  A failure mid-file (a read error) returns its
+ * error with detail naming the file, *got still counting what this call
+ * delivered before it; every later call fails the same way. */
+int tokvox_audio_reader_read(tokvox_audio_reader *r, float *out, size_t max, size_t *got,
+                             char *detail, size_t detail_size);
+
+/* The file's rate and channels, and the frames, non-finite and clipped
+ * samples taken from the file so far (up to 4096 frames ahead of what read
+ * handed out): tokvox_audio_read's totals once read has returned the end. */
+void tokvox_audio_reader_source(const tokvox_audio_reader *r, tokvox_audio_source *source);
+
+/* Closes the file and frees the reader; NULL is ignored. */
+void tokvox_audio_reader_close(tokvox_audio_reader *r);
+
 /* Resample mono float from in_rate to out_rate (libsoxr, high quality).
  * *out is malloc'ed, owned by the caller.  Equal rates copy. */
 int tokvox_resample(const float *in, size_t n, int in_rate, int out_rate, float **out,

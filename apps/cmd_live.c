@@ -204,7 +204,7 @@ typedef struct session {
     double latency_sum;               /* for the mean over a report's frames */
     int latency_n;
     double start;
-    int device_failed;                /* a device stream stopped on an error */
+    int device_failed;                /* a device stream or the input file stopped on an error */
     int buffered_max;                 /* receiver: the run's most buffered frames */
 } session;
 
@@ -379,8 +379,8 @@ static int run_capture(session *s, live_sender *sender)
         tokvox_decoder_destroy(c->dec);
     }
     free(c);
-    if (s->device_failed)
-        return app_fail(CMD, "the audio device stopped delivering audio");
+    if (s->device_failed) /* the file reader has already said why */
+        return s->o->input_file ? 1 : app_fail(CMD, "the audio device stopped delivering audio");
     return err ? app_fail(CMD, "coding failed: %s", tokvox_strerror(err)) : 0;
 }
 

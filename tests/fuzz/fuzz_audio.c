@@ -1,7 +1,7 @@
 /* libFuzzer target for the audio read path (io/audio.c): the input bytes are
  * opened as an in-memory file with libsndfile's virtual I/O and go through
- * tokvox_audio_read_sndfile, resampled to 16 kHz, as tokvox_audio_read does
- * for files and stdin.
+ * tokvox_audio_read_memory (the streaming reader), resampled to 16 kHz, as
+ * tokvox_audio_read does for files and stdin.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
  *     -D_DEFAULT_SOURCE -Icodec/include -Iio/include -Iio tests/fuzz/fuzz_audio.c \

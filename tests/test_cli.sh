@@ -12,22 +12,7 @@ trap 'rm -rf "$WORK"' EXIT
 passed=0
 failed=0
 
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-# expect_ok DESCRIPTION COMMAND...: exit 0
-expect_ok() {
-    desc=$1; shift
-    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then ok; else bad "$desc (exit $?): $(cat "$WORK/err.log")"; fi
-}
-# expect_fail DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
-expect_fail() {
-    desc=$1; pattern=$2; shift 2
-    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then bad "$desc: succeeded"; return; fi
-    lines=$(wc -l <"$WORK/err.log")
-    if ! grep -q -- "$pattern" "$WORK/err.log"; then bad "$desc: stderr lacks '$pattern': $(cat "$WORK/err.log")"; return; fi
-    if [ "$lines" -ne 1 ]; then bad "$desc: $lines lines on stderr"; return; fi
-    ok
-}
+. "$ROOT/tests/common.sh"
 frames_of() { soxi -s "$1"; }
 rate_of() { soxi -r "$1"; }
 

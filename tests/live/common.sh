@@ -4,6 +4,8 @@
 # command gets ("timeout -k 5 90"), or empty when the script keeps time
 # itself and needs the command's own process id from $!.
 
+. "$ROOT/tests/common.sh"   # the caller sets ROOT
+
 # live_setup NAME: a scratch folder removed at exit, with every background
 # process in $PIDS ended first
 live_setup() {
@@ -20,20 +22,6 @@ live_cleanup() {
     rm -rf "$WORK"
 }
 
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-# expect_ok DESCRIPTION COMMAND...: exit 0
-expect_ok() {
-    desc=$1; shift
-    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then ok; else bad "$desc (exit $?): $(cat "$WORK/err.log")"; fi
-}
-# expect_fail DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
-expect_fail() {
-    desc=$1; pattern=$2; shift 2
-    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then bad "$desc: succeeded"; return; fi
-    if ! grep -q -- "$pattern" "$WORK/err.log"; then bad "$desc: stderr lacks '$pattern': $(cat "$WORK/err.log")"; return; fi
-    [ "$(wc -l <"$WORK/err.log")" -eq 1 ] && ok || bad "$desc: $(wc -l <"$WORK/err.log") lines on stderr"
-}
 # field JSON KEY: a number from a one-line JSON object (the last line: the
 # summary of a --stats file)
 field() { sed -n "s/.*\"$2\":\(-\{0,1\}[0-9.]*\).*/\1/p" "$1" | tail -1; }

@@ -41,11 +41,11 @@ void app_warn_cleaned(const char *cmd, const char *in, const tokvox_audio_source
 {
     const char *name = strcmp(in, "-") ? in : "stdin";
     if (s->nonfinite)
-        fprintf(stderr, "tokvox %s: warning: %s: %lld NaN/Inf samples read as 0\n", cmd, name,
-                (long long)s->nonfinite);
+        fprintf(stderr, "tokvox %s: warning: %s: %lld NaN/Inf sample%s read as 0\n", cmd, name,
+                (long long)s->nonfinite, s->nonfinite == 1 ? "" : "s");
     if (s->clipped)
-        fprintf(stderr, "tokvox %s: warning: %s: %lld samples beyond full scale clamped to [-1, 1]\n",
-                cmd, name, (long long)s->clipped);
+        fprintf(stderr, "tokvox %s: warning: %s: %lld sample%s beyond full scale clamped to [-1, 1]\n",
+                cmd, name, (long long)s->clipped, s->clipped == 1 ? "" : "s");
 }
 
 int app_parse_threads(const char *cmd, const char *text)

@@ -714,6 +714,11 @@ static int finish_session(session *s, int rc)
 {
     char err[512] = "";
     live_audio_finish(s->audio);
+    if (s->o->input_file) {
+        tokvox_audio_source src;
+        live_audio_input_source(s->audio, &src);
+        app_warn_cleaned("live", s->o->input_file, &src);
+    }
     live_audio_counters a;
     audio_counters(s, &a);
     if (!rc && live_audio_write_record(s->audio, err, sizeof err) != 0)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tokvox/io.h"
 #include "tokvox/packet.h"
 #include "tokvox/tokvox.h"
 
@@ -75,6 +76,10 @@ double live_audio_capture_wait(const live_audio *a, size_t wanted);
 void live_audio_counters_get(live_audio *a, live_audio_counters *c);
 /* Plays out what is queued and stops the devices (or the pacing thread). */
 void live_audio_finish(live_audio *a);
+/* What the input file's reader cleaned so far (NaN/Inf zeroed, overs
+ * clamped); all zero without a file.  After live_audio_finish only: the
+ * pacing thread reads the file until then. */
+void live_audio_input_source(const live_audio *a, tokvox_audio_source *src);
 /* Writes the recording (atomically) if there is one. */
 int live_audio_write_record(live_audio *a, char *err, size_t err_size);
 void live_audio_close(live_audio *a);

@@ -690,6 +690,13 @@ void live_audio_finish(live_audio *a)
     close_devices(a);
 }
 
+void live_audio_input_source(const live_audio *a, tokvox_audio_source *src)
+{
+    *src = (tokvox_audio_source){0};
+    if (a && a->file)
+        tokvox_audio_reader_source(a->file, src);
+}
+
 /* The recording's samples, mapped from its temporary file: file pages the
  * kernel can drop, not a copy on the heap.  NULL (reason in err) on error;
  * nothing recorded maps to a static empty buffer. */

@@ -43,6 +43,17 @@ expect_fail "bad loss" "simulate-loss" $LIMIT "$TOKVOX" live --send 127.0.0.1:9 
 expect_fail "bad target" "HOST:PORT" $LIMIT "$TOKVOX" live --send nowhere --input-file "$SAMPLE"
 expect_fail "missing input file" "nope.wav" $LIMIT "$TOKVOX" live --input-file "$WORK/nope.wav" --record "$WORK/x.wav"
 [ ! -e "$WORK/x.wav" ] && ok || bad "a failed run left its recording"
+# a float file with a NaN and overs: played, with the reader's warning
+sox -n -r 16000 -b 32 -e floating-point "$WORK/nan.wav" synth 0.5 sine 440 vol 0.5
+python3 -c "
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[-4:] = struct.pack('<f', float('nan')); b[-8:-4] = struct.pack('<f', 3.0)
+open(sys.argv[1], 'wb').write(b)" "$WORK/nan.wav"
+expect_ok "NaN input file" $LIMIT "$TOKVOX" live --input-file "$WORK/nan.wav" --record "$WORK/nan_out.wav" --fast
+grep -q "nan.wav: 1 NaN/Inf sample read as 0" "$WORK/err.log" &&
+    grep -q "nan.wav: 1 sample beyond full scale" "$WORK/err.log" && ok ||
+    bad "no warning about the NaN and the over: $(cat "$WORK/err.log")"
 
 # --- 1. local mode, no audio device ---------------------------------------
 "$TOKVOX" transcode "$SAMPLE" "$WORK/ref.wav" --quiet

@@ -157,6 +157,12 @@ def main():
     ap.add_argument("--save-every", type=float, default=300)
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--config", default="{}", help="JSON overrides of the model config")
+    ap.add_argument("--init", help="weights to start from when the run has no state of its "
+                    "own yet (e.g. train/checkpoints/base.pt for a fine-tuning run)")
+    ap.add_argument("--stage-probs", default="",
+                    help="quantiser dropout: probabilities of keeping 1..S stages for the "
+                         "dropped half of the batch (default uniform), e.g. 0.4,0.3,0.2,0.1 "
+                         "to weight low bitrates")
     ap.add_argument("--anneal-steps", type=int, default=0,
                     help="from the step this process starts at, decay the learning rate "
                          "(cosine, to 10 %%) over this many steps, then stop")
@@ -181,13 +187,14 @@ def main():
         opt.load_state_dict(state["opt"])
         step, audio_seconds, cpu_seconds = state["step"], state["audio_seconds"], state["cpu_seconds"]
         print(f"resumed {state_path} at step {step}", flush=True)
-    elif os.path.exists(weights_path):
-        saved = torch.load(weights_path)
+    elif os.path.exists(weights_path) or args.init:
+        saved = torch.load(weights_path if os.path.exists(weights_path) else args.init)
         model = Codec(saved["config"])
         model.load_state_dict(saved["model"])
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
         step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
-        print(f"resumed weights {weights_path} at step {step} (fresh optimiser)", flush=True)
+        print(f"resumed weights {weights_path if os.path.exists(weights_path) else args.init} "
+              f"at step {step} (fresh optimiser)", flush=True)
     # a fresh optimiser (resumed from weights only) has no second-moment
     # estimates yet: warm it up again instead of taking full-size steps at once
     warm_from = 0 if os.path.exists(state_path) else step
@@ -210,7 +217,7 @@ def main():
     while step < args.steps:
         x = augment(train.batch(args.batch, length), gen)
         # quantiser dropout: half the batch keeps a random prefix of stages
-        n_stages = torch.randint(1, stages + 1, (args.batch,), generator=gen)
+        n_stages = dropout_stages(args, stages, gen)
         n_stages = torch.where(torch.rand(args.batch, generator=gen) < 0.5, n_stages,
                                torch.full_like(n_stages, stages))
         y, _, commit = model(x, n_stages)
@@ -243,6 +250,15 @@ def main():
             save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
             last_save = time.time()
     save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
+
+
+def dropout_stages(args, stages, gen):
+    """Stages kept per example when dropped: uniform, or --stage-probs."""
+    if not args.stage_probs:
+        return torch.randint(1, stages + 1, (args.batch,), generator=gen)
+    probs = torch.tensor([float(p) for p in args.stage_probs.split(",")])
+    assert len(probs) == stages, f"--stage-probs wants {stages} values"
+    return torch.multinomial(probs, args.batch, replacement=True, generator=gen) + 1
 
 
 def learning_rate(args, step, warm_from, start_step):

@@ -46,6 +46,13 @@ const char *tokvox_io_strerror(int err, char *buf, size_t size)
     return buf;
 }
 
+int tokvox_io_fail(char *detail, size_t detail_size, const char *path, int err)
+{
+    char eb[128];
+    tokvox_io_detail(detail, detail_size, "%s: %s", path, tokvox_io_strerror(err, eb, sizeof eb));
+    return TOKVOX_ERR_IO;
+}
+
 static char *dup_string(const char *s)
 {
     size_t len = strlen(s) + 1;
@@ -250,11 +257,8 @@ tokvox_atomic_file *tokvox_atomic_open(const char *path, int *error, char *detai
             *error = TOKVOX_OK;
             return f;
         }
-        char eb[128];
-        tokvox_io_detail(detail, detail_size, "%s: %s", path,
-                         tokvox_io_strerror(errno, eb, sizeof eb));
+        *error = tokvox_io_fail(detail, detail_size, path, errno);
         atomic_free(f);
-        *error = TOKVOX_ERR_IO;
         return NULL;
     }
     int fd = -1;

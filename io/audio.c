@@ -861,19 +861,11 @@ static int write_special(const char *path, SF_INFO *info, const float *x, size_t
                          char *detail, size_t detail_size)
 {
     FILE *out = fopen(path, "wb");
-    if (!out) {
-        char eb[128];
-        tokvox_io_detail(detail, detail_size, "%s: %s", path,
-                         tokvox_io_strerror(errno, eb, sizeof eb));
-        return TOKVOX_ERR_IO;
-    }
+    if (!out)
+        return tokvox_io_fail(detail, detail_size, path, errno);
     int rc = write_stream(out, path, info, x, n, detail, detail_size);
-    if (fclose(out) != 0 && rc == TOKVOX_OK) {
-        char eb[128];
-        tokvox_io_detail(detail, detail_size, "%s: %s", path,
-                         tokvox_io_strerror(errno, eb, sizeof eb));
-        rc = TOKVOX_ERR_IO;
-    }
+    if (fclose(out) != 0 && rc == TOKVOX_OK)
+        rc = tokvox_io_fail(detail, detail_size, path, errno);
     return rc;
 }
 

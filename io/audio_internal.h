@@ -37,6 +37,10 @@ void tokvox_io_detail(char *detail, size_t detail_size, const char *fmt, ...)
 /* strerror(err), thread-safe, written into buf. */
 const char *tokvox_io_strerror(int err, char *buf, size_t size);
 
+/* "path: strerror(err)" into detail; returns TOKVOX_ERR_IO, so a failed
+ * system call reads `return tokvox_io_fail(detail, size, path, errno);`. */
+int tokvox_io_fail(char *detail, size_t detail_size, const char *path, int err);
+
 /* 1 when path exists and is neither a regular file nor a folder (a device,
  * a FIFO): such destinations are written in place, never renamed over. */
 int tokvox_io_is_special(const char *path);

@@ -181,13 +181,9 @@ int tokvox_manifest_parse(tokvox_manifest *m, const void *text, size_t len, cons
 int tokvox_manifest_read(tokvox_manifest *m, const char *path, char *detail,
                          size_t detail_size)
 {
-    char eb[128];
     FILE *f = fopen(path, "r");
-    if (!f) {
-        tokvox_io_detail(detail, detail_size, "%s: %s", path,
-                         tokvox_io_strerror(errno, eb, sizeof eb));
-        return TOKVOX_ERR_IO;
-    }
+    if (!f)
+        return tokvox_io_fail(detail, detail_size, path, errno);
     char *line = NULL;
     size_t cap = 0, lineno = 0;
     int err = TOKVOX_OK;
@@ -198,11 +194,8 @@ int tokvox_manifest_read(tokvox_manifest *m, const char *path, char *detail,
             len--;
         err = parse_line(m, line, (size_t)len, path, lineno, detail, detail_size);
     }
-    if (!err && ferror(f)) {
-        tokvox_io_detail(detail, detail_size, "%s: %s", path,
-                         tokvox_io_strerror(errno, eb, sizeof eb));
-        err = TOKVOX_ERR_IO;
-    }
+    if (!err && ferror(f))
+        err = tokvox_io_fail(detail, detail_size, path, errno);
     free(line);
     fclose(f);
     return err;
@@ -267,11 +260,8 @@ static int read_small_file(const char *path, size_t max, char **text, size_t *le
     char eb[128];
     *text = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        tokvox_io_detail(detail, detail_size, "%s: %s", path,
-                         tokvox_io_strerror(errno, eb, sizeof eb));
-        return TOKVOX_ERR_IO;
-    }
+    if (!f)
+        return tokvox_io_fail(detail, detail_size, path, errno);
     char *buf = malloc(max + 1);
     size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
     int read_errno = errno;

@@ -1,6 +1,7 @@
 /* tokvox encode / decode / transcode. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 typedef struct codec_options {
     const char *model;
     int codebooks;   /* 0 = all */
+    double kbps;     /* --bitrate, 0 = not given; becomes codebooks once the model is known */
     int rate;        /* output rate, 0 = default */
     int quiet;
     const char *in, *out;
@@ -20,6 +22,7 @@ typedef struct codec_options {
 static const struct option long_options[] = {
     {"model", required_argument, NULL, 'm'},
     {"codebooks", required_argument, NULL, 'n'},
+    {"bitrate", required_argument, NULL, 'b'},
     {"rate", required_argument, NULL, 'r'},
     {"quiet", no_argument, NULL, 'q'},
     {"threads", required_argument, NULL, 't'},
@@ -27,17 +30,35 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* A positive, finite kbps figure; a trailing 'k' is allowed ("1k" = 1 kbps). */
+static int parse_kbps(const char *text, double *kbps)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end != text && (*end == 'k' || *end == 'K'))
+        end++;
+    if (errno || end == text || *end || !isfinite(v) || v <= 0)
+        return -1;
+    *kbps = v;
+    return 0;
+}
+
 /* Returns 0 to go on, 1 on a usage error, 2 after --help. */
 static int parse(const char *cmd, const char *usage, int argc, char **argv, codec_options *o)
 {
     memset(o, 0, sizeof *o);
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "m:n:r:qt:h", long_options, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "m:n:b:r:qt:h", long_options, NULL)) != -1;) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'n':
             if ((o->codebooks = app_parse_int(optarg, 1, 64)) < 0)
                 return app_fail(cmd, "--codebooks wants a number from 1 to 64, not '%s'", optarg);
+            break;
+        case 'b':
+            if (parse_kbps(optarg, &o->kbps))
+                return app_fail(cmd, "--bitrate wants kbps (e.g. 1 or 2.5), not '%s'", optarg);
             break;
         case 'r':
             if ((o->rate = app_parse_int(optarg, 1000, 384000)) < 0)
@@ -52,6 +73,8 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
         default: return app_fail(cmd, "see 'tokvox %s --help'", cmd);
         }
     }
+    if (o->codebooks && o->kbps > 0)
+        return app_fail(cmd, "give --codebooks or --bitrate, not both");
     if (argc - optind != 2)
         return app_fail(cmd, "wants an input and an output (see 'tokvox %s --help')", cmd);
     o->in = argv[optind];
@@ -62,6 +85,21 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
 static double bitrate_kbps(const tokvox_model_info *info, int codebooks)
 {
     return codebooks * info->codebook_bits * (double)info->sample_rate / info->hop / 1000.0;
+}
+
+/* Turns --bitrate into a codebook count (each codebook adds a fixed rate) when
+ * it was given; `limit` is how many codebooks `source` has to choose from. */
+static int resolve_bitrate(const char *cmd, const tokvox_model_info *info, int limit,
+                           const char *source, codec_options *o)
+{
+    if (o->kbps <= 0)
+        return 0;
+    double step = bitrate_kbps(info, 1), n = o->kbps / step;
+    if (fabs(n - round(n)) > 1e-6 || round(n) < 1 || round(n) > limit)
+        return app_fail(cmd, "--bitrate %g: %s offers %g to %g kbps in steps of %g kbps",
+                        o->kbps, source, step, limit * step, step);
+    o->codebooks = (int)round(n);
+    return 0;
 }
 
 static int check_codebooks(const char *cmd, const tokvox_model_info *info, int codebooks)
@@ -139,11 +177,12 @@ static int read_and_encode(const char *cmd, const codec_options *o, const tokvox
 }
 
 static const char encode_usage[] =
-    "usage: tokvox encode IN OUT.tvx [--model M] [--codebooks N]\n"
+    "usage: tokvox encode IN OUT.tvx [--model M] [--codebooks N | --bitrate KBPS]\n"
     "Encode an audio file (any format libsndfile reads, any rate; '-' = stdin)\n"
     "into a tokvox bitstream ('-' = stdout).\n"
     "  -m, --model M      model file (default: the shipped model)\n"
     "  -n, --codebooks N  codebooks per frame (default: all; fewer = lower bitrate)\n"
+    "  -b, --bitrate KBPS codebooks chosen by bitrate (shipped model: 0.5 to 4 in steps of 0.5)\n"
     "  -q, --quiet        no summary on stderr\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
 
@@ -158,9 +197,11 @@ int cmd_encode(int argc, char **argv)
         return 1;
     tokvox_model_info info;
     tokvox_model_get_info(m, &info);
+    coded_input c = {0};
+    rc = resolve_bitrate("encode", &info, info.num_codebooks, "the model", &o);
     int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
-    coded_input c;
-    rc = read_and_encode("encode", &o, m, codebooks, &c);
+    if (!rc)
+        rc = read_and_encode("encode", &o, m, codebooks, &c);
     if (!rc)
         rc = write_tvx("encode", &o, &info, c.codes, c.frames, codebooks, c.n, c.source.rate);
     if (!rc && !o.quiet)
@@ -239,11 +280,12 @@ static int read_tvx(const char *cmd, const char *path, const tokvox_model *m,
 }
 
 static const char decode_usage[] =
-    "usage: tokvox decode IN.tvx OUT [--model M] [--codebooks N] [--rate R]\n"
+    "usage: tokvox decode IN.tvx OUT [--model M] [--codebooks N | --bitrate KBPS] [--rate R]\n"
     "Decode a tokvox bitstream ('-' = stdin) to audio (.wav, .flac, .ogg; '-' = WAV on\n"
     "stdout), by default at the rate of the file that was encoded.\n"
     "  -m, --model M      model file (default: the shipped model); must be the encoder's\n"
     "  -n, --codebooks N  decode only the first N codebooks of each frame\n"
+    "  -b, --bitrate KBPS codebooks chosen by bitrate, at most the file's\n"
     "  -r, --rate R       output sample rate in Hz\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
 
@@ -261,6 +303,11 @@ int cmd_decode(int argc, char **argv)
     float *pcm = NULL;
     size_t frames = 0;
     rc = read_tvx("decode", o.in, m, &h, &codes, &frames);
+    if (!rc && o.kbps > 0) {
+        tokvox_model_info info;
+        tokvox_model_get_info(m, &info);
+        rc = resolve_bitrate("decode", &info, h.num_codebooks, o.in, &o);
+    }
     if (!rc && o.codebooks > h.num_codebooks)
         rc = app_fail("decode", "--codebooks %d: %s has only %u codebooks per frame", o.codebooks,
                       o.in, h.num_codebooks);
@@ -280,11 +327,12 @@ int cmd_decode(int argc, char **argv)
 }
 
 static const char transcode_usage[] =
-    "usage: tokvox transcode IN OUT [--model M] [--codebooks N] [--rate R]\n"
+    "usage: tokvox transcode IN OUT [--model M] [--codebooks N | --bitrate KBPS] [--rate R]\n"
     "Encode and decode in one pass, to hear what the codec does; prints the bitrate.\n"
     "Output is written at the input's rate unless --rate says otherwise.\n"
     "  -m, --model M      model file (default: the shipped model)\n"
     "  -n, --codebooks N  codebooks per frame (default: all)\n"
+    "  -b, --bitrate KBPS codebooks chosen by bitrate (shipped model: 0.5 to 4 in steps of 0.5)\n"
     "  -r, --rate R       output sample rate in Hz\n"
     "  -q, --quiet        do not print the bitrate\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
@@ -328,12 +376,14 @@ int cmd_transcode(int argc, char **argv)
         return 1;
     tokvox_model_info info;
     tokvox_model_get_info(m, &info);
-    int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
-    coded_input c;
+    coded_input c = {0};
     float *out = NULL;
     char detail[1024] = "";
     int err;
-    rc = read_and_encode("transcode", &o, m, codebooks, &c);
+    rc = resolve_bitrate("transcode", &info, info.num_codebooks, "the model", &o);
+    int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
+    if (!rc)
+        rc = read_and_encode("transcode", &o, m, codebooks, &c);
     if (!rc && (err = app_decode_all(m, c.codes, c.frames, codebooks, 0, c.n, &out)))
         rc = app_fail("transcode", "%s: %s", o.in, tokvox_strerror(err));
     size_t n_out = c.n;

@@ -42,6 +42,17 @@ expect_ok "encode 4 codebooks" "$TOKVOX" encode "$SAMPLE" "$WORK/b.tvx" --codebo
 [ "$(stat -c %s "$WORK/b.tvx")" -lt "$(stat -c %s "$WORK/a.tvx")" ] || bad "4 codebooks not smaller"
 expect_ok "decode fewer codebooks" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/c.wav" --codebooks 2
 expect_ok "decode to flac" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/a.flac"
+# --bitrate picks the same codebooks as --codebooks: 0.5 kbps each (10 bits x 50 frames/s)
+expect_ok "encode --bitrate 2" "$TOKVOX" encode "$SAMPLE" "$WORK/b2.tvx" --bitrate 2k --quiet
+cmp -s "$WORK/b2.tvx" "$WORK/b.tvx" || bad "encode --bitrate 2k differs from --codebooks 4"
+expect_ok "decode --bitrate 1" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/c1.wav" -b 1
+cmp -s "$WORK/c1.wav" "$WORK/c.wav" || bad "decode --bitrate 1 differs from --codebooks 2"
+expect_fail "bitrate off the grid" "offers 0.5 to 4 kbps in steps of 0.5" \
+    "$TOKVOX" transcode "$SAMPLE" "$WORK/x.wav" --bitrate 1.2
+expect_fail "bitrate above the file's" "b.tvx offers 0.5 to 2 kbps" \
+    "$TOKVOX" decode "$WORK/b.tvx" "$WORK/x.wav" --bitrate 3
+expect_fail "bitrate not a number" "--bitrate wants kbps" "$TOKVOX" encode "$SAMPLE" "$WORK/x.tvx" -b fast
+expect_fail "bitrate and codebooks" "not both" "$TOKVOX" encode "$SAMPLE" "$WORK/x.tvx" -b 1 -n 2
 # --threads splits the big kernel calls: the same bytes whatever the count
 expect_ok "encode --threads 3" "$TOKVOX" encode "$SAMPLE" "$WORK/a3.tvx" --threads 3 --quiet
 cmp -s "$WORK/a3.tvx" "$WORK/a.tvx" || bad "encode --threads 3 differs from 1 thread"

@@ -166,6 +166,9 @@ def main():
     ap.add_argument("--anneal-steps", type=int, default=0,
                     help="from the step this process starts at, decay the learning rate "
                          "(cosine, to 10 %%) over this many steps, then stop")
+    ap.add_argument("--anneal-seconds", type=float, default=0,
+                    help="the same anneal over this much wall time instead of a step "
+                         "count, so runs of different cost end together")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -189,8 +192,8 @@ def main():
         print(f"resumed {state_path} at step {step}", flush=True)
     elif os.path.exists(weights_path) or args.init:
         saved = torch.load(weights_path if os.path.exists(weights_path) else args.init)
-        model = Codec(saved["config"])
-        model.load_state_dict(saved["model"])
+        model = grown_model(saved, {} if os.path.exists(weights_path)
+                            else json.loads(args.config))
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
         step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
         print(f"resumed weights {weights_path if os.path.exists(weights_path) else args.init} "
@@ -201,6 +204,7 @@ def main():
     start_step = step
     if args.anneal_steps:
         args.steps = min(args.steps, start_step + args.anneal_steps)
+    wall_start = time.time()
     n_params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"config": model.config, "params": n_params}), flush=True)
 
@@ -214,7 +218,8 @@ def main():
     last_save, t0 = time.time(), time.process_time()
     log_acc = []
 
-    while step < args.steps:
+    while step < args.steps and not (args.anneal_seconds
+                                     and time.time() - wall_start >= args.anneal_seconds):
         x = augment(train.batch(args.batch, length), gen)
         # quantiser dropout: half the batch keeps a random prefix of stages
         n_stages = dropout_stages(args, stages, gen)
@@ -227,7 +232,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        lr = learning_rate(args, step, warm_from, start_step)
+        lr = learning_rate(args, step, warm_from, start_step, time.time() - wall_start)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.step()
@@ -261,13 +266,43 @@ def dropout_stages(args, stages, gen):
     return torch.multinomial(probs, args.batch, replacement=True, generator=gen) + 1
 
 
-def learning_rate(args, step, warm_from, start_step):
-    """Warm-up over 500 steps, slow halving every 60k steps, optional cosine anneal."""
+def learning_rate(args, step, warm_from, start_step, elapsed):
+    """Warm-up over 500 steps, slow halving every 60k steps, optional cosine
+    anneal over a step count or a wall-time budget."""
     lr = args.lr * min(1.0, (step + 1 - warm_from) / 500) * max(0.1, 0.5 ** (step / 60000))
+    t = None
     if args.anneal_steps:
         t = min(1.0, (step - start_step) / args.anneal_steps)
+    elif args.anneal_seconds:
+        t = min(1.0, elapsed / args.anneal_seconds)
+    if t is not None:
         lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
     return lr
+
+
+def grown_model(saved, overrides):
+    """The saved model, optionally with more encoder/decoder blocks than it was
+    trained with (--config '{"dec_blocks": 10}' with --init).  New blocks are
+    appended after the trained ones with a zero layer scale, so the grown model
+    starts out computing exactly what the saved one did."""
+    allowed = {"enc_blocks", "dec_blocks"}
+    if set(overrides) - allowed:
+        raise SystemExit(f"--init can only grow {sorted(allowed)}, not {sorted(set(overrides) - allowed)}")
+    for key, value in overrides.items():
+        if value < saved["config"][key]:
+            raise SystemExit(f"--init cannot shrink {key} ({saved['config'][key]} -> {value})")
+    model = Codec(dict(saved["config"], **overrides))
+    missing, unexpected = model.load_state_dict(saved["model"], strict=False)
+    assert not unexpected, unexpected
+    for part, key in (("encoder", "enc_blocks"), ("decoder", "dec_blocks")):
+        blocks = getattr(model, part).blocks
+        for block in blocks[saved["config"][key]:]:
+            block.gamma.data.zero_()
+    new = {k for k in missing if not any(k.startswith(f"{part}.blocks.{i}.")
+           for part, key in (("encoder", "enc_blocks"), ("decoder", "dec_blocks"))
+           for i in range(saved["config"][key], model.config[key]))}
+    assert not new, f"weights missing from {sorted(new)}"
+    return model
 
 
 def save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path):

@@ -1,6 +1,7 @@
 #include "app.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,35 @@ int app_parse_int(const char *text, int lo, int hi)
     if (errno || end == text || *end || v < lo || v > hi)
         return -1;
     return (int)v;
+}
+
+int app_parse_kbps(const char *text, double *kbps)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end != text && (*end == 'k' || *end == 'K'))
+        end++;
+    if (errno || end == text || *end || !isfinite(v) || v <= 0)
+        return -1;
+    *kbps = v;
+    return 0;
+}
+
+double app_kbps_per_codebook(const tokvox_model_info *info)
+{
+    return info->codebook_bits * (double)info->sample_rate / info->hop / 1000.0;
+}
+
+int app_codebooks_for_kbps(const char *cmd, const tokvox_model_info *info, double kbps,
+                           int limit, const char *source, int *codebooks)
+{
+    double step = app_kbps_per_codebook(info), n = round(kbps / step);
+    if (fabs(kbps / step - n) > 1e-6 || n < 1 || n > limit)
+        return app_fail(cmd, "--bitrate %g: %s offers %g to %g kbps in steps of %g kbps", kbps,
+                        source, step, limit * step, step);
+    *codebooks = (int)n;
+    return 0;
 }
 
 void app_warn_cleaned(const char *cmd, const char *in, const tokvox_audio_source *s)

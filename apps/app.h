@@ -30,6 +30,14 @@ int app_parse_int(const char *text, int lo, int hi);
  * output is still valid but the input was damaged, so say so on stderr
  * (even with --quiet).  in = the path or "-". */
 void app_warn_cleaned(const char *cmd, const char *in, const tokvox_audio_source *s);
+/* --bitrate: a positive, finite kbps figure ("1", "2.5", "1k"); -1 if it is not one. */
+int app_parse_kbps(const char *text, double *kbps);
+/* The rate one codebook per frame adds, in kbps (each codebook adds the same). */
+double app_kbps_per_codebook(const tokvox_model_info *info);
+/* Sets *codebooks to the count that gives `kbps`, or returns 1 after a
+ * message when no count up to `limit` (what `source` offers) gives it. */
+int app_codebooks_for_kbps(const char *cmd, const tokvox_model_info *info, double kbps,
+                           int limit, const char *source, int *codebooks);
 /* --threads N: sets the library's thread count; 1 (after a message) if N is bad. */
 int app_parse_threads(const char *cmd, const char *text);
 

@@ -1,7 +1,6 @@
 /* tokvox encode / decode / transcode. */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,20 +29,6 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* A positive, finite kbps figure; a trailing 'k' is allowed ("1k" = 1 kbps). */
-static int parse_kbps(const char *text, double *kbps)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (end != text && (*end == 'k' || *end == 'K'))
-        end++;
-    if (errno || end == text || *end || !isfinite(v) || v <= 0)
-        return -1;
-    *kbps = v;
-    return 0;
-}
-
 /* Returns 0 to go on, 1 on a usage error, 2 after --help. */
 static int parse(const char *cmd, const char *usage, int argc, char **argv, codec_options *o)
 {
@@ -57,7 +42,7 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                 return app_fail(cmd, "--codebooks wants a number from 1 to 64, not '%s'", optarg);
             break;
         case 'b':
-            if (parse_kbps(optarg, &o->kbps))
+            if (app_parse_kbps(optarg, &o->kbps))
                 return app_fail(cmd, "--bitrate wants kbps (e.g. 1 or 2.5), not '%s'", optarg);
             break;
         case 'r':
@@ -84,22 +69,16 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
 
 static double bitrate_kbps(const tokvox_model_info *info, int codebooks)
 {
-    return codebooks * info->codebook_bits * (double)info->sample_rate / info->hop / 1000.0;
+    return codebooks * app_kbps_per_codebook(info);
 }
 
-/* Turns --bitrate into a codebook count (each codebook adds a fixed rate) when
- * it was given; `limit` is how many codebooks `source` has to choose from. */
+/* --bitrate becomes a codebook count once the model (or file) is known. */
 static int resolve_bitrate(const char *cmd, const tokvox_model_info *info, int limit,
                            const char *source, codec_options *o)
 {
     if (o->kbps <= 0)
         return 0;
-    double step = bitrate_kbps(info, 1), n = o->kbps / step;
-    if (fabs(n - round(n)) > 1e-6 || round(n) < 1 || round(n) > limit)
-        return app_fail(cmd, "--bitrate %g: %s offers %g to %g kbps in steps of %g kbps",
-                        o->kbps, source, step, limit * step, step);
-    o->codebooks = (int)round(n);
-    return 0;
+    return app_codebooks_for_kbps(cmd, info, o->kbps, limit, source, &o->codebooks);
 }
 
 static int check_codebooks(const char *cmd, const tokvox_model_info *info, int codebooks)

@@ -26,6 +26,7 @@
 typedef struct live_options {
     const char *model;
     int codebooks;                    /* 0 = all */
+    double kbps;                      /* --bitrate, 0 = not given */
     const char *input_device, *output_device, *input_file, *record;
     const char *send, *stats;
     int listen_port;                  /* 0 = not listening */
@@ -45,6 +46,7 @@ enum {
 static const struct option long_options[] = {
     {"model", required_argument, NULL, 'm'},
     {"codebooks", required_argument, NULL, 'n'},
+    {"bitrate", required_argument, NULL, 'b'},
     {"list-devices", no_argument, NULL, OPT_LIST},
     {"input-device", required_argument, NULL, OPT_IN_DEV},
     {"output-device", required_argument, NULL, OPT_OUT_DEV},
@@ -85,6 +87,7 @@ static const char usage[] =
     "Codec:\n"
     "  -m, --model M          model file (default: the shipped model)\n"
     "  -n, --codebooks N      codebooks per frame (default: all); fewer = lower bitrate\n"
+    "  -b, --bitrate KBPS     codebooks chosen by bitrate (shipped model: 0.5 to 4, steps of 0.5)\n"
     "Network:\n"
     "  --jitter-ms MS         receiver: hold frames back this long to reorder (default 60)\n"
     "  --idle-timeout S       receiver: stop after S s without a packet (default 10, 0 = never)\n"
@@ -114,6 +117,7 @@ static int parse_option(int c, const char *arg, live_options *o)
     switch (c) {
     case 'm': o->model = arg; break;
     case 'n': bad = (o->codebooks = app_parse_int(arg, 1, 64)) < 0; break;
+    case 'b': bad = app_parse_kbps(arg, &o->kbps); break;
     case OPT_LIST: o->list_devices = 1; break;
     case OPT_IN_DEV: o->input_device = arg; break;
     case OPT_OUT_DEV: o->output_device = arg; break;
@@ -146,6 +150,8 @@ static int parse_option(int c, const char *arg, live_options *o)
 /* Options that cannot go together in one mode. */
 static int check_mode(const live_options *o)
 {
+    if (o->codebooks && o->kbps > 0)
+        return app_fail(CMD, "give --codebooks or --bitrate, not both");
     if (o->send && o->listen_port)
         return app_fail(CMD, "--send and --listen are two ends: run two tokvox live");
     if (o->listen_port && (o->input_file || o->input_device))
@@ -164,7 +170,7 @@ static int parse(int argc, char **argv, live_options *o)
     o->idle_timeout = 10;
     o->seed = 1;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "m:n:qh", long_options, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "m:n:b:qh", long_options, NULL)) != -1;) {
         int rc = parse_option(c, optarg, o);
         if (rc)
             return rc;
@@ -414,7 +420,7 @@ static int start_stream(session *s, listener *l, const tokvox_packet *p)
         return app_fail(CMD, "cannot start decoding: %s",
                         l->dec ? "out of memory" : tokvox_strerror(err));
     s->codebooks = p->num_codebooks;
-    s->report.kbps = s->codebooks * s->info.codebook_bits / frame_seconds(s) / 1000.0;
+    s->report.kbps = s->codebooks * app_kbps_per_codebook(&s->info);
     l->first_arrival = live_now_s();
     l->next_tick = l->first_arrival + s->o->jitter_ms / 1000.0;
     l->ended = l->length_known = 0;
@@ -666,13 +672,16 @@ static int open_session(session *s, const live_options *o)
         return app_fail(CMD, "--codebooks %d: the model has %d codebooks", o->codebooks,
                         s->info.num_codebooks);
     s->codebooks = o->codebooks ? o->codebooks : s->info.num_codebooks;
+    if (o->kbps > 0 && app_codebooks_for_kbps(CMD, &s->info, o->kbps, s->info.num_codebooks,
+                                              "the model", &s->codebooks))
+        return 1;
     s->hop = s->info.hop;
     if (s->hop > LIVE_MAX_HOP)
         return app_fail(CMD, "the model's hop of %d samples is more than live mode's %d",
                         s->hop, LIVE_MAX_HOP);
     s->max_samples = (uint64_t)(o->duration * s->info.sample_rate);
     s->report.mode = o->send ? "send" : o->listen_port ? "listen" : "local";
-    s->report.kbps = s->codebooks * s->info.codebook_bits / frame_seconds(s) / 1000.0;
+    s->report.kbps = s->codebooks * app_kbps_per_codebook(&s->info);
     if (o->stats) {
         s->stats_file = strcmp(o->stats, "-") ? fopen(o->stats, "w") : stdout;
         if (!s->stats_file)

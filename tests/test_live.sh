@@ -39,6 +39,8 @@ PORT=$((20000 + $$ % 20000))
 expect_ok "live --help" $LIMIT "$TOKVOX" live --help
 expect_fail "send and listen" "two ends" $LIMIT "$TOKVOX" live --send 127.0.0.1:9 --listen 9
 expect_fail "bad codebooks" "codebooks" $LIMIT "$TOKVOX" live --codebooks 0
+expect_fail "bitrate off the grid" "offers 0.5 to 4 kbps" $LIMIT "$TOKVOX" live --bitrate 0.7 --fast \
+    --input-file "$SAMPLE" --record "$WORK/x.wav"
 expect_fail "bad loss" "simulate-loss" $LIMIT "$TOKVOX" live --send 127.0.0.1:9 --simulate-loss 1.5
 expect_fail "bad target" "HOST:PORT" $LIMIT "$TOKVOX" live --send nowhere --input-file "$SAMPLE"
 expect_fail "missing input file" "nope.wav" $LIMIT "$TOKVOX" live --input-file "$WORK/nope.wav" --record "$WORK/x.wav"
@@ -68,8 +70,9 @@ lines=$(grep -c '"mode":"local"' "$WORK/local.jsonl")
 grep -q '"summary":true.*"cpu_percent"' "$WORK/local.jsonl" && ok || bad "no summary line"
 
 "$TOKVOX" transcode "$SAMPLE" "$WORK/ref4.wav" --codebooks 4 --quiet
-expect_ok "local 4 codebooks" $LIMIT "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/local4.wav" \
-    --fast --codebooks 4 --stats "$WORK/local4.jsonl"
+# --bitrate 2 is 4 codebooks (0.5 kbps each)
+expect_ok "local 2 kbps" $LIMIT "$TOKVOX" live --input-file "$SAMPLE" --record "$WORK/local4.wav" \
+    --fast --bitrate 2 --stats "$WORK/local4.jsonl"
 compare "$WORK/ref4.wav" "$WORK/local4.wav" "$WORK/c4.json"
 check "2 kbps local vs transcode SNR" "$(field "$WORK/c4.json" snr_db)" ">" 40
 check "2 kbps reported" "$(field "$WORK/local4.jsonl" kbps)" "==" 2

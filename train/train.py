@@ -191,13 +191,14 @@ def main():
         step, audio_seconds, cpu_seconds = state["step"], state["audio_seconds"], state["cpu_seconds"]
         print(f"resumed {state_path} at step {step}", flush=True)
     elif os.path.exists(weights_path) or args.init:
-        saved = torch.load(weights_path if os.path.exists(weights_path) else args.init)
-        model = grown_model(saved, {} if os.path.exists(weights_path)
-                            else json.loads(args.config))
+        # the run's own weights win over --init; only --init may grow the model
+        own = os.path.exists(weights_path)
+        source = weights_path if own else args.init
+        saved = torch.load(source)
+        model = grown_model(saved, {} if own else json.loads(args.config))
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
         step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
-        print(f"resumed weights {weights_path if os.path.exists(weights_path) else args.init} "
-              f"at step {step} (fresh optimiser)", flush=True)
+        print(f"resumed weights {source} at step {step} (fresh optimiser)", flush=True)
     # a fresh optimiser (resumed from weights only) has no second-moment
     # estimates yet: warm it up again instead of taking full-size steps at once
     warm_from = 0 if os.path.exists(state_path) else step
@@ -294,14 +295,14 @@ def grown_model(saved, overrides):
     model = Codec(dict(saved["config"], **overrides))
     missing, unexpected = model.load_state_dict(saved["model"], strict=False)
     assert not unexpected, unexpected
+    new_blocks = []
     for part, key in (("encoder", "enc_blocks"), ("decoder", "dec_blocks")):
-        blocks = getattr(model, part).blocks
-        for block in blocks[saved["config"][key]:]:
-            block.gamma.data.zero_()
-    new = {k for k in missing if not any(k.startswith(f"{part}.blocks.{i}.")
-           for part, key in (("encoder", "enc_blocks"), ("decoder", "dec_blocks"))
-           for i in range(saved["config"][key], model.config[key]))}
-    assert not new, f"weights missing from {sorted(new)}"
+        for i in range(saved["config"][key], model.config[key]):
+            getattr(model, part).blocks[i].gamma.data.zero_()
+            new_blocks.append(f"{part}.blocks.{i}.")
+    # only the appended blocks may lack saved weights
+    stray = sorted(k for k in missing if not k.startswith(tuple(new_blocks)))
+    assert not stray, f"weights missing from {stray}"
     return model
 
 

@@ -21,28 +21,56 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from losses import (MultiResolutionDiscriminator, PhaseDerivativeLoss, discriminator_loss,
+                    generator_losses)
 from model import Codec
+from pesq_eval import pesq_clips, validate_pesq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_WEIGHTS = {"shared": 0.45, "asterisk": 0.2, "fillets": 0.3, "music": 0.05}
+SOURCE_WEIGHTS = {"shared": 0.55, "asterisk": 0.15, "fillets": 0.25, "music": 0.05}
+# Within the real speech, the share of each voice group (build_corpus.py's
+# labels): adult men are over-weighted because low voices were the codec's
+# weakest and scarcest (issue 12); "" is unlabelled (Picovoice, some VCTK).
+SHARED_GROUP_WEIGHTS = {"m": 0.45, "f": 0.30, "child": 0.10, "": 0.15}
+
+
+def bucket_of(source, group):
+    """Sampling bucket of a row: the top-level source, split by voice group
+    for the real speech."""
+    top = source.split("/")[0]
+    return f"{top}:{group}" if top == "shared" else top
+
+
+def bucket_weight(bucket, present):
+    top, _, group = bucket.partition(":")
+    weight = SOURCE_WEIGHTS.get(top, 0.1)
+    if top == "shared":
+        groups = [b.partition(":")[2] for b in present if b.startswith("shared:")]
+        weight *= SHARED_GROUP_WEIGHTS.get(group, 0.1) / sum(
+            SHARED_GROUP_WEIGHTS.get(g, 0.1) for g in groups)
+    return weight
 
 
 class Corpus:
-    """Random crops from the concatenated int16 corpus, sampled per source."""
+    """Random crops from the concatenated int16 corpus, sampled per source
+    (and per voice group within the real speech)."""
 
     def __init__(self, directory, split, seed):
         self.pcm = np.memmap(os.path.join(directory, split + ".pcm"), dtype=np.int16, mode="r")
         self.rows = []
         with open(os.path.join(directory, split + ".tsv")) as f:
             for line in f:
-                source, speaker, offset, length, path = line.rstrip("\n").split("\t")
-                self.rows.append((source.split("/")[0], speaker, int(offset), int(length), path))
+                fields = line.rstrip("\n").split("\t")
+                source, speaker, offset, length, path = fields[:5]
+                group = fields[5] if len(fields) > 5 else ""
+                self.rows.append((bucket_of(source, group), speaker, int(offset), int(length),
+                                  path, group))
         self.by_source = {}
         for i, row in enumerate(self.rows):
             self.by_source.setdefault(row[0], []).append(i)
         self.rng = np.random.default_rng(seed)
         names = sorted(self.by_source)
-        weights = np.array([SOURCE_WEIGHTS.get(n, 0.1) for n in names])
+        weights = np.array([bucket_weight(n, names) for n in names])
         self.sources, self.source_p = names, weights / weights.sum()
         self.lengths = {n: np.array([self.rows[i][3] for i in idx], dtype=np.float64)
                         for n, idx in self.by_source.items()}
@@ -54,7 +82,7 @@ class Corpus:
         lens = self.lengths[source]
         weights = lens * (lens >= length) if whole and (lens >= length).any() else lens
         i = self.by_source[source][self.rng.choice(len(lens), p=weights / weights.sum())]
-        _, _, offset, n, _ = self.rows[i]
+        _, _, offset, n, _, _ = self.rows[i]
         out = np.zeros(length, dtype=np.float32)
         if n <= length:
             start = self.rng.integers(0, length - n + 1)
@@ -169,6 +197,17 @@ def main():
     ap.add_argument("--anneal-seconds", type=float, default=0,
                     help="the same anneal over this much wall time instead of a step "
                          "count, so runs of different cost end together")
+    ap.add_argument("--decoder-only", action="store_true",
+                    help="train only the decoder: the encoder and codebooks stay frozen, "
+                         "so the codes (tokens) of the starting model do not change")
+    ap.add_argument("--phase-weight", type=float, default=0.0,
+                    help="weight of the instantaneous-frequency/group-delay loss")
+    ap.add_argument("--gan", action="store_true",
+                    help="adversarial training with a multi-resolution complex-STFT "
+                         "discriminator and feature matching")
+    ap.add_argument("--adv-weight", type=float, default=1.0)
+    ap.add_argument("--fm-weight", type=float, default=2.0)
+    ap.add_argument("--disc-channels", type=int, default=16)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -180,15 +219,19 @@ def main():
     weights_path = os.path.join(HERE, "checkpoints", args.name + ".pt")
 
     model = Codec(json.loads(args.config))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    disc = MultiResolutionDiscriminator(channels=args.disc_channels) if args.gan else None
     step, audio_seconds, cpu_seconds = 0, 0.0, 0.0
+    anneal_from = time.time()  # wall-clock start of an --anneal-seconds schedule
+    state = None
     if os.path.exists(state_path):
         state = torch.load(state_path)
         model = Codec(state["config"])
         model.load_state_dict(state["model"])
-        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
-        opt.load_state_dict(state["opt"])
+        if disc is not None and "disc" in state:
+            disc.load_state_dict(state["disc"])
         step, audio_seconds, cpu_seconds = state["step"], state["audio_seconds"], state["cpu_seconds"]
+        # a restarted process keeps the anneal it was in (e.g. after a corpus rebuild)
+        anneal_from = state.get("anneal_from", anneal_from)
         print(f"resumed {state_path} at step {step}", flush=True)
     elif os.path.exists(weights_path) or args.init:
         # the run's own weights win over --init; only --init may grow the model
@@ -196,66 +239,125 @@ def main():
         source = weights_path if own else args.init
         saved = torch.load(source)
         model = grown_model(saved, {} if own else json.loads(args.config))
-        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
         step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
         print(f"resumed weights {source} at step {step} (fresh optimiser)", flush=True)
+    trained = model.decoder.parameters() if args.decoder_only else model.parameters()
+    opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    disc_opt = (torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.8, 0.99),
+                                  weight_decay=1e-4) if disc is not None else None)
+    if state is not None:
+        opt.load_state_dict(state["opt"])
+        if disc_opt is not None and "disc_opt" in state:
+            disc_opt.load_state_dict(state["disc_opt"])
+    set_mode(model, args.decoder_only)
     # a fresh optimiser (resumed from weights only) has no second-moment
     # estimates yet: warm it up again instead of taking full-size steps at once
     warm_from = 0 if os.path.exists(state_path) else step
     start_step = step
     if args.anneal_steps:
         args.steps = min(args.steps, start_step + args.anneal_steps)
-    wall_start = time.time()
     n_params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"config": model.config, "params": n_params}), flush=True)
 
     train = Corpus(args.data, "train", seed=step + 1)
     val = Corpus(args.data, "val", seed=0)
     loss_fn = SpectralLoss(16000)
+    phase_loss = PhaseDerivativeLoss() if args.phase_weight else None
+    pesq_set = pesq_clips(args.data, hop=model.hop)
     gen = torch.Generator().manual_seed(step)
     hop = model.hop
     length = int(args.seconds * 16000) // hop * hop
     stages = model.quantizer.stages
     last_save, t0 = time.time(), time.process_time()
     log_acc = []
+    if step == start_step:  # where this process starts from, for comparison
+        log_validation(model, val, loss_fn, hop, step, pesq_set, args.decoder_only)
 
     while step < args.steps and not (args.anneal_seconds
-                                     and time.time() - wall_start >= args.anneal_seconds):
+                                     and time.time() - anneal_from >= args.anneal_seconds):
         x = augment(train.batch(args.batch, length), gen)
         # quantiser dropout: half the batch keeps a random prefix of stages
         n_stages = dropout_stages(args, stages, gen)
         n_stages = torch.where(torch.rand(args.batch, generator=gen) < 0.5, n_stages,
                                torch.full_like(n_stages, stages))
-        y, _, commit = model(x, n_stages)
+        y, commit = forward(model, x, n_stages, args.decoder_only)
         cut = length - hop
-        mel, stft = loss_fn(y[:, :cut], x[:, :cut])
+        y, x = y[:, :cut], x[:, :cut]
+        if disc is not None:
+            # the discriminator first, on a detached output
+            d_loss = discriminator_loss(disc(x), disc(y.detach()))
+            disc_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            torch.nn.utils.clip_grad_norm_(disc.parameters(), 1.0)
+            disc_opt.step()
+        mel, stft = loss_fn(y, x)
         loss = 15 * mel + 2 * stft + 1.0 * commit
+        extra = {}
+        if phase_loss is not None:
+            extra["phase"] = phase_loss(y, x)
+            loss = loss + args.phase_weight * extra["phase"]
+        if disc is not None:
+            with torch.no_grad():
+                real_outs = disc(x)
+            extra["adv"], extra["fm"] = generator_losses(real_outs, disc(y))
+            extra["disc"] = d_loss
+            loss = loss + args.adv_weight * extra["adv"] + args.fm_weight * extra["fm"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        lr = learning_rate(args, step, warm_from, start_step, time.time() - wall_start)
-        for group in opt.param_groups:
+        lr = learning_rate(args, step, warm_from, start_step, time.time() - anneal_from)
+        for group in opt.param_groups + (disc_opt.param_groups if disc_opt else []):
             group["lr"] = lr
         opt.step()
         step += 1
         audio_seconds += args.batch * length / 16000
-        log_acc.append((float(mel), float(stft), float(commit)))
+        log_acc.append(dict({"mel": float(mel), "stft": float(stft), "commit": float(commit)},
+                            **{k: float(v) for k, v in extra.items()}))
         if step % 50 == 0:
-            m = np.mean(log_acc, 0)
             now = time.process_time()
             cpu_seconds += now - t0
             t0 = now
-            print(json.dumps({"step": step, "mel": round(m[0], 4), "stft": round(m[1], 4),
-                              "commit": round(m[2], 5), "lr": lr,
-                              "audio_h": round(audio_seconds / 3600, 2),
-                              "cpu_h": round(cpu_seconds / 3600, 3)}), flush=True)
+            means = {k: round(float(np.mean([a[k] for a in log_acc])), 5) for k in log_acc[0]}
+            print(json.dumps(dict({"step": step}, **means, lr=lr,
+                                  audio_h=round(audio_seconds / 3600, 2),
+                                  cpu_h=round(cpu_seconds / 3600, 3))), flush=True)
             log_acc = []
         if step % args.val_every == 0:
-            print(json.dumps({"step": step, "val": validate(model, val, loss_fn, 2.0, hop)}), flush=True)
+            log_validation(model, val, loss_fn, hop, step, pesq_set, args.decoder_only)
         if time.time() - last_save > args.save_every:
-            save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
+            save(model, opt, disc, disc_opt, step, audio_seconds, cpu_seconds, anneal_from,
+                 state_path, weights_path)
             last_save = time.time()
-    save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path)
+    save(model, opt, disc, disc_opt, step, audio_seconds, cpu_seconds, anneal_from, state_path,
+         weights_path)
+
+
+def set_mode(model, decoder_only):
+    """Training mode, except a frozen encoder and quantiser stay in eval mode
+    (no EMA codebook updates, no dead-code restarts)."""
+    model.train()
+    if decoder_only:
+        model.encoder.eval()
+        model.quantizer.eval()
+        for p in list(model.encoder.parameters()) + list(model.quantizer.parameters()):
+            p.requires_grad_(False)
+
+
+def forward(model, x, n_stages, decoder_only):
+    """(decoded audio, commitment loss); the frozen half runs without a graph."""
+    if not decoder_only:
+        y, _, commit = model(x, n_stages)
+        return y, commit
+    with torch.no_grad():
+        quantised, _, commit = model.quantizer(model.encoder(model.features(x)), n_stages)
+    return model.synthesis(model.decoder(quantised)), commit
+
+
+def log_validation(model, val, loss_fn, hop, step, pesq_set, decoder_only):
+    result = validate(model, val, loss_fn, 2.0, hop)
+    result.update(validate_pesq(model, pesq_set))
+    set_mode(model, decoder_only)
+    print(json.dumps({"step": step, "val": result}), flush=True)
 
 
 def dropout_stages(args, stages, gen):
@@ -306,10 +408,16 @@ def grown_model(saved, overrides):
     return model
 
 
-def save(model, opt, step, audio_seconds, cpu_seconds, state_path, weights_path):
+def save(model, opt, disc, disc_opt, step, audio_seconds, cpu_seconds, anneal_from,
+         state_path, weights_path):
+    """state.pt resumes everything (optimisers, discriminator); the committable
+    weights file holds the codec only."""
     common = {"config": model.config, "model": model.state_dict(), "step": step,
               "audio_seconds": audio_seconds, "cpu_seconds": cpu_seconds}
-    torch.save(dict(common, opt=opt.state_dict()), state_path + ".tmp")
+    resume = dict(common, opt=opt.state_dict(), anneal_from=anneal_from)
+    if disc is not None:
+        resume.update(disc=disc.state_dict(), disc_opt=disc_opt.state_dict())
+    torch.save(resume, state_path + ".tmp")
     os.replace(state_path + ".tmp", state_path)
     torch.save(common, weights_path + ".tmp")
     os.replace(weights_path + ".tmp", weights_path)

@@ -2,7 +2,7 @@
 """Rebuild the tokvox training corpus from its sources.
 
 Sources (see train/README.md for licences and attribution):
-  shared   ../shared/data/speech/*.flac   real English speech, 300+ speakers
+  shared   ../shared/data/speech/ (FLAC and Ogg Opus)  real speech, 1,700+ speakers
   asterisk asterisk-core-sounds-{en,es,fr,it,ru}-g722   five prompt voices
   fillets  fillets-ng-data-{cs,nl}        acted Czech and Dutch dialogue
   music    asterisk-moh-opsound-g722      music on hold (robustness only)
@@ -43,7 +43,9 @@ ASTERISK_VAL = {"ru_RU_f_IvrvoiceRU"}
 FILLETS = "/usr/share/games/fillets-ng/sound"
 MOH = "/usr/share/asterisk/moh"
 # the small labelled sources would get no validation voice from the hash alone
-SHARED_VAL = {"vctk:p226", "vctk:p273", "libri:8230"}
+SHARED_VAL = {"vctk:p226", "vctk:p273", "vctk:p229", "libri:8230", "libri:5703"}
+# later folders that add clips of the same people: one identity, one split
+SAME_PEOPLE = {"so762m": "so762", "vctk2": "vctk", "libri2": "libri"}
 MOH_VAL = "reno_project-system.g722"
 
 
@@ -94,18 +96,35 @@ def trim_and_normalise(x):
     return y
 
 
+def voice_group(gender, age):
+    """'m'/'f' for adults, 'child' under 16, '' when unlabelled: used for
+    sampling weights and the per-gender validation figures."""
+    if age.isdigit() and int(age) < 16:
+        return "child"
+    return gender if gender in ("m", "f") else ""
+
+
 def list_items(shared):
-    items = []  # (source, speaker, split, path, decoder)
+    items = []  # (source, speaker, split, path, decoder, voice group)
     with open(os.path.join(shared, "manifest.tsv")) as f:
         header = f.readline().rstrip("\n").split("\t")
-        for line in f:
-            row = dict(zip(header, line.rstrip("\n").split("\t")))
-            spk = row["source"] + ":" + row["speaker"]
-            key = spk if row["speaker"] != "unk" else row["file"]
-            held = stable_hash(key) % 100 < 7 or spk in SHARED_VAL
-            split = "val" if held else "train"
-            items.append(("shared/" + row["source"], spk, split,
-                          os.path.join(shared, row["file"]), "flac"))
+        rows = [dict(zip(header, line.rstrip("\n").split("\t"))) for line in f]
+    # unlabelled folders (vctk/, libri/) get the label their people carry elsewhere
+    labels = {}
+    for row in rows:
+        person = SAME_PEOPLE.get(row["source"], row["source"]) + ":" + row["speaker"]
+        if row.get("gender"):
+            labels[person] = (row["gender"], row.get("age", ""))
+    for row in rows:
+        spk = SAME_PEOPLE.get(row["source"], row["source"]) + ":" + row["speaker"]
+        key = spk if row["speaker"] != "unk" else row["file"]
+        held = stable_hash(key) % 100 < 7 or spk in SHARED_VAL
+        split = "val" if held else "train"
+        gender, age = labels.get(spk, ("", ""))
+        if row.get("gender"):
+            gender, age = row["gender"], row.get("age", "")
+        items.append(("shared/" + row["source"], spk, split,
+                      os.path.join(shared, row["file"]), "flac", voice_group(gender, age)))
     for voice in ASTERISK_VOICES:
         root = os.path.join(ASTERISK, voice)
         split = "val" if voice in ASTERISK_VAL else "train"
@@ -113,7 +132,7 @@ def list_items(shared):
             for name in sorted(files):
                 if name.endswith(".g722"):
                     items.append(("asterisk", voice, split,
-                                  os.path.join(dirpath, name), "g722"))
+                                  os.path.join(dirpath, name), "g722", voice.split("_")[2]))
     for level in sorted(os.listdir(FILLETS)):
         for lang in ("cs", "nl"):
             root = os.path.join(FILLETS, level, lang)
@@ -129,17 +148,17 @@ def list_items(shared):
                 held = (not fish) and stable_hash(level + lang) % 5 == 0
                 items.append(("fillets/" + lang, speaker,
                               "val" if held else "train",
-                              os.path.join(root, name), "ogg"))
+                              os.path.join(root, name), "ogg", ""))
     if os.path.isdir(MOH):
         for name in sorted(os.listdir(MOH)):
             if name.endswith(".g722"):
                 items.append(("music", name, "val" if name == MOH_VAL else "train",
-                              os.path.join(MOH, name), "g722"))
+                              os.path.join(MOH, name), "g722", ""))
     return items
 
 
 def process(item):
-    source, speaker, split, path, kind = item
+    source, speaker, split, path, kind, _ = item
     try:
         if kind == "flac":
             x = decode_flac(path)
@@ -176,15 +195,16 @@ def main():
         for result in pool.imap(process, items, chunksize=8):
             if result is None:
                 continue
-            (source, speaker, split, path, _), pcm = result
+            (source, speaker, split, path, _, group), pcm = result
             pcm_file, tsv, offset = outs[split]
             pcm_file.write(pcm.tobytes())
             digest.update(pcm.tobytes())
-            tsv.write(f"{source}\t{speaker}\t{offset[0]}\t{len(pcm)}\t{path}\n")
+            tsv.write(f"{source}\t{speaker}\t{offset[0]}\t{len(pcm)}\t{path}\t{group}\n")
             offset[0] += len(pcm)
             st = stats.setdefault(source, {}).setdefault(
-                split, {"seconds": 0.0, "files": 0, "voices": set()})
+                split, {"seconds": 0.0, "files": 0, "voices": set(), "groups": {}})
             st["seconds"] += len(pcm) / RATE
+            st["groups"][group or "?"] = st["groups"].get(group or "?", 0) + len(pcm) / RATE
             st["files"] += 1
             st["voices"].add(speaker)
     for split, (pcm_file, tsv, _) in outs.items():
@@ -194,7 +214,9 @@ def main():
             os.replace(os.path.join(args.out, f"{split}.{ext}.tmp"),
                        os.path.join(args.out, f"{split}.{ext}"))
     table = {src: {sp: {"hours": round(v["seconds"] / 3600, 3), "files": v["files"],
-                        "voices": len(v["voices"])} for sp, v in d.items()}
+                        "voices": len(v["voices"]),
+                        "hours_by_voice": {g: round(t / 3600, 3) for g, t in sorted(v["groups"].items())}}
+                   for sp, v in d.items()}
              for src, d in sorted(stats.items())}
     summary = {"sha256": digest.hexdigest(), "sources": table}
     with open(os.path.join(args.out, "stats.json"), "w") as f:

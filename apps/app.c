@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tokvox/bitstream.h"
 
 int app_fail(const char *cmd, const char *fmt, ...)
 {
@@ -147,4 +151,54 @@ int app_decode_all(const tokvox_model *m, const uint16_t *codes, size_t frames,
         out[i] = 0.0f;
     *pcm = out;
     return TOKVOX_OK;
+}
+
+/* stat of a path, or of stdin / stdout for "-". */
+static int stat_of(const char *path, int std_fd, struct stat *st)
+{
+    return strcmp(path, "-") == 0 ? fstat(std_fd, st) : stat(path, st);
+}
+
+static int is_tvx_file(const char *path)
+{
+    static const unsigned char magic[4] = {'T', 'V', 'X', 0x1A};
+    unsigned char head[4];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return got == sizeof head && memcmp(head, magic, sizeof magic) == 0;
+}
+
+static int is_audio_file(const char *path)
+{
+    char detail[256];
+    tokvox_audio_reader *r = tokvox_audio_reader_open(path, 0, NULL, detail, sizeof detail);
+    tokvox_audio_reader_close(r);
+    return r != NULL;
+}
+
+int app_check_output(const char *cmd, const char *out, const char *const *inputs, int n_inputs,
+                     app_output_kind kind, int force)
+{
+    struct stat so, si;
+    if (stat_of(out, STDOUT_FILENO, &so) != 0 || !S_ISREG(so.st_mode))
+        return 0; /* a new file, a pipe, a device: nothing of the user's to lose */
+    const char *shown = strcmp(out, "-") ? out : "stdout";
+    for (int i = 0; i < n_inputs; i++)
+        if (stat_of(inputs[i], STDIN_FILENO, &si) == 0 && si.st_dev == so.st_dev &&
+            si.st_ino == so.st_ino) {
+            fprintf(stderr, "tokvox %s: %s is the input %s: refusing to write over it\n", cmd,
+                    shown, strcmp(inputs[i], "-") ? inputs[i] : "stdin");
+            return APP_EXIT_REFUSED;
+        }
+    if (force || so.st_size == 0 || strcmp(out, "-") == 0)
+        return 0;
+    int fits = kind == APP_OUTPUT_TVX ? is_tvx_file(out) : is_audio_file(out);
+    if (fits)
+        return 0;
+    fprintf(stderr, "tokvox %s: %s exists and is not %s; --force replaces it\n", cmd, out,
+            kind == APP_OUTPUT_TVX ? "a .tvx bitstream" : "an audio file");
+    return APP_EXIT_REFUSED;
 }

@@ -41,6 +41,23 @@ int app_codebooks_for_kbps(const char *cmd, const tokvox_model_info *info, doubl
 /* --threads N: sets the library's thread count; 1 (after a message) if N is bad. */
 int app_parse_threads(const char *cmd, const char *text);
 
+/* What a command writes, for app_check_output. */
+typedef enum app_output_kind {
+    APP_OUTPUT_TVX,   /* a .tvx bitstream */
+    APP_OUTPUT_AUDIO, /* an audio file libsndfile reads */
+} app_output_kind;
+
+/* Exit status of a refused output (and of usage errors). */
+#define APP_EXIT_REFUSED 2
+
+/* Never lose a user's data: refuses `out` when it is one of the inputs
+ * (the same file by device and inode, so through links too; "-" stands for
+ * stdin or stdout), and, unless force, when it exists as a non-empty regular
+ * file that is not of `kind` (replacing a WAV by a bitstream is a typo more
+ * often than a wish).  Returns 0, or APP_EXIT_REFUSED after one message. */
+int app_check_output(const char *cmd, const char *out, const char *const *inputs, int n_inputs,
+                     app_output_kind kind, int force);
+
 /* A whole signal coded at once: codes [frames][num_codebooks], malloc'ed. */
 int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
                    uint16_t **codes, size_t *frames);

@@ -15,6 +15,7 @@ typedef struct codec_options {
     double kbps;     /* --bitrate, 0 = not given; becomes codebooks once the model is known */
     int rate;        /* output rate, 0 = default */
     int quiet;
+    int force;       /* --force: replace an existing output of another kind */
     const char *in, *out;
 } codec_options;
 
@@ -24,17 +25,20 @@ static const struct option long_options[] = {
     {"bitrate", required_argument, NULL, 'b'},
     {"rate", required_argument, NULL, 'r'},
     {"quiet", no_argument, NULL, 'q'},
+    {"force", no_argument, NULL, 'f'},
     {"threads", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
-/* Returns 0 to go on, 1 on a usage error, 2 after --help. */
-static int parse(const char *cmd, const char *usage, int argc, char **argv, codec_options *o)
+/* Returns 0 to go on, 1 on a usage error, 2 after --help, 3 after a refused output
+ * (APP_EXIT_REFUSED is the command's exit status then). */
+static int parse(const char *cmd, const char *usage, int argc, char **argv, codec_options *o,
+                 app_output_kind kind)
 {
     memset(o, 0, sizeof *o);
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "m:n:b:r:qt:h", long_options, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "m:n:b:r:qft:h", long_options, NULL)) != -1;) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'n':
@@ -50,6 +54,7 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                 return app_fail(cmd, "--rate wants a rate in Hz (1000-384000), not '%s'", optarg);
             break;
         case 'q': o->quiet = 1; break;
+        case 'f': o->force = 1; break;
         case 't':
             if (app_parse_threads(cmd, optarg))
                 return 1;
@@ -64,7 +69,14 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
         return app_fail(cmd, "wants an input and an output (see 'tokvox %s --help')", cmd);
     o->in = argv[optind];
     o->out = argv[optind + 1];
-    return 0;
+    const char *inputs[] = {o->in};
+    return app_check_output(cmd, o->out, inputs, 1, kind, o->force) ? 3 : 0;
+}
+
+/* parse's result as the command's exit status. */
+static int parse_status(int rc)
+{
+    return rc == 2 ? 0 : rc == 3 ? APP_EXIT_REFUSED : rc;
 }
 
 static double bitrate_kbps(const tokvox_model_info *info, int codebooks)
@@ -163,14 +175,15 @@ static const char encode_usage[] =
     "  -n, --codebooks N  codebooks per frame (default: all; fewer = lower bitrate)\n"
     "  -b, --bitrate KBPS codebooks chosen by bitrate (shipped model: 0.5 to 4 in steps of 0.5)\n"
     "  -q, --quiet        no summary on stderr\n"
+    "  -f, --force        replace an existing OUT that is not a .tvx bitstream\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
 
 int cmd_encode(int argc, char **argv)
 {
     codec_options o;
-    int rc = parse("encode", encode_usage, argc, argv, &o);
+    int rc = parse("encode", encode_usage, argc, argv, &o, APP_OUTPUT_TVX);
     if (rc)
-        return rc == 2 ? 0 : rc;
+        return parse_status(rc);
     tokvox_model *m = app_load_model("encode", o.model);
     if (!m)
         return 1;
@@ -266,14 +279,15 @@ static const char decode_usage[] =
     "  -n, --codebooks N  decode only the first N codebooks of each frame\n"
     "  -b, --bitrate KBPS codebooks chosen by bitrate, at most the file's\n"
     "  -r, --rate R       output sample rate in Hz\n"
+    "  -f, --force        replace an existing OUT that is not an audio file\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
 
 int cmd_decode(int argc, char **argv)
 {
     codec_options o;
-    int rc = parse("decode", decode_usage, argc, argv, &o);
+    int rc = parse("decode", decode_usage, argc, argv, &o, APP_OUTPUT_AUDIO);
     if (rc)
-        return rc == 2 ? 0 : rc;
+        return parse_status(rc);
     tokvox_model *m = app_load_model("decode", o.model);
     if (!m)
         return 1;
@@ -314,6 +328,7 @@ static const char transcode_usage[] =
     "  -b, --bitrate KBPS codebooks chosen by bitrate (shipped model: 0.5 to 4 in steps of 0.5)\n"
     "  -r, --rate R       output sample rate in Hz\n"
     "  -q, --quiet        do not print the bitrate\n"
+    "  -f, --force        replace an existing OUT that is not an audio file\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
 
 /* Resamples *pcm (n at the model rate) to the input's rate with exactly the
@@ -347,9 +362,9 @@ static int back_to_source_rate(const codec_options *o, const tokvox_model_info *
 int cmd_transcode(int argc, char **argv)
 {
     codec_options o;
-    int rc = parse("transcode", transcode_usage, argc, argv, &o);
+    int rc = parse("transcode", transcode_usage, argc, argv, &o, APP_OUTPUT_AUDIO);
     if (rc)
-        return rc == 2 ? 0 : rc;
+        return parse_status(rc);
     tokvox_model *m = app_load_model("transcode", o.model);
     if (!m)
         return 1;

@@ -58,7 +58,7 @@ static void find_meta(const char *path, tokvox_token_meta *m)
 
 typedef struct detok_options {
     const char *model, *in, *out;
-    int layout, codebooks, rate;
+    int layout, codebooks, rate, force;
 } detok_options;
 
 static const char detokenize_usage[] =
@@ -71,12 +71,13 @@ static const char detokenize_usage[] =
     "  -m, --model M       model file (default: the shipped model); must be the encoder's\n"
     "  -n, --codebooks N   decode only the first N codebooks; for a flat array without\n"
     "                      a manifest, the number of codebooks it interleaves\n"
-    "  -r, --rate R        output sample rate (default: the source's, else the model's)\n";
+    "  -r, --rate R        output sample rate (default: the source's, else the model's)\n"
+    "  -f, --force         replace an existing OUT that is not an audio file\n";
 
 static const struct option detok_table[] = {
     {"layout", required_argument, NULL, 'l'}, {"model", required_argument, NULL, 'm'},
     {"codebooks", required_argument, NULL, 'n'}, {"rate", required_argument, NULL, 'r'},
-    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
 static int parse_detok(int argc, char **argv, detok_options *o)
@@ -84,7 +85,7 @@ static int parse_detok(int argc, char **argv, detok_options *o)
     memset(o, 0, sizeof *o);
     o->layout = -1;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "l:m:n:r:h", detok_table, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "l:m:n:r:fh", detok_table, NULL)) != -1;) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'l':
@@ -102,6 +103,7 @@ static int parse_detok(int argc, char **argv, detok_options *o)
                 return app_fail("detokenize", "--rate wants a rate in Hz (1000-384000), not '%s'",
                                 optarg);
             break;
+        case 'f': o->force = 1; break;
         case 'h': fputs(detokenize_usage, stdout); return 2;
         default: return app_fail("detokenize", "see 'tokvox detokenize --help'");
         }
@@ -110,7 +112,8 @@ static int parse_detok(int argc, char **argv, detok_options *o)
         return app_fail("detokenize", "wants TOKENS.npy and an output (see --help)");
     o->in = argv[optind];
     o->out = argv[optind + 1];
-    return 0;
+    const char *inputs[] = {o->in};
+    return app_check_output("detokenize", o->out, inputs, 1, APP_OUTPUT_AUDIO, o->force) ? 3 : 0;
 }
 
 /* The array -> codes[frames][*k], checked against the model. */
@@ -147,8 +150,8 @@ int cmd_detokenize(int argc, char **argv)
 {
     detok_options o;
     int rc = parse_detok(argc, argv, &o);
-    if (rc)
-        return rc == 2 ? 0 : rc;
+    if (rc) /* 2: --help, 3: a refused output */
+        return rc == 2 ? 0 : rc == 3 ? APP_EXIT_REFUSED : rc;
     tokvox_model *m = app_load_model("detokenize", o.model);
     if (!m)
         return 1;

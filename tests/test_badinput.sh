@@ -51,9 +51,20 @@ bad() {
 
 # ---- running one case -----------------------------------------------------
 
-KEEP="an older output, to be left alone"
-echo "$KEEP" >"$WORK/keep"
-same_as_kept() { cmp -s "$1" "$WORK/keep"; }
+# An older output of the kind the command writes (an output of another kind
+# is refused before any input is read, test_cli.sh checks that), or text
+# where the command writes neither audio nor a bitstream.
+echo "an older output, to be left alone" >"$WORK/keep"
+sox "$SAMPLE" "$WORK/keep.wav" trim 0 0.1
+"$TOKVOX" encode "$WORK/keep.wav" "$WORK/keep.tvx" --quiet || { echo "FAIL: cannot encode"; exit 1; }
+kept_for() {
+    case $1 in
+    *.tvx) echo "$WORK/keep.tvx" ;;
+    *.wav | *.flac | *.ogg | *.aiff) echo "$WORK/keep.wav" ;;
+    *) echo "$WORK/keep" ;;
+    esac
+}
+same_as_kept() { cmp -s "$1" "$(kept_for "$1")"; }
 
 # Every other case finds its output already there: it must stay as it was.
 # "-": an output this script cannot look at (a device, another namespace).
@@ -64,7 +75,7 @@ prepare_output() {
     rm -rf "$1"
     case $1 in */tokens) return 0 ;; esac # a folder: checked for tokens only
     if [ $((n_case % 2)) -eq 0 ] && [ -d "$(dirname "$1")" ] && [ -w "$(dirname "$1")" ]; then
-        echo "$KEEP" >"$1" 2>/dev/null
+        cp "$(kept_for "$1")" "$1" 2>/dev/null
     fi
     preexisting=$([ -f "$1" ] && echo yes || echo no)
 }
@@ -592,8 +603,8 @@ else bad "$case_name: errors.jsonl lacks the write error: $(cat "$O/tokens/error
 # A read-only file system: a read-only tmpfs in a private mount namespace
 # (root only; it vanishes with the namespace), holding an older out.wav.
 ro_mount() {
-    unshare -m sh -c 'mount -t tmpfs -o size=64k none "$1" && echo old >"$1/out.wav" &&
-        mount -o remount,ro "$1" && shift && exec "$@"' sh "$WORK/rofs" "$@"
+    unshare -m sh -c 'mount -t tmpfs -o size=64k none "$1" && cp "$2" "$1/out.wav" &&
+        mount -o remount,ro "$1" && shift 2 && exec "$@"' sh "$WORK/rofs" "$WORK/keep.wav" "$@"
 }
 mkdir -p "$WORK/rofs"
 if ro_mount true 2>/dev/null; then

@@ -100,8 +100,42 @@ cp "$WORK/a.tvx" "$WORK/flip.tvx"
 printf '\377' | dd of="$WORK/flip.tvx" bs=1 seek=200 conv=notrunc 2>/dev/null
 expect_fail "corrupt tvx" "checksum" "$TOKVOX" decode "$WORK/flip.tvx" "$WORK/x.wav"
 echo "keep me" >"$WORK/existing.wav"
-expect_fail "failure keeps old output" "random.wav" "$TOKVOX" transcode "$WORK/random.wav" "$WORK/existing.wav"
+expect_fail "failure keeps old output" "random.wav" "$TOKVOX" transcode "$WORK/random.wav" "$WORK/existing.wav" --force
 grep -q "keep me" "$WORK/existing.wav" || bad "existing output clobbered"
+
+# --- never write over an input, never replace a file of another kind -------
+# expect_refused DESCRIPTION PATTERN COMMAND...: exit 2, one line naming PATTERN
+expect_refused() {
+    desc=$1; pattern=$2; shift 2
+    "$@" >"$WORK/out.log" 2>"$WORK/err.log"
+    st=$?
+    [ "$st" -eq 2 ] || { bad "$desc: exit $st, not 2: $(cat "$WORK/err.log")"; return; }
+    grep -q -- "$pattern" "$WORK/err.log" && [ "$(wc -l <"$WORK/err.log")" -eq 1 ] ||
+        bad "$desc: $(cat "$WORK/err.log")"
+    ok
+}
+cp "$SAMPLE" "$WORK/victim.wav"
+sum_before=$(cksum <"$WORK/victim.wav")
+ln "$WORK/victim.wav" "$WORK/hard.wav"
+ln -s victim.wav "$WORK/soft.wav"
+expect_refused "transcode onto its input" "is the input" "$TOKVOX" transcode "$WORK/victim.wav" "$WORK/victim.wav"
+expect_refused "encode onto its input" "is the input" "$TOKVOX" encode "$WORK/victim.wav" "$WORK/victim.wav" --force
+expect_refused "through a hard link" "is the input" "$TOKVOX" transcode "$WORK/victim.wav" "$WORK/hard.wav" --force
+expect_refused "through a symbolic link" "is the input" "$TOKVOX" transcode "$WORK/soft.wav" "$WORK/victim.wav"
+expect_refused "stdin is the output" "is the input stdin" "$TOKVOX" transcode - "$WORK/victim.wav" <"$WORK/victim.wav"
+expect_refused "stdout is the input" "stdout is the input" sh -c '"$0" encode "$1" - >>"$1"' "$TOKVOX" "$WORK/victim.wav"
+expect_refused "detokenize onto its input" "is the input" "$TOKVOX" detokenize "$WORK/victim.wav" "$WORK/hard.wav"
+[ "$(cksum <"$WORK/victim.wav")" = "$sum_before" ] && ok || bad "an input was changed"
+echo "notes" >"$WORK/notes.txt"
+expect_refused "encode over a text file" "not a .tvx bitstream; --force" "$TOKVOX" encode "$SAMPLE" "$WORK/notes.txt"
+expect_refused "encode over a WAV" "not a .tvx bitstream" "$TOKVOX" encode "$SAMPLE" "$WORK/hard.wav"
+expect_refused "decode over a .tvx" "not an audio file" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/b.tvx"
+expect_refused "transcode over a text file" "not an audio file" "$TOKVOX" transcode "$SAMPLE" "$WORK/notes.txt"
+grep -q notes "$WORK/notes.txt" && ok || bad "a refused output was changed"
+expect_ok "encode over a .tvx" "$TOKVOX" encode "$SAMPLE" "$WORK/b.tvx" --quiet
+expect_ok "transcode over a WAV" "$TOKVOX" transcode "$SAMPLE" "$WORK/t.wav" --quiet
+expect_ok "--force replaces" "$TOKVOX" encode "$SAMPLE" "$WORK/notes.txt" --force --quiet
+[ "$(head -c 3 "$WORK/notes.txt")" = TVX ] && ok || bad "--force did not replace"
 expect_fail "missing folder" "missing" "$TOKVOX" transcode "$SAMPLE" "$WORK/missing/out.wav" --quiet
 expect_fail "disk full" "full" "$TOKVOX" encode "$SAMPLE" /dev/full --quiet
 expect_fail "unsupported extension" "xyz" "$TOKVOX" transcode "$SAMPLE" "$WORK/out.xyz" --quiet

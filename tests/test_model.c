@@ -4,6 +4,7 @@
  * header and keeping its data region. */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -171,6 +172,17 @@ static void rvq_for_grvq(cJSON *h, cJSON *c)
     cJSON_ReplaceItemInObject(c, "quantizer", cJSON_CreateString("rvq"));
 }
 
+static void hann_window(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "window", cJSON_CreateString("hann"));
+}
+static void older_minor_model(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_ReplaceItemInObject(c, "model", cJSON_CreateString("older_minor"));
+}
+
 START_TEST(damaged_models_are_refused)
 {
     read_original();
@@ -188,11 +200,55 @@ START_TEST(damaged_models_are_refused)
     ck_assert(err == TOKVOX_ERR_TRUNCATED || err == TOKVOX_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(detail, "encoder.norm.bias"));
     ck_assert_int_eq(load_error(variant(bad_rate)), TOKVOX_ERR_FORMAT);
+    /* a framing the engine cannot run is refused by name, not run wrongly */
+    ck_assert_int_eq(load_error(variant(hann_window)), TOKVOX_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(detail, "sqrt_hann"));
     ck_assert_int_eq(load_error(variant(rvq_for_grvq)), TOKVOX_ERR_WEIGHTS);
     ck_assert_ptr_nonnull(strstr(detail, "groups"));
     setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);
     ck_assert_int_eq(load_error(variant(failing_plugin)), TOKVOX_ERR_WEIGHTS);
     ck_assert_ptr_nonnull(strstr(detail, "refusing on purpose"));
+    free(original);
+}
+END_TEST
+
+/* A model plugin built against ABI 2.0 (no framing callback) in a whole
+ * model: the host takes the framing from the config and codes audio. */
+START_TEST(previous_minor_model_plugin_runs)
+{
+    read_original();
+    setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);
+    int err;
+    tokvox_model *m = tokvox_model_load(variant(older_minor_model), &err, detail, sizeof detail);
+    ck_assert_msg(m, "%s", detail);
+    tokvox_model_info i;
+    tokvox_model_get_info(m, &i);
+    ck_assert_str_eq(i.architecture, "older_minor");
+    ck_assert_int_eq(i.hop, 320);
+    ck_assert_int_eq(i.n_fft, 640);
+    enum { N = 16000 };
+    static float pcm[N], out[N + 2 * 320];
+    for (size_t t = 0; t < N; t++)
+        pcm[t] = 0.3f * sinf(0.05f * (float)t);
+    static uint16_t codes[64 * 64];
+    size_t frames = 0, more = 0, samples = 0, got = 0;
+    tokvox_encoder *e = tokvox_encoder_create(m, 0, &err);
+    ck_assert_int_eq(tokvox_encoder_push(e, pcm, N, codes, 64, &frames), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_encoder_flush(e, codes + frames * (size_t)i.num_codebooks, 64 - frames,
+                                          &more),
+                     TOKVOX_OK);
+    frames += more;
+    ck_assert_uint_eq(frames, tokvox_frames_for_samples(m, N));
+    tokvox_decoder *d = tokvox_decoder_create(m, i.num_codebooks, 0, &err);
+    ck_assert_int_eq(tokvox_decoder_push(d, codes, frames, out, &samples), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_decoder_flush(d, out + samples, &got), TOKVOX_OK);
+    ck_assert_uint_ge(samples + got, N);
+    for (size_t t = 0; t < samples + got; t++)
+        ck_assert(isfinite(out[t]));
+    tokvox_decoder_destroy(d);
+    tokvox_encoder_destroy(e);
+    tokvox_model_destroy(m);
+    unsetenv("TOKVOX_PLUGIN_PATH");
     free(original);
 }
 END_TEST
@@ -273,6 +329,7 @@ int main(void)
     tcase_add_test(tc, default_model_is_the_shipped_one);
     tcase_add_test(tc, damaged_models_are_refused);
     tcase_add_test(tc, truncated_model_is_refused);
+    tcase_add_test(tc, previous_minor_model_plugin_runs);
     tcase_add_test(tc, model_is_shareable_between_threads);
     suite_add_tcase(s, tc);
     return tu_run(s);

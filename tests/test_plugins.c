@@ -35,18 +35,71 @@ START_TEST(real_plugins_load)
     tk_plugin p;
     ck_assert_int_eq(tk_plugin_load("grvq", TOKVOX_PLUGIN_QUANTIZER, &p, detail, sizeof detail),
                      TOKVOX_OK);
-    ck_assert_str_eq(p.desc->name, "grvq");
-    ck_assert_int_eq(p.desc->abi_major, TOKVOX_PLUGIN_ABI_MAJOR);
+    ck_assert_str_eq(p.desc.name, "grvq");
+    ck_assert_int_eq(p.entry.abi_major, TOKVOX_PLUGIN_ABI_MAJOR);
+    ck_assert_ptr_eq(p.desc.api, &p.api);
+    ck_assert_ptr_nonnull(p.api.quantizer.encode);
     tk_plugin_close(&p);
     ck_assert_int_eq(load("rvq", TOKVOX_PLUGIN_QUANTIZER), TOKVOX_OK);
     ck_assert_int_eq(load("stftcodec", TOKVOX_PLUGIN_MODEL), TOKVOX_OK);
 }
 END_TEST
 
+/* rvq and grvq are two plugins of one object (the factory hands out both). */
+START_TEST(one_object_many_plugins)
+{
+    tk_plugin p;
+    ck_assert_int_eq(tk_plugin_open(tu_build_path("plugins/tokvox_vq.so"), &p, detail,
+                                    sizeof detail),
+                     TOKVOX_OK);
+    ck_assert_uint_eq(tk_plugin_count(&p), 2);
+    int seen = 0;
+    for (uint32_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(tk_plugin_select(&p, i, detail, sizeof detail), TOKVOX_OK);
+        ck_assert_int_eq(p.desc.kind, TOKVOX_PLUGIN_QUANTIZER);
+        seen |= !strcmp(p.desc.name, "rvq") ? 1 : !strcmp(p.desc.name, "grvq") ? 2 : 0;
+    }
+    ck_assert_int_eq(seen, 3);
+    ck_assert_int_eq(tk_plugin_select(&p, 2, detail, sizeof detail), TOKVOX_ERR_PLUGIN_INVALID);
+    tk_plugin_close(&p);
+}
+END_TEST
+
+/* A model plugin built against ABI 2.0 (its API table ends before the 2.1
+ * framing field): it loads, and the host sees framing as absent, not as
+ * whatever lies past the plugin's table. */
+START_TEST(previous_minor_loads)
+{
+    use_test_plugins();
+    tk_plugin p;
+    ck_assert_int_eq(
+        tk_plugin_load("older_minor", TOKVOX_PLUGIN_MODEL, &p, detail, sizeof detail),
+        TOKVOX_OK);
+    ck_assert_int_eq(p.entry.abi_major, 2);
+    ck_assert_int_eq(p.entry.abi_minor, 0);
+    ck_assert_uint_lt(p.api.model.size, sizeof(tokvox_model_api));
+    ck_assert_ptr_null(p.api.model.framing);
+    ck_assert_ptr_nonnull(p.api.model.decode);
+    tk_plugin_close(&p);
+}
+END_TEST
+
+START_TEST(abi1_plugin_is_refused_saying_why)
+{
+    use_test_plugins();
+    ck_assert_int_eq(load("abi1", TOKVOX_PLUGIN_QUANTIZER), TOKVOX_ERR_PLUGIN_ABI);
+    ck_assert_ptr_nonnull(strstr(detail, "tokvox_abi1.so"));
+    ck_assert_msg(strstr(detail, "plugin ABI 1.1") && strstr(detail, "no longer loaded") &&
+                      strstr(detail, "rebuild"),
+                  "message does not say why: %s", detail);
+}
+END_TEST
+
 START_TEST(wrong_kind_is_refused)
 {
     ck_assert_int_eq(load("grvq", TOKVOX_PLUGIN_MODEL), TOKVOX_ERR_PLUGIN_INVALID);
-    ck_assert_ptr_nonnull(strstr(detail, "tokvox_grvq.so"));
+    ck_assert_ptr_nonnull(strstr(detail, "tokvox_vq.so"));
+    ck_assert_ptr_nonnull(strstr(detail, "another kind"));
 }
 END_TEST
 
@@ -62,11 +115,19 @@ START_TEST(wrong_abi_major_names_file_and_versions)
 }
 END_TEST
 
-START_TEST(newer_minor_is_refused)
+/* ABI 2 reads only what it knows of larger structs: a newer minor loads. */
+START_TEST(newer_minor_loads)
 {
     use_test_plugins();
-    ck_assert_int_eq(load("newer_minor", TOKVOX_PLUGIN_QUANTIZER), TOKVOX_ERR_PLUGIN_ABI);
-    ck_assert_ptr_nonnull(strstr(detail, "tokvox_newer_minor.so"));
+    tk_plugin p;
+    ck_assert_int_eq(
+        tk_plugin_load("newer_minor", TOKVOX_PLUGIN_QUANTIZER, &p, detail, sizeof detail),
+        TOKVOX_OK);
+    ck_assert_int_eq(p.entry.abi_minor, TOKVOX_PLUGIN_ABI_MINOR + 1);
+    ck_assert_uint_eq(p.api.quantizer.size, sizeof(tokvox_quantizer_api));
+    ck_assert_uint_eq(p.desc.size, sizeof(tokvox_plugin_descriptor));
+    ck_assert_ptr_nonnull(p.api.quantizer.decode);
+    tk_plugin_close(&p);
 }
 END_TEST
 
@@ -114,15 +175,15 @@ START_TEST(current_directory_is_not_searched)
      * when TOKVOX_PLUGIN_PATH does not name that directory */
     const char *dir = tu_temp_dir();
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cp %s %s/tokvox_cwdonly.so", tu_build_path("plugins/tokvox_rvq.so"),
-             dir);
+    snprintf(cmd, sizeof cmd, "cp %s/tokvox_fails_create.so %s/tokvox_anyname.so",
+             getenv("TOKVOX_TEST_PLUGIN_DIR"), dir);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_eq(chdir(dir), 0);
     unsetenv("TOKVOX_PLUGIN_PATH");
-    ck_assert_int_eq(load("cwdonly", TOKVOX_PLUGIN_QUANTIZER), TOKVOX_ERR_PLUGIN_NOT_FOUND);
-    /* named explicitly, it is found (and refused: its descriptor says rvq) */
+    ck_assert_int_eq(load("fails_create", TOKVOX_PLUGIN_QUANTIZER), TOKVOX_ERR_PLUGIN_NOT_FOUND);
+    /* named explicitly, it is found, in an object of another name */
     setenv("TOKVOX_PLUGIN_PATH", ".", 1);
-    ck_assert_int_eq(load("cwdonly", TOKVOX_PLUGIN_QUANTIZER), TOKVOX_ERR_PLUGIN_INVALID);
+    ck_assert_int_eq(load("fails_create", TOKVOX_PLUGIN_QUANTIZER), TOKVOX_OK);
 }
 END_TEST
 
@@ -151,8 +212,9 @@ START_TEST(scan_reports_good_and_broken)
     use_test_plugins();
     int counts[3] = {0, 0, 0};
     tokvox_plugins_scan(count_visit, counts);
-    ck_assert_int_ge(counts[0], 4);  /* rvq, grvq, stftcodec, fails_create */
-    ck_assert_int_ge(counts[1], 4);  /* bad_abi, newer_minor, no_entry, not_elf */
+    /* rvq, grvq, stftcodec, fails_create, newer_minor, older_minor */
+    ck_assert_int_ge(counts[0], 6);
+    ck_assert_int_ge(counts[1], 4);  /* bad_abi, abi1, no_entry, not_elf */
     ck_assert_int_eq(counts[2], 1);
     char search[4096];
     tokvox_plugin_search_path(search, sizeof search);
@@ -167,7 +229,10 @@ int main(void)
     tcase_add_test(tc, real_plugins_load);
     tcase_add_test(tc, wrong_kind_is_refused);
     tcase_add_test(tc, wrong_abi_major_names_file_and_versions);
-    tcase_add_test(tc, newer_minor_is_refused);
+    tcase_add_test(tc, newer_minor_loads);
+    tcase_add_test(tc, one_object_many_plugins);
+    tcase_add_test(tc, previous_minor_loads);
+    tcase_add_test(tc, abi1_plugin_is_refused_saying_why);
     tcase_add_test(tc, missing_entry_symbol_is_refused);
     tcase_add_test(tc, not_a_shared_object_is_refused);
     tcase_add_test(tc, missing_plugin_lists_search_path);

@@ -20,7 +20,6 @@ struct tokvox_encoder {
     float *features;       /* [block][bins] */
     size_t n_features;
     float *latent;         /* [block][latent_dim] */
-    float *scratch;        /* quantizer scratch, 2 * latent_dim */
     int finished;
 };
 
@@ -64,12 +63,11 @@ tokvox_encoder *tokvox_encoder_create(const tokvox_model *m, int num_codebooks, 
     e->block = block_size(m);
     size_t latent_dim = (size_t)m->layout.latent_dim;
     e->stft = tk_stft_create((int)e->n_fft, error);
-    e->state = m->model_api->state_create(m->model, 0);
+    e->state = m->model_api->encoder_state_create(m->model);
     e->window = calloc(e->n_fft, sizeof(float));
     e->features = malloc(sizeof(float) * e->block * e->bins);
     e->latent = malloc(sizeof(float) * e->block * latent_dim);
-    e->scratch = malloc(sizeof(float) * 2 * latent_dim);
-    if (!e->stft || !e->state || !e->window || !e->features || !e->latent || !e->scratch) {
+    if (!e->stft || !e->state || !e->window || !e->features || !e->latent) {
         tokvox_encoder_destroy(e);
         *error = TOKVOX_ERR_NO_MEMORY;
         return NULL;
@@ -84,11 +82,10 @@ void tokvox_encoder_destroy(tokvox_encoder *e)
         return;
     tk_stft_destroy(e->stft);
     if (e->state)
-        e->m->model_api->state_destroy(e->state);
+        e->m->model_api->state_destroy(e->m->model, e->state);
     free(e->window);
     free(e->features);
     free(e->latent);
-    free(e->scratch);
     free(e);
 }
 
@@ -114,7 +111,7 @@ static int encode_features(tokvox_encoder *e, uint16_t *codes)
     int err = m->model_api->encode(m->model, e->state, e->features, e->n_features, e->latent);
     if (!err)
         err = m->quantizer_api->encode(m->quantizer, e->latent, e->n_features, e->num_codebooks,
-                                       codes, e->scratch);
+                                       codes);
     e->n_features = 0;
     return err;
 }
@@ -221,7 +218,7 @@ tokvox_decoder *tokvox_decoder_create(const tokvox_model *m, int stream_codebook
     d->bins = d->n_fft / 2 + 1;
     d->block = block_size(m);
     d->stft = tk_stft_create((int)d->n_fft, error);
-    d->state = m->model_api->state_create(m->model, 1);
+    d->state = m->model_api->decoder_state_create(m->model);
     d->latent = malloc(sizeof(float) * d->block * (size_t)m->layout.latent_dim);
     d->head = malloc(sizeof(float) * d->block * 2 * d->bins);
     d->frame = malloc(sizeof(float) * d->n_fft);
@@ -241,7 +238,7 @@ void tokvox_decoder_destroy(tokvox_decoder *d)
         return;
     tk_stft_destroy(d->stft);
     if (d->state)
-        d->m->model_api->state_destroy(d->state);
+        d->m->model_api->state_destroy(d->m->model, d->state);
     free(d->latent);
     free(d->head);
     free(d->frame);

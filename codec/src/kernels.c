@@ -512,6 +512,7 @@ void tk_nearest(const float *x, size_t n, const float *codewords, const float *n
 }
 
 static const tokvox_kernels table = {
+    .size = sizeof(tokvox_kernels),
     .linear = tk_linear,
     .conv1d_causal = tk_conv1d_causal,
     .layer_norm = tk_layer_norm,
@@ -523,6 +524,7 @@ static const tokvox_kernels table = {
 /* Without SIMD, widening halves costs more than reading floats saves, so
  * plugins are not offered linear_f16 (the ABI lets it be NULL). */
 static const tokvox_kernels table_no_f16 = {
+    .size = sizeof(tokvox_kernels),
     .linear = tk_linear,
     .conv1d_causal = tk_conv1d_causal,
     .layer_norm = tk_layer_norm,

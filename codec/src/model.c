@@ -47,48 +47,121 @@ static void bind_fail(void *ctx, const char *message)
         snprintf(b->message, sizeof b->message, "%s", message);
 }
 
-static int keep_converted(tokvox_model *m, float *data)
+static int keep(tokvox_model *m, void *data)
 {
-    float **grown = realloc(m->converted, (m->n_converted + 1) * sizeof *grown);
+    void **grown = realloc(m->owned, (m->n_owned + 1) * sizeof *grown);
     if (!grown)
         return -1;
-    m->converted = grown;
-    m->converted[m->n_converted++] = data;
+    m->owned = grown;
+    m->owned[m->n_owned++] = data;
     return 0;
 }
 
-static const float *bind_tensor(void *ctx, const char *name, int ndim, const int64_t *shape)
+/* The tensor called name if it has the shape the plugin expects; else NULL
+ * and a message naming it. */
+static const st_tensor *find_checked(bind_ctx *b, const char *name, int ndim,
+                                     const int64_t *shape)
 {
-    bind_ctx *b = ctx;
-    const st_tensor *t = st_find(b->model->file, name);
+    const st_tensor *t = name ? st_find(b->model->file, name) : NULL;
     char msg[256];
     if (!t) {
-        snprintf(msg, sizeof msg, "tensor '%s' is missing", name);
-        bind_fail(ctx, msg);
+        snprintf(msg, sizeof msg, "tensor '%s' is missing", name ? name : "(null)");
+        bind_fail(b, msg);
         return NULL;
     }
-    int same = t->ndim == ndim;
+    int same = t->ndim == ndim && shape;
     for (int i = 0; same && i < ndim; i++)
         same = t->shape[i] == shape[i];
     if (!same) {
         char want[96] = "", have[96] = "";
-        for (int i = 0; i < ndim; i++)
+        for (int i = 0; shape && i < ndim && i < TOKVOX_MAX_DIMS; i++)
             snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "",
                      (long long)shape[i]);
         for (int i = 0; i < t->ndim; i++)
             snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", i ? "," : "",
                      (long long)t->shape[i]);
         snprintf(msg, sizeof msg, "tensor '%s' has shape [%s], expected [%s]", name, have, want);
-        bind_fail(ctx, msg);
+        bind_fail(b, msg);
         return NULL;
     }
-    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0)
-        return t->data; /* used in place from the mapping */
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+        snprintf(msg, sizeof msg, "tensor '%s' is not f32, f16 or bf16", name);
+        bind_fail(b, msg);
+        return NULL;
+    }
+    return t;
+}
+
+static int little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+/* tokvox_weights.tensor: the stored bytes, in place when aligned (the
+ * shipped model's are), else an aligned copy; never converted. */
+static const tokvox_tensor *bind_tensor(void *ctx, const char *name, int ndim,
+                                        const int64_t *shape)
+{
+    bind_ctx *b = ctx;
+    const st_tensor *t = find_checked(b, name, ndim, shape);
+    if (!t)
+        return NULL;
+    char msg[256];
+    if (!little_endian()) {
+        snprintf(msg, sizeof msg, "tensor '%s': stored bytes are little-endian, ask tensor_f32",
+                 name);
+        bind_fail(b, msg);
+        return NULL;
+    }
+    size_t elem = t->dtype == ST_F32 ? 4 : 2;
+    tokvox_tensor *out = calloc(1, sizeof *out);
+    if (!out || keep(b->model, out) != 0) {
+        free(out);
+        bind_fail(b, "out of memory");
+        return NULL;
+    }
+    const void *data = t->data;
+    if ((uintptr_t)data % elem) {
+        void *copy = malloc(t->nbytes ? t->nbytes : 1);
+        if (!copy || keep(b->model, copy) != 0) {
+            free(copy);
+            bind_fail(b, "out of memory");
+            return NULL;
+        }
+        memcpy(copy, data, t->nbytes);
+        data = copy;
+    }
+    out->size = sizeof *out;
+    out->dtype = t->dtype == ST_F32   ? TOKVOX_DTYPE_F32
+                 : t->dtype == ST_F16 ? TOKVOX_DTYPE_F16
+                                      : TOKVOX_DTYPE_BF16;
+    out->ndim = t->ndim;
+    for (int i = 0; i < t->ndim && i < TOKVOX_MAX_DIMS; i++)
+        out->shape[i] = t->shape[i];
+    out->numel = t->numel;
+    out->data = data;
+    return out;
+}
+
+/* tokvox_weights.tensor_f32: in place when stored as aligned f32, else a
+ * converted copy (st_to_f32: the one half-float converter). */
+static const float *bind_tensor_f32(void *ctx, const char *name, int ndim, const int64_t *shape)
+{
+    bind_ctx *b = ctx;
+    const st_tensor *t = find_checked(b, name, ndim, shape);
+    if (!t)
+        return NULL;
+    if (t->dtype == ST_F32 && little_endian() && ((uintptr_t)t->data % sizeof(float)) == 0)
+        return t->data;
     float *copy = malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
-    if (!copy || st_to_f32(t, copy) != 0 || keep_converted(b->model, copy) != 0) {
+    if (!copy || st_to_f32(t, copy) != 0 || keep(b->model, copy) != 0) {
         free(copy);
-        snprintf(msg, sizeof msg, "tensor '%s': unsupported dtype or out of memory", name);
-        bind_fail(ctx, msg);
+        char msg[256];
+        snprintf(msg, sizeof msg, "tensor '%s': out of memory", name);
+        bind_fail(b, msg);
         return NULL;
     }
     return copy;
@@ -111,6 +184,20 @@ static const char *config_string(const cJSON *config, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* tokvox_weights.config_string.  The config lives until the plugins are
+ * created; the strings a plugin keeps must outlive it, so they are copied. */
+static const char *bind_config_string(void *ctx, const char *key)
+{
+    bind_ctx *b = ctx;
+    const char *v = config_string(b->config, key);
+    char *copy = v ? strdup(v) : NULL;
+    if (copy && keep(b->model, copy) != 0) {
+        free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
 static int config_int(const cJSON *config, const char *key, int lo, int hi, int *out)
 {
     bind_ctx b = {.config = config};
@@ -121,22 +208,64 @@ static int config_int(const cJSON *config, const char *key, int lo, int hi, int 
     return 0;
 }
 
-/* The engine's own part of the config: rates, framing, front-end, head. */
-static int read_framing(tokvox_model *m, const cJSON *config, char *detail, size_t size)
+/* The framing from the config, for a model plugin that does not declare
+ * its own (ABI 2.0): sample_rate, hop, n_fft and the window by name. */
+static int config_framing(tokvox_model *m, const cJSON *config, tokvox_model_framing *f,
+                          char *detail, size_t size)
 {
-    tokvox_model_info *info = &m->info;
-    if (config_int(config, "sample_rate", 1000, 384000, &info->sample_rate) ||
-        config_int(config, "hop", 1, 1 << 15, &info->hop) ||
-        config_int(config, "n_fft", 2, 1 << 16, &info->n_fft)) {
+    memset(f, 0, sizeof *f);
+    f->size = sizeof *f;
+    if (config_int(config, "sample_rate", 1000, 384000, &f->sample_rate) ||
+        config_int(config, "hop", 1, 1 << 15, &f->hop) ||
+        config_int(config, "n_fft", 2, 1 << 16, &f->n_fft)) {
         say(detail, size, "%s: config needs integer sample_rate, hop and n_fft in range", m->path);
         return TOKVOX_ERR_FORMAT;
     }
     const char *window = config_string(config, "window");
-    if (info->n_fft != 2 * info->hop || !window || strcmp(window, "sqrt_hann") != 0) {
-        say(detail, size, "%s: only n_fft = 2*hop with a sqrt_hann window is supported",
+    f->window = window && strcmp(window, "sqrt_hann") == 0 ? TOKVOX_WINDOW_SQRT_HANN : 0;
+    f->features = TOKVOX_FEATURES_LOG_MAGNITUDE;
+    f->synthesis = TOKVOX_SYNTHESIS_MAG_PHASE;
+    return TOKVOX_OK;
+}
+
+/* The engine's own part: the model's framing (declared by the plugin, or
+ * from the config), checked against what the engine runs, and the
+ * front-end's log floor. */
+static int read_framing(tokvox_model *m, const cJSON *config, char *detail, size_t size)
+{
+    tokvox_model_framing f;
+    const tokvox_model_framing *declared =
+        m->model_api->framing ? m->model_api->framing(m->model) : NULL;
+    if (declared) {
+        if (tk_copy_sized(&f, sizeof f, declared, 0, sizeof f)) {
+            say(detail, size, "%s: model plugin %s declares a malformed framing", m->path,
+                m->model_plugin.desc.name);
+            return TOKVOX_ERR_PLUGIN_INVALID;
+        }
+        if (f.sample_rate < 1000 || f.sample_rate > 384000 || f.hop < 1 || f.hop > (1 << 15) ||
+            f.n_fft < 2 || f.n_fft > (1 << 16)) {
+            say(detail, size, "%s: sample_rate, hop or n_fft out of range", m->path);
+            return TOKVOX_ERR_FORMAT;
+        }
+    } else {
+        int err = config_framing(m, config, &f, detail, size);
+        if (err)
+            return err;
+    }
+    /* What the engine runs today; a model declaring anything else is
+     * refused by name rather than run wrongly (docs/plugins.md, "Framing"). */
+    if (f.n_fft != 2 * f.hop || f.window != TOKVOX_WINDOW_SQRT_HANN ||
+        f.features != TOKVOX_FEATURES_LOG_MAGNITUDE || f.synthesis != TOKVOX_SYNTHESIS_MAG_PHASE) {
+        say(detail, size,
+            "%s: only n_fft = 2*hop with a sqrt_hann window, log-magnitude features and "
+            "magnitude/phase synthesis are supported",
             m->path);
         return TOKVOX_ERR_UNSUPPORTED;
     }
+    tokvox_model_info *info = &m->info;
+    info->sample_rate = f.sample_rate;
+    info->hop = f.hop;
+    info->n_fft = f.n_fft;
     const cJSON *floor_item = cJSON_GetObjectItemCaseSensitive(config, "log_floor");
     m->log_floor = cJSON_IsNumber(floor_item) ? (float)floor_item->valuedouble : 1e-5f;
     if (!(m->log_floor > 0.0f)) {
@@ -172,13 +301,14 @@ static int create_plugins(tokvox_model *m, const cJSON *config, char *detail, si
                           detail, size);
     if (err)
         return err;
-    m->model_api = m->model_plugin.desc->model;
-    m->quantizer_api = m->quantizer_plugin.desc->quantizer;
+    m->model_api = &m->model_plugin.api.model;
+    m->quantizer_api = &m->quantizer_plugin.api.quantizer;
     bind_ctx b = {.model = m, .config = config};
-    tokvox_weights w = {&b, bind_tensor, bind_config_int, bind_fail};
-    err = m->quantizer_api->create(&w, tk_kernels(), &m->quantizer);
+    tokvox_weights w = {sizeof w,        &b,        bind_tensor,       bind_tensor_f32,
+                        bind_config_int, bind_config_string, bind_fail};
+    err = m->quantizer_api->create(&m->quantizer_plugin.host, &w, &m->quantizer);
     if (!err)
-        err = m->model_api->create(&w, tk_kernels(), &m->model);
+        err = m->model_api->create(&m->model_plugin.host, &w, &m->model);
     if (err) {
         say(detail, size, "%s: %s", m->path, b.message[0] ? b.message : tokvox_strerror(err));
         return err < 0 ? err : TOKVOX_ERR_WEIGHTS;
@@ -188,8 +318,13 @@ static int create_plugins(tokvox_model *m, const cJSON *config, char *detail, si
 
 static int check_layouts(tokvox_model *m, char *detail, size_t size)
 {
-    m->model_api->layout(m->model, &m->layout);
-    m->quantizer_api->layout(m->quantizer, &m->qlayout);
+    const tokvox_model_layout *ml = m->model_api->layout(m->model);
+    const tokvox_quantizer_layout *ql = m->quantizer_api->layout(m->quantizer);
+    if (!ml || !ql || tk_copy_sized(&m->layout, sizeof m->layout, ml, 0, sizeof m->layout) ||
+        tk_copy_sized(&m->qlayout, sizeof m->qlayout, ql, 0, sizeof m->qlayout)) {
+        say(detail, size, "%s: a plugin gave no layout, or a malformed one", m->path);
+        return TOKVOX_ERR_PLUGIN_INVALID;
+    }
     const tokvox_model_layout *l = &m->layout;
     const tokvox_quantizer_layout *q = &m->qlayout;
     int bins = m->info.n_fft / 2 + 1;
@@ -207,8 +342,8 @@ static int check_layouts(tokvox_model *m, char *detail, size_t size)
     info->codebook_bits = 1;
     while ((1 << info->codebook_bits) < q->codebook_size)
         info->codebook_bits++;
-    snprintf(info->architecture, sizeof info->architecture, "%s", m->model_plugin.desc->name);
-    snprintf(info->quantizer, sizeof info->quantizer, "%s", m->quantizer_plugin.desc->name);
+    snprintf(info->architecture, sizeof info->architecture, "%s", m->model_plugin.desc.name);
+    snprintf(info->quantizer, sizeof info->quantizer, "%s", m->quantizer_plugin.desc.name);
     return TOKVOX_OK;
 }
 
@@ -275,9 +410,9 @@ tokvox_model *tokvox_model_load(const char *path, int *error, char *detail, size
     if (m->file)
         err = parse_config(m, &config, detail, detail_size);
     if (!err)
-        err = read_framing(m, config, detail, detail_size);
-    if (!err)
         err = create_plugins(m, config, detail, detail_size);
+    if (!err)
+        err = read_framing(m, config, detail, detail_size);
     if (!err)
         err = check_layouts(m, detail, detail_size);
     cJSON_Delete(config);
@@ -301,9 +436,9 @@ void tokvox_model_destroy(tokvox_model *m)
         m->quantizer_api->destroy(m->quantizer);
     tk_plugin_close(&m->model_plugin);
     tk_plugin_close(&m->quantizer_plugin);
-    for (size_t i = 0; i < m->n_converted; i++)
-        free(m->converted[i]);
-    free(m->converted);
+    for (size_t i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
     st_close(m->file);
     free(m->config_json);
     free(m->path);

@@ -15,14 +15,14 @@ struct tokvox_model {
     st_file *file;
     tk_plugin model_plugin, quantizer_plugin;
     void *model, *quantizer;               /* plugin instances */
-    const tokvox_model_api *model_api;
+    const tokvox_model_api *model_api;     /* normalised, in the tk_plugins */
     const tokvox_quantizer_api *quantizer_api;
-    tokvox_model_layout layout;
+    tokvox_model_layout layout;            /* normalised copies */
     tokvox_quantizer_layout qlayout;
     tokvox_model_info info;
     float log_floor;
-    float **converted;                     /* f32 copies of tensors, owned */
-    size_t n_converted;
+    void **owned;                          /* what tensor()/tensor_f32() handed out */
+    size_t n_owned;
 };
 
 #endif

@@ -6,6 +6,7 @@
  * in the caller's bytes (or our read-only mapping for st_open).
  */
 #include "safetensors.h"
+#include "kernels.h"
 
 #include "tokvox/tokvox.h"
 
@@ -637,32 +638,6 @@ static float bits_to_float(uint32_t u)
     return v;
 }
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign; /* +-0 */
-        } else {         /* subnormal: normalise */
-            uint32_t e = 0;
-            while (!(mant & 0x400u)) {
-                mant <<= 1;
-                e++;
-            }
-            /* value = 2^(-14 - e) * 1.m */
-            bits = sign | ((127u - 14u - e) << 23) | ((mant & 0x3ffu) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN (payload kept) */
-    } else {
-        bits = sign | ((exp + 112u) << 23) | (mant << 13);
-    }
-    return bits_to_float(bits);
-}
-
 int st_to_f32(const st_tensor *t, float *dst)
 {
     if (!t || (t->numel > 0 && (!dst || !t->data)))
@@ -682,7 +657,7 @@ int st_to_f32(const st_tensor *t, float *dst)
         return 0;
     case ST_F16:
         for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = half_to_float((uint16_t)(p[0] | p[1] << 8));
+            dst[i] = tk_half_to_float((uint16_t)(p[0] | p[1] << 8));
         return 0;
     case ST_BF16:
         for (size_t i = 0; i < n; i++, p += 2)

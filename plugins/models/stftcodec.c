@@ -11,17 +11,17 @@
  *
  * Speed: every linear runs over a whole block of frames (a matrix product in
  * the host's kernels), and in_conv is one too, over its input with the
- * kernel taps interleaved.  The model file stores halves, so the plugin keeps
- * a half copy of each big weight and hands it to linear_f16: the results are
- * the same bits as with the f32 weights, at half the memory traffic, which
- * is what limits a stream (one frame reads every weight once).
+ * kernel taps interleaved.  When the model file stores a linear's weights as
+ * halves and the host has linear_f16, they are used as stored, straight
+ * from the file's mapping: the same bits as with f32 weights, at half the
+ * memory traffic (what limits a stream: one frame reads every weight once)
+ * and without an f32 copy.  Everything else is asked for as f32.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tokvox/plugin.h"
-#include "tokvox/tokvox.h"
 
 #define MAX_FRAMES 256
 #define MAX_BLOCKS 64
@@ -29,8 +29,8 @@
 /* in_conv interleaves its input this many frames at a time. */
 #define IN_CHUNK 16
 
-/* A linear's weights: f32 from the host, and the same values as halves
- * (NULL when some value is not exactly a half, or linear_f16 is missing). */
+/* A linear's weights: the stored halves (used with linear_f16), or else f32;
+ * exactly one is set. */
 typedef struct lin_weights {
     const float *w;
     const uint16_t *half;
@@ -52,7 +52,8 @@ typedef struct stftcodec {
     int dim, ffn_dim, kernel, bins, latent_dim;
     const tokvox_kernels *k;
     backbone enc, dec;
-    uint16_t *halves;  /* owned: every lin_weights.half points in here */
+    tokvox_model_layout layout;
+    tokvox_model_framing framing;
 } stftcodec;
 
 /* Causal history and scratch of one backbone, sized for MAX_FRAMES. */
@@ -74,7 +75,30 @@ static const float *get(const tokvox_weights *w, const char *prefix, const char 
     char full[128];
     snprintf(full, sizeof full, "%s.%s", prefix, name);
     int64_t shape[3] = {a, b, c};
-    return w->tensor(w->ctx, full, ndim, shape);
+    return w->tensor_f32(w->ctx, full, ndim, shape);
+}
+
+/* A linear's weights: as stored when they are halves the host can use,
+ * else as f32.  0, or -1 with the host's message recorded. */
+static int get_linear(const tokvox_weights *w, const stftcodec *m, const char *prefix,
+                      const char *name, int ndim, int64_t a, int64_t b, int64_t c,
+                      lin_weights *out)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", prefix, name);
+    int64_t shape[3] = {a, b, c};
+    *out = (lin_weights){NULL, NULL};
+    if (m->k->linear_f16) {
+        const tokvox_tensor *t = w->tensor(w->ctx, full, ndim, shape);
+        if (!t)
+            return -1;
+        if (t->dtype == TOKVOX_DTYPE_F16) {
+            out->half = t->data;
+            return 0;
+        }
+    }
+    out->w = w->tensor_f32(w->ctx, full, ndim, shape);
+    return out->w ? 0 : -1;
 }
 
 static int bind_block(const tokvox_weights *w, const stftcodec *m, const char *prefix, int i,
@@ -87,12 +111,12 @@ static int bind_block(const tokvox_weights *w, const stftcodec *m, const char *p
     b->dw_b = get(w, p, "dwconv.bias", 1, d, 0, 0);
     b->norm_w = get(w, p, "norm.weight", 1, d, 0, 0);
     b->norm_b = get(w, p, "norm.bias", 1, d, 0, 0);
-    b->pw1.w = get(w, p, "pw1.weight", 2, f, d, 0);
+    int pw1 = get_linear(w, m, p, "pw1.weight", 2, f, d, 0, &b->pw1);
     b->pw1_b = get(w, p, "pw1.bias", 1, f, 0, 0);
-    b->pw2.w = get(w, p, "pw2.weight", 2, d, f, 0);
+    int pw2 = get_linear(w, m, p, "pw2.weight", 2, d, f, 0, &b->pw2);
     b->pw2_b = get(w, p, "pw2.bias", 1, d, 0, 0);
     b->gamma = get(w, p, "gamma", 1, d, 0, 0);
-    return b->dw_w && b->dw_b && b->norm_w && b->norm_b && b->pw1.w && b->pw1_b && b->pw2.w &&
+    return b->dw_w && b->dw_b && b->norm_w && b->norm_b && !pw1 && b->pw1_b && !pw2 &&
                    b->pw2_b && b->gamma
                ? 0
                : -1;
@@ -105,13 +129,13 @@ static int bind_backbone(const tokvox_weights *w, const stftcodec *m, const char
     bb->in_dim = in_dim;
     bb->out_dim = out_dim;
     bb->blocks = blocks;
-    bb->in.w = get(w, prefix, "in_conv.weight", 3, d, in_dim, IN_KERNEL);
+    int in = get_linear(w, m, prefix, "in_conv.weight", 3, d, in_dim, IN_KERNEL, &bb->in);
     bb->in_b = get(w, prefix, "in_conv.bias", 1, d, 0, 0);
     bb->norm_w = get(w, prefix, "norm.weight", 1, d, 0, 0);
     bb->norm_b = get(w, prefix, "norm.bias", 1, d, 0, 0);
-    bb->proj.w = get(w, prefix, "proj.weight", 2, out_dim, d, 0);
+    int proj = get_linear(w, m, prefix, "proj.weight", 2, out_dim, d, 0, &bb->proj);
     bb->proj_b = get(w, prefix, "proj.bias", 1, out_dim, 0, 0);
-    if (!bb->in.w || !bb->in_b || !bb->norm_w || !bb->norm_b || !bb->proj.w || !bb->proj_b)
+    if (in || !bb->in_b || !bb->norm_w || !bb->norm_b || proj || !bb->proj_b)
         return -1;
     for (int i = 0; i < blocks; i++)
         if (bind_block(w, m, prefix, i, &bb->block[i]))
@@ -122,14 +146,15 @@ static int bind_backbone(const tokvox_weights *w, const stftcodec *m, const char
 static int read_config(const tokvox_weights *w, stftcodec *m, int64_t *enc_blocks,
                        int64_t *dec_blocks)
 {
-    int64_t dim, ffn, kernel, n_fft, latent;
+    int64_t dim, ffn, kernel, n_fft, latent, rate, hop;
     if (w->config_int(w->ctx, "dim", &dim) || w->config_int(w->ctx, "ffn_dim", &ffn) ||
         w->config_int(w->ctx, "kernel", &kernel) || w->config_int(w->ctx, "n_fft", &n_fft) ||
         w->config_int(w->ctx, "latent_dim", &latent) ||
         w->config_int(w->ctx, "enc_blocks", enc_blocks) ||
-        w->config_int(w->ctx, "dec_blocks", dec_blocks)) {
+        w->config_int(w->ctx, "dec_blocks", dec_blocks) ||
+        w->config_int(w->ctx, "sample_rate", &rate) || w->config_int(w->ctx, "hop", &hop)) {
         w->fail(w->ctx, "stftcodec: config needs dim, ffn_dim, kernel, n_fft, latent_dim, "
-                        "enc_blocks and dec_blocks");
+                        "enc_blocks, dec_blocks, sample_rate and hop");
         return -1;
     }
     if (dim < 1 || dim > 8192 || ffn < 1 || ffn > 32768 || kernel < 1 || kernel > 63 ||
@@ -143,112 +168,34 @@ static int read_config(const tokvox_weights *w, stftcodec *m, int64_t *enc_block
     m->kernel = (int)kernel;
     m->bins = (int)(n_fft / 2 + 1);
     m->latent_dim = (int)latent;
+    /* train/model.py's framing: an STFT with the config's window (sqrt-Hann
+     * is what it trains with; anything else is declared as unknown, 0, and
+     * refused by the host), log magnitudes in, log magnitude and phase out;
+     * the host range-checks the numbers */
+    const char *window = w->config_string(w->ctx, "window");
+    m->framing = (tokvox_model_framing){
+        sizeof m->framing,
+        rate > 0 && rate < INT32_MAX ? (int)rate : 0,
+        hop > 0 && hop < INT32_MAX ? (int)hop : 0,
+        (int)n_fft,
+        window && strcmp(window, "sqrt_hann") == 0 ? TOKVOX_WINDOW_SQRT_HANN : 0,
+        TOKVOX_FEATURES_LOG_MAGNITUDE,
+        TOKVOX_SYNTHESIS_MAG_PHASE};
     return 0;
-}
-
-/* ---- half copies -------------------------------------------------------- */
-
-/* f as an IEEE half, if it is exactly one (1), else 0. */
-static int to_half(float f, uint16_t *out)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint32_t sign = (u >> 16) & 0x8000u, mant = u & 0x7fffffu;
-    int exp = (int)((u >> 23) & 0xffu);
-    if (exp == 0xff) { /* inf is a half, NaN is left to the f32 path */
-        *out = (uint16_t)(sign | 0x7c00u);
-        return mant == 0;
-    }
-    if (exp == 0) { /* zero; f32 subnormals are below every half */
-        *out = (uint16_t)sign;
-        return mant == 0;
-    }
-    int e = exp - 127 + 15;
-    if (e >= 31)
-        return 0;
-    if (e >= 1) {
-        *out = (uint16_t)(sign | (uint32_t)e << 10 | mant >> 13);
-        return (mant & 0x1fffu) == 0;
-    }
-    uint32_t full = 0x800000u | mant; /* a half subnormal: full * 2^(exp - 126) units of 2^-24 */
-    int shift = 126 - exp;
-    if (shift > 23)
-        return 0;
-    *out = (uint16_t)(sign | full >> shift);
-    return (full & ((1u << shift) - 1u)) == 0;
-}
-
-/* Normal halves (nearly all weights) convert without branches, a run of 64
- * at a time (a loop the compiler vectorises); a run holding anything else
- * (zeros, subnormals, no half at all) is done again the long way. */
-#define HALF_RUN 64
-
-static int normal_half(uint32_t u) { return ((u >> 23 & 0xffu) - 113u < 30u) & !(u & 0x1fffu); }
-
-static int halve_run(const uint32_t *u, uint16_t *dst)
-{
-    int others = 0;
-    for (int i = 0; i < HALF_RUN; i++) {
-        dst[i] = (uint16_t)((u[i] >> 16 & 0x8000u) | ((u[i] >> 23 & 0xffu) - 112u) << 10 |
-                            (u[i] >> 13 & 0x3ffu));
-        others |= !normal_half(u[i]);
-    }
-    return others;
-}
-
-/* The half copy of n weights at dst, or NULL if one of them is not a half. */
-static const uint16_t *halve(const float *w, size_t n, uint16_t *dst)
-{
-    uint32_t u[HALF_RUN];
-    for (size_t i0 = 0; i0 < n; i0 += HALF_RUN) {
-        size_t len = n - i0 < HALF_RUN ? n - i0 : HALF_RUN;
-        memcpy(u, w + i0, sizeof(float) * len);
-        for (size_t i = len; i < HALF_RUN; i++)
-            u[i] = 0x3f800000u; /* 1.0f, a normal half: the filler is never "other" */
-        uint16_t run[HALF_RUN];
-        int others = halve_run(u, run);
-        memcpy(dst + i0, run, sizeof(uint16_t) * len);
-        for (size_t i = 0; others && i < len; i++)
-            if (!to_half(w[i0 + i], &dst[i0 + i]))
-                return NULL;
-    }
-    return dst;
-}
-
-static size_t backbone_halves(const stftcodec *m, const backbone *bb)
-{
-    size_t d = (size_t)m->dim;
-    return d * (size_t)bb->in_dim * IN_KERNEL + d * (size_t)bb->out_dim +
-           (size_t)bb->blocks * 2 * d * (size_t)m->ffn_dim;
-}
-
-static uint16_t *halve_backbone(const stftcodec *m, backbone *bb, uint16_t *dst)
-{
-    size_t d = (size_t)m->dim, f = (size_t)m->ffn_dim;
-    size_t in = d * (size_t)bb->in_dim * IN_KERNEL, proj = d * (size_t)bb->out_dim;
-    bb->in.half = halve(bb->in.w, in, dst);
-    dst += in;
-    bb->proj.half = halve(bb->proj.w, proj, dst);
-    dst += proj;
-    for (int i = 0; i < bb->blocks; i++) {
-        bb->block[i].pw1.half = halve(bb->block[i].pw1.w, d * f, dst);
-        dst += d * f;
-        bb->block[i].pw2.half = halve(bb->block[i].pw2.w, d * f, dst);
-        dst += d * f;
-    }
-    return dst;
 }
 
 static void codec_destroy(void *p)
 {
-    stftcodec *m = p;
-    if (m)
-        free(m->halves);
-    free(m);
+    free(p);
 }
 
-static int codec_create(const tokvox_weights *w, const tokvox_kernels *kernels, void **out)
+static int codec_create(const tokvox_host *host, const tokvox_weights *w, void **out)
 {
+    const tokvox_kernels *kernels = host->get_extension(host, TOKVOX_EXT_KERNELS);
+    if (!kernels) {
+        w->fail(w->ctx, "stftcodec: the host offers no kernels");
+        return TOKVOX_ERR_UNSUPPORTED;
+    }
     stftcodec *m = calloc(1, sizeof *m);
     if (!m)
         return TOKVOX_ERR_NO_MEMORY;
@@ -260,21 +207,20 @@ static int codec_create(const tokvox_weights *w, const tokvox_kernels *kernels, 
         free(m);
         return TOKVOX_ERR_WEIGHTS;
     }
-    /* the half copies; without them (no linear_f16, or no memory for them)
-     * every call reads the f32 weights, with the same results */
-    if (kernels->linear_f16)
-        m->halves = malloc(sizeof(uint16_t) *
-                           (backbone_halves(m, &m->enc) + backbone_halves(m, &m->dec)));
-    if (m->halves)
-        halve_backbone(m, &m->dec, halve_backbone(m, &m->enc, m->halves));
+    m->layout = (tokvox_model_layout){sizeof m->layout, m->bins, m->latent_dim, 2 * m->bins,
+                                      MAX_FRAMES};
     *out = m;
     return TOKVOX_OK;
 }
 
-static void codec_layout(const void *p, tokvox_model_layout *out)
+static const tokvox_model_layout *codec_layout(const void *p)
 {
-    const stftcodec *m = p;
-    *out = (tokvox_model_layout){m->bins, m->latent_dim, 2 * m->bins, MAX_FRAMES};
+    return &((const stftcodec *)p)->layout;
+}
+
+static const tokvox_model_framing *codec_framing(const void *p)
+{
+    return &((const stftcodec *)p)->framing;
 }
 
 /* ---- state ------------------------------------------------------------ */
@@ -300,8 +246,9 @@ static void state_reset(const void *model, void *p)
                sizeof(float) * (size_t)(m->kernel - 1) * (size_t)m->dim);
 }
 
-static void state_destroy(void *p)
+static void state_destroy(const void *model, void *p)
 {
+    (void)model;
     codec_state *s = p;
     if (!s)
         return;
@@ -314,14 +261,13 @@ static void state_destroy(void *p)
     free(s);
 }
 
-static void *state_create(const void *model, int which)
+static void *state_create(const stftcodec *m, const backbone *bb_weights)
 {
-    const stftcodec *m = model;
     codec_state *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->m = m;
-    s->bb.bb = which == 0 ? &m->enc : &m->dec;
+    s->bb.bb = bb_weights;
     const backbone *bb = s->bb.bb;
     size_t frames = MAX_FRAMES, blocks = (size_t)(bb->blocks ? bb->blocks : 1);
     s->bb.in_buf = calloc((IN_KERNEL - 1 + frames) * (size_t)bb->in_dim, sizeof(float));
@@ -331,10 +277,22 @@ static void *state_create(const void *model, int which)
     s->bb.y = malloc(sizeof(float) * frames * (size_t)m->dim);
     s->bb.u = malloc(sizeof(float) * frames * (size_t)m->ffn_dim);
     if (!s->bb.in_buf || !s->bb.taps || !s->bb.conv_buf || !s->bb.h || !s->bb.y || !s->bb.u) {
-        state_destroy(s);
+        state_destroy(m, s);
         return NULL;
     }
     return s;
+}
+
+static void *encoder_state_create(const void *model)
+{
+    const stftcodec *m = model;
+    return state_create(m, &m->enc);
+}
+
+static void *decoder_state_create(const void *model)
+{
+    const stftcodec *m = model;
+    return state_create(m, &m->dec);
 }
 
 /* ---- compute ---------------------------------------------------------- */
@@ -425,26 +383,27 @@ static int run(const void *model, void *state, const float *in, size_t frames, f
 }
 
 static const tokvox_model_api api = {
+    .size = sizeof(tokvox_model_api),
     .create = codec_create,
     .destroy = codec_destroy,
     .layout = codec_layout,
-    .state_create = state_create,
+    .encoder_state_create = encoder_state_create,
+    .decoder_state_create = decoder_state_create,
     .state_reset = state_reset,
     .state_destroy = state_destroy,
     .encode = run,
     .decode = run,
+    .framing = codec_framing,
 };
 
-static const tokvox_plugin_descriptor descriptor = {
-    .abi_major = TOKVOX_PLUGIN_ABI_MAJOR,
-    .abi_minor = TOKVOX_PLUGIN_ABI_MINOR,
+static const tokvox_plugin_descriptor stftcodec_plugin = {
     .size = sizeof(tokvox_plugin_descriptor),
     .kind = TOKVOX_PLUGIN_MODEL,
     .name = "stftcodec",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "causal ConvNeXt STFT codec with a Vocos magnitude/phase head",
-    .model = &api,
+    .api = &api,
 };
 
-TOKVOX_PLUGIN_EXPORT const tokvox_plugin_descriptor *tokvox_plugin_entry(void);
-const tokvox_plugin_descriptor *tokvox_plugin_entry(void) { return &descriptor; }
+static const tokvox_plugin_descriptor *const plugins[] = {&stftcodec_plugin};
+TOKVOX_PLUGIN_ENTRY(plugins);

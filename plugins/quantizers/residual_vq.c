@@ -1,8 +1,8 @@
 /* Residual vector quantizers: RVQ and group-residual VQ (HiFi-Codec).
  *
- * One source builds both plugins: with TOKVOX_VQ_GROUPED the latent is split
- * into `groups` equal slices, each with its own residual stack; without it
- * (plain RVQ) the config must say groups == 1 or leave it out.  Codebook k
+ * One object, two plugins: grvq splits the latent into `groups` equal
+ * slices, each with its own residual stack; rvq is the one-group case (its
+ * config must say groups == 1 or leave it out).  Codebook k
  * is stage k / groups of group k % groups, tensor quantizer.codebooks.K.embed
  * of shape [codebook_size][dim / groups].
  *
@@ -15,16 +15,6 @@
 #include <string.h>
 
 #include "tokvox/plugin.h"
-#include "tokvox/tokvox.h"
-
-#ifndef TOKVOX_VQ_GROUPED
-#error "define TOKVOX_VQ_GROUPED to 0 (rvq) or 1 (grvq)"
-#endif
-#if TOKVOX_VQ_GROUPED
-#define VQ_NAME "grvq"
-#else
-#define VQ_NAME "rvq"
-#endif
 
 #define MAX_DIM 4096
 
@@ -46,28 +36,30 @@ static void vq_destroy(void *p)
     free(q);
 }
 
-static int read_layout(const tokvox_weights *w, tokvox_quantizer_layout *l)
+static int read_layout(const tokvox_weights *w, int grouped, tokvox_quantizer_layout *l)
 {
     int64_t dim, groups = 1, stages, size;
     if (w->config_int(w->ctx, "latent_dim", &dim) || w->config_int(w->ctx, "stages", &stages) ||
         w->config_int(w->ctx, "codebook_size", &size)) {
-        w->fail(w->ctx, VQ_NAME ": config needs latent_dim, stages and codebook_size");
+        w->fail(w->ctx, grouped ? "grvq: config needs latent_dim, stages and codebook_size"
+                                : "rvq: config needs latent_dim, stages and codebook_size");
         return -1;
     }
-    if (TOKVOX_VQ_GROUPED && w->config_int(w->ctx, "groups", &groups)) {
-        w->fail(w->ctx, VQ_NAME ": config needs groups");
+    if (grouped && w->config_int(w->ctx, "groups", &groups)) {
+        w->fail(w->ctx, "grvq: config needs groups");
         return -1;
     }
-    if (!TOKVOX_VQ_GROUPED && w->config_int(w->ctx, "groups", &groups) == 0 && groups != 1) {
-        w->fail(w->ctx, VQ_NAME ": plain RVQ needs groups == 1 (use the grvq plugin)");
+    if (!grouped && w->config_int(w->ctx, "groups", &groups) == 0 && groups != 1) {
+        w->fail(w->ctx, "rvq: plain RVQ needs groups == 1 (use the grvq plugin)");
         return -1;
     }
     if (dim < 1 || dim > MAX_DIM || groups < 1 || dim % groups || stages < 1 ||
         groups * stages > 64 || size < 2 || size > 65536) {
-        w->fail(w->ctx, VQ_NAME ": quantizer layout out of range");
+        w->fail(w->ctx, grouped ? "grvq: quantizer layout out of range"
+                                : "rvq: quantizer layout out of range");
         return -1;
     }
-    *l = (tokvox_quantizer_layout){(int)dim, (int)groups, (int)stages, (int)size};
+    *l = (tokvox_quantizer_layout){sizeof *l, (int)dim, (int)groups, (int)stages, (int)size};
     return 0;
 }
 
@@ -79,12 +71,17 @@ static float squared_norm(const float *v, int n)
     return s;
 }
 
-static int vq_create(const tokvox_weights *w, const tokvox_kernels *kernels, void **out)
+static int vq_create(const tokvox_host *host, const tokvox_weights *w, int grouped, void **out)
 {
+    const tokvox_kernels *kernels = host->get_extension(host, TOKVOX_EXT_KERNELS);
+    if (!kernels || !TOKVOX_HAS(kernels, tokvox_kernels, nearest)) {
+        w->fail(w->ctx, "vq: the host offers no nearest kernel");
+        return TOKVOX_ERR_UNSUPPORTED;
+    }
     vq *q = calloc(1, sizeof *q);
     if (!q)
         return TOKVOX_ERR_NO_MEMORY;
-    if (read_layout(w, &q->layout)) {
+    if (read_layout(w, grouped, &q->layout)) {
         vq_destroy(q);
         return TOKVOX_ERR_WEIGHTS;
     }
@@ -102,7 +99,7 @@ static int vq_create(const tokvox_weights *w, const tokvox_kernels *kernels, voi
         char name[64];
         snprintf(name, sizeof name, "quantizer.codebooks.%d.embed", k);
         int64_t shape[2] = {(int64_t)size, q->group_dim};
-        q->codebooks[k] = w->tensor(w->ctx, name, 2, shape);
+        q->codebooks[k] = w->tensor_f32(w->ctx, name, 2, shape);
         if (!q->codebooks[k]) {
             vq_destroy(q);
             return TOKVOX_ERR_WEIGHTS;
@@ -115,9 +112,19 @@ static int vq_create(const tokvox_weights *w, const tokvox_kernels *kernels, voi
     return 0;
 }
 
-static void vq_layout(const void *p, tokvox_quantizer_layout *out)
+static int rvq_create(const tokvox_host *host, const tokvox_weights *w, void **out)
 {
-    *out = ((const vq *)p)->layout;
+    return vq_create(host, w, 0, out);
+}
+
+static int grvq_create(const tokvox_host *host, const tokvox_weights *w, void **out)
+{
+    return vq_create(host, w, 1, out);
+}
+
+static const tokvox_quantizer_layout *vq_layout(const void *p)
+{
+    return &((const vq *)p)->layout;
 }
 
 /* Frames are encoded in chunks, all frames of a chunk together per stage, so
@@ -129,10 +136,9 @@ static void vq_layout(const void *p, tokvox_quantizer_layout *out)
 _Static_assert(CHUNK_FLOATS >= MAX_DIM, "a chunk holds at least one frame");
 
 static int vq_encode(const void *p, const float *latent, size_t frames, int num_codebooks,
-                     uint16_t *codes, float *scratch)
+                     uint16_t *codes)
 {
     const vq *q = p;
-    (void)scratch;
     if (num_codebooks < 1 || num_codebooks > q->num_codebooks)
         return TOKVOX_ERR_INVALID_ARGUMENT;
     size_t size = (size_t)q->layout.codebook_size, gd = (size_t)q->group_dim;
@@ -187,28 +193,41 @@ static int vq_decode(const void *p, const uint16_t *codes, size_t frames, int st
     return 0;
 }
 
-static const tokvox_quantizer_api api = {
-    .create = vq_create,
+static const tokvox_quantizer_api rvq_api = {
+    .size = sizeof(tokvox_quantizer_api),
+    .create = rvq_create,
     .destroy = vq_destroy,
     .layout = vq_layout,
     .encode = vq_encode,
     .decode = vq_decode,
 };
 
-static const tokvox_plugin_descriptor descriptor = {
-    .abi_major = TOKVOX_PLUGIN_ABI_MAJOR,
-    .abi_minor = TOKVOX_PLUGIN_ABI_MINOR,
-    .size = sizeof(tokvox_plugin_descriptor),
-    .kind = TOKVOX_PLUGIN_QUANTIZER,
-    .name = VQ_NAME,
-    .version = "1.0.0",
-#if TOKVOX_VQ_GROUPED
-    .description = "group-residual vector quantizer (HiFi-Codec GRVQ)",
-#else
-    .description = "residual vector quantizer (RVQ)",
-#endif
-    .quantizer = &api,
+static const tokvox_quantizer_api grvq_api = {
+    .size = sizeof(tokvox_quantizer_api),
+    .create = grvq_create,
+    .destroy = vq_destroy,
+    .layout = vq_layout,
+    .encode = vq_encode,
+    .decode = vq_decode,
 };
 
-TOKVOX_PLUGIN_EXPORT const tokvox_plugin_descriptor *tokvox_plugin_entry(void);
-const tokvox_plugin_descriptor *tokvox_plugin_entry(void) { return &descriptor; }
+static const tokvox_plugin_descriptor rvq = {
+    .size = sizeof(tokvox_plugin_descriptor),
+    .kind = TOKVOX_PLUGIN_QUANTIZER,
+    .name = "rvq",
+    .version = "2.0.0",
+    .description = "residual vector quantizer (RVQ)",
+    .api = &rvq_api,
+};
+
+static const tokvox_plugin_descriptor grvq = {
+    .size = sizeof(tokvox_plugin_descriptor),
+    .kind = TOKVOX_PLUGIN_QUANTIZER,
+    .name = "grvq",
+    .version = "2.0.0",
+    .description = "group-residual vector quantizer (HiFi-Codec GRVQ)",
+    .api = &grvq_api,
+};
+
+static const tokvox_plugin_descriptor *const plugins[] = {&grvq, &rvq};
+TOKVOX_PLUGIN_ENTRY(plugins);

@@ -1,31 +1,69 @@
-/* tokvox plugin ABI: the only header a plugin needs.
+/* tokvox plugin ABI 2: the only header a plugin needs (docs/plugins.md walks
+ * through writing one; plugins/template/ is a working starting point).
  *
- * A plugin is a shared object exporting one symbol,
- *     const tokvox_plugin_descriptor *tokvox_plugin_entry(void);
- * returning a pointer to a const descriptor that lives as long as the object.
- * The host refuses a descriptor whose abi_major differs from its own or whose
- * abi_minor is newer, and names the file and both versions.
+ * ---- Entry and factory ---------------------------------------------------
+ * A plugin object is a shared library tokvox_BUNDLE.so exporting one const
+ * data symbol, tokvox_entry (TOKVOX_PLUGIN_ENTRY_SYMBOL), of type
+ * tokvox_plugin_entry: its ABI version first, then its size, then init and
+ * deinit, then a factory handing out any number of plugin descriptors by
+ * index.  One object may hold many plugins (rvq and grvq live in one).
  *
- * Discovery: a plugin named NAME is the file tokvox_NAME.so in, in order,
- * each folder of TOKVOX_PLUGIN_PATH (colon-separated), the build's plugin
- * folder (uninstalled builds only) and the installed LIBDIR/tokvox/plugins.
- * The current directory is never searched unless named in TOKVOX_PLUGIN_PATH.
- * Plugin names are [a-z0-9_]+, so a model file cannot name a path.
+ * ---- Versions and sizes --------------------------------------------------
+ * The host refuses another ABI major and names the file and both versions.
+ * Any minor loads: every struct that crosses the boundary starts with its
+ * size (as its author compiled it), fields are only ever appended, and each
+ * side reads only what the other's size covers.  So a plugin built against
+ * an older minor loads on a newer host (the host treats the fields it lacks
+ * as absent), and recompiling an unchanged plugin against a newer header
+ * does not make it unloadable on an older host.  A plugin that needs a
+ * newer host feature checks for it (TOKVOX_HAS, get_extension) and refuses
+ * in create with a message.
  *
- * Plugins never see files, devices or the command line: the host hands them
- * config values and f32 weights through tokvox_weights, and the compute
- * kernels through tokvox_kernels, so every plugin uses the host's (SIMD
- * dispatched) kernels.
+ * ---- Discovery -----------------------------------------------------------
+ * Folders, in order: each of TOKVOX_PLUGIN_PATH (colon-separated), the
+ * build's plugin folder (uninstalled builds only), LIBDIR/tokvox/plugins.
+ * The current directory is never searched unless named there.  A plugin
+ * NAME is looked up first in tokvox_NAME.so, then in every tokvox_*.so of
+ * the folders in order (files by name); the first descriptor called NAME
+ * wins.  Names are [a-z0-9_]{1,31}, so a model file cannot name a path.
  *
- * Threading: create/destroy [one thread]; a created plugin instance is
- * immutable and its encode/decode functions are [thread-safe] given
- * distinct state objects.
+ * ---- Thread tags (on every callback below) -------------------------------
+ * [load-thread]    called by the thread loading or destroying a model
+ *                  (tokvox_model_load/destroy), never concurrently with any
+ *                  other callback on the same instance.  May allocate.
+ * [any-thread]     may run on several threads at once for the same
+ *                  instance; must not modify it (instances are immutable
+ *                  after create).
+ * [session-thread] one thread at a time per state object (the thread
+ *                  driving that encoder or decoder session); distinct
+ *                  states run concurrently.
+ * [no-alloc]       the per-frame path of live streams: must not allocate,
+ *                  block or log (the conformance suite counts mallocs).
+ * Host callbacks carry their tags too.
  *
- * Changelog: 1.0 first version.
- *            1.1 tokvox_kernels.linear_f16: linear with half-precision
- *                weights, half the memory traffic (a 1.1 plugin loads only
- *                into a 1.1 or newer host, so the field exists; it is NULL
- *                when the host's kernels would not gain from halves).
+ * ---- Lifetimes -----------------------------------------------------------
+ * The entry, descriptors and API tables are static data of the object.  The
+ * host struct lives from init until deinit.  Everything a tokvox_weights
+ * hands out (tensors, converted copies) lives as long as the model, i.e.
+ * until after the instance's destroy.  A plugin never sees files, devices
+ * or the command line.
+ *
+ * ---- Changelog -----------------------------------------------------------
+ * 1.0  first version: one descriptor per object from a function
+ *      tokvox_plugin_entry(void).
+ * 1.1  tokvox_kernels.linear_f16.
+ * 2.0  entry struct with host, init/deinit and a factory; a size first in
+ *      every struct; tokvox_weights.tensor hands out the stored dtype (f16,
+ *      bf16, f32) and tensor_f32 converts in the host; kernels through
+ *      get_extension(TOKVOX_EXT_KERNELS); explicit encoder and decoder
+ *      state functions; the quantizer's scratch argument is gone; error
+ *      codes in tokvox/errors.h, included here.  1.x objects are refused
+ *      with a message saying so (their entry is a function of another
+ *      shape; rebuilding against this header is the fix).
+ * 2.1  tokvox_model_api.framing: the model declares its sample rate,
+ *      frame hop, window, front-end features and synthesis, and the host
+ *      checks it can run them.  (2.0 and 2.1 were introduced together; a
+ *      2.0 object, without framing, is the oldest minor the tests load.)
  */
 #ifndef TOKVOX_PLUGIN_H
 #define TOKVOX_PLUGIN_H
@@ -33,35 +71,106 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tokvox/errors.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define TOKVOX_PLUGIN_ABI_MAJOR 1
+#define TOKVOX_PLUGIN_ABI_MAJOR 2
 #define TOKVOX_PLUGIN_ABI_MINOR 1
-#define TOKVOX_PLUGIN_ENTRY_SYMBOL "tokvox_plugin_entry"
+#define TOKVOX_PLUGIN_ENTRY_SYMBOL "tokvox_entry"
 
-typedef enum tokvox_plugin_kind {
-    TOKVOX_PLUGIN_QUANTIZER = 1,
-    TOKVOX_PLUGIN_MODEL = 2,
-} tokvox_plugin_kind;
+/* Whether struct *p, whose first member is its uint32_t size, is large
+ * enough to hold member m: the rule for reading a field added by a later
+ * minor, e.g. TOKVOX_HAS(kernels, tokvox_kernels, linear_f16). */
+#define TOKVOX_HAS(p, type, m) \
+    ((p)->size >= offsetof(type, m) + sizeof(((const type *)0)->m))
 
-/* Access to the model file, valid only during create. */
+#if defined(__GNUC__)
+#define TOKVOX_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define TOKVOX_PLUGIN_EXPORT
+#endif
+
+/* ---- the host ----------------------------------------------------------- */
+
+typedef enum tokvox_log_level {
+    TOKVOX_LOG_DEBUG = 0,
+    TOKVOX_LOG_INFO = 1,
+    TOKVOX_LOG_WARNING = 2,
+    TOKVOX_LOG_ERROR = 3,
+} tokvox_log_level;
+
+/* Extension ids for tokvox_host.get_extension. */
+#define TOKVOX_EXT_KERNELS "tokvox.kernels"  /* const tokvox_kernels * */
+
+/* What the host offers a plugin.  One per loaded object. */
+typedef struct tokvox_host {
+    uint32_t size;              /* sizeof(tokvox_host) as the host was built */
+    uint16_t abi_major, abi_minor;
+    const char *name;           /* "libtokvox" */
+    const char *version;        /* the library version, e.g. "0.1.0" */
+    /* [load-thread] One line for the user (the host prefixes the plugin's
+     * name); DEBUG and INFO are shown only when TOKVOX_PLUGIN_LOG=debug.
+     * Not for the per-frame path. */
+    void (*log)(const struct tokvox_host *host, int level, const char *message);
+    /* [any-thread] The extension table with this id, or NULL when this host
+     * has none.  The table starts with its size and lives as long as the
+     * host. */
+    const void *(*get_extension)(const struct tokvox_host *host, const char *id);
+    void *host_data;            /* the host's; plugins leave it alone */
+} tokvox_host;
+
+/* ---- weights -------------------------------------------------------------- */
+
+typedef enum tokvox_dtype {
+    TOKVOX_DTYPE_F32 = 1,
+    TOKVOX_DTYPE_F16 = 2,       /* IEEE binary16 bit patterns (uint16_t) */
+    TOKVOX_DTYPE_BF16 = 3,      /* bfloat16 bit patterns (uint16_t) */
+} tokvox_dtype;
+
+#define TOKVOX_MAX_DIMS 8
+
+/* A tensor as the model file stores it. */
+typedef struct tokvox_tensor {
+    uint32_t size;              /* sizeof(tokvox_tensor) as the host was built */
+    int dtype;                  /* tokvox_dtype */
+    int ndim;
+    int64_t shape[TOKVOX_MAX_DIMS];
+    int64_t numel;
+    const void *data;           /* host byte order, aligned to the element size */
+} tokvox_tensor;
+
+/* Access to the model file, valid only during create [load-thread]. */
 typedef struct tokvox_weights {
+    uint32_t size;              /* sizeof(tokvox_weights) as the host was built */
     void *ctx;
-    /* The named tensor as f32, checked against the expected shape (ndim
-     * dimensions).  NULL (and a recorded message) when missing or mismatched.
-     * The data lives as long as the model. */
-    const float *(*tensor)(void *ctx, const char *name, int ndim, const int64_t *shape);
-    /* Integer config value; returns 0 and sets *out, or -1 if absent/not an integer. */
+    /* The named tensor as stored, checked against the expected shape (ndim
+     * dimensions).  NULL (and a recorded message naming the tensor) when it
+     * is missing, of another shape or not a float type.  The plugin decides
+     * what to do with the dtype: use halves as they are (linear_f16), or
+     * ask for tensor_f32. */
+    const tokvox_tensor *(*tensor)(void *ctx, const char *name, int ndim, const int64_t *shape);
+    /* The same tensor as f32, converted by the host (the project's one
+     * half-float converter), in place from the file when stored as f32. */
+    const float *(*tensor_f32)(void *ctx, const char *name, int ndim, const int64_t *shape);
+    /* Integer config value: 0 and *out set, or -1 if absent or not an integer. */
     int (*config_int)(void *ctx, const char *key, int64_t *out);
-    /* Record why create failed (copied by the host). */
+    /* String config value (lives as long as the model), NULL if absent or
+     * not a string. */
+    const char *(*config_string)(void *ctx, const char *key);
+    /* Record why create failed (the first message is kept, copied). */
     void (*fail)(void *ctx, const char *message);
 } tokvox_weights;
 
-/* Compute kernels, row-major, time-major activations ([frames][channels]).
- * Weights use PyTorch's layouts so exported tensors are used as they are. */
+/* ---- kernels (get_extension(TOKVOX_EXT_KERNELS)) ---------------------------
+ * Row-major, time-major activations ([frames][channels]); weights in
+ * PyTorch's layouts so exported tensors are used as they are.  Every kernel
+ * is [any-thread] [no-alloc], and gives the same bits for any
+ * thread count (tokvox_set_threads). */
 typedef struct tokvox_kernels {
+    uint32_t size;              /* sizeof(tokvox_kernels) as the host was built */
     /* y[t][o] = b[o] + sum_i x[t][i] * w[o][i]   (w: [out][in], b may be NULL) */
     void (*linear)(const float *x, size_t frames, size_t in, const float *w, const float *b,
                    size_t out, float *y);
@@ -78,89 +187,165 @@ typedef struct tokvox_kernels {
      * codewords ([k][dim]) by squared distance; norms[j] = |codeword j|^2. */
     void (*nearest)(const float *x, size_t n, const float *codewords, const float *norms,
                     size_t k, size_t dim, uint32_t *index);
-    /* ---- 1.1 ---- */
-    /* linear with w given as IEEE binary16 bit patterns ([out][in]).  Each
-     * weight is widened exactly, so y is bit for bit what linear gives with
-     * the widened weights: a model whose weights are halves anyway can keep
-     * a half copy and halve the memory traffic of small (streaming) calls,
-     * which are limited by reading the weights, not by arithmetic.  NULL
-     * when halves would not pay on this host (no hardware conversion):
-     * check it once at create and keep to linear then. */
+    /* linear with w as IEEE binary16 bit patterns ([out][in]), each widened
+     * exactly: y is bit for bit what linear gives with the widened weights,
+     * at half the memory traffic (what limits a stream).  NULL when halves
+     * would not pay on this host (no hardware conversion): ask for
+     * tensor_f32 then. */
     void (*linear_f16)(const float *x, size_t frames, size_t in, const uint16_t *w,
                        const float *b, size_t out, float *y);
 } tokvox_kernels;
 
-/* ---- quantizers ------------------------------------------------------ */
+/* ---- quantizers ------------------------------------------------------------ */
+
 typedef struct tokvox_quantizer_layout {
-    int dim;            /* latent channels */
-    int groups;         /* latent split into this many groups */
-    int stages;         /* residual stages per group */
-    int codebook_size;
+    uint32_t size;              /* sizeof(tokvox_quantizer_layout) as the plugin was built */
+    int dim;                    /* latent channels */
+    int groups;                 /* latent split into this many groups */
+    int stages;                 /* residual stages per group */
+    int codebook_size;          /* codes are 0 .. codebook_size-1 */
 } tokvox_quantizer_layout;
 
 /* Codebook k (the k-th code of a frame) is stage k / groups of group
- * k % groups, so any prefix of whole stages is a lower bitrate. */
+ * k % groups, so any prefix of whole stages is a lower bitrate, and
+ * encoding fewer codebooks must give exactly the prefix of the full code.
+ * A created quantizer is immutable. */
 typedef struct tokvox_quantizer_api {
-    int (*create)(const tokvox_weights *weights, const tokvox_kernels *kernels, void **out);
+    uint32_t size;              /* sizeof(tokvox_quantizer_api) as the plugin was built */
+    /* [load-thread] Bind the weights; *out the instance.  On failure a
+     * tokvox_error and a message through weights->fail. */
+    int (*create)(const tokvox_host *host, const tokvox_weights *weights, void **out);
+    /* [load-thread] NULL does nothing. */
     void (*destroy)(void *quantizer);
-    void (*layout)(const void *quantizer, tokvox_quantizer_layout *out);
-    /* latent [frames][dim] -> codes [frames][num_codebooks] (the first
-     * num_codebooks of the full set).  scratch holds 2*dim floats. */
+    /* [any-thread] The layout, owned by the instance. */
+    const tokvox_quantizer_layout *(*layout)(const void *quantizer);
+    /* [any-thread] [no-alloc] latent [frames][dim] -> codes [frames][num_codebooks],
+     * the first num_codebooks of the full set (1..groups*stages, else
+     * TOKVOX_ERR_INVALID_ARGUMENT).  0 frames writes nothing. */
     int (*encode)(const void *quantizer, const float *latent, size_t frames, int num_codebooks,
-                  uint16_t *codes, float *scratch);
-    /* codes [frames][stride] -> latent [frames][dim], summing the first
-     * num_codebooks codewords of each frame. */
+                  uint16_t *codes);
+    /* [any-thread] [no-alloc] codes [frames][stride] -> latent [frames][dim], from the
+     * first num_codebooks codes of each frame.  A code >= codebook_size
+     * among them is TOKVOX_ERR_FORMAT; counts out of range (num_codebooks
+     * < 1, > stride or > the full set) TOKVOX_ERR_INVALID_ARGUMENT. */
     int (*decode)(const void *quantizer, const uint16_t *codes, size_t frames, int stride,
                   int num_codebooks, float *latent);
 } tokvox_quantizer_api;
 
-/* ---- models ---------------------------------------------------------- */
+/* ---- models ---------------------------------------------------------------- */
+
 typedef struct tokvox_model_layout {
-    int feature_dim;    /* encoder input channels per frame */
-    int latent_dim;     /* quantizer channels */
-    int head_dim;       /* decoder output channels per frame */
-    int max_frames;     /* largest block encode/decode accept at once */
+    uint32_t size;              /* sizeof(tokvox_model_layout) as the plugin was built */
+    int feature_dim;            /* encoder input channels per frame */
+    int latent_dim;             /* quantizer channels */
+    int head_dim;               /* decoder output channels per frame */
+    int max_frames;             /* largest block encode/decode accept at once */
 } tokvox_model_layout;
 
-/* A model maps features to latents (encoder) and latents to vocoder head
- * outputs (decoder), frame by frame, keeping its causal history in a state
- * object so blocks of any size give the same result. */
+/* What the engine's signal processing around the model is (2.1).  The
+ * host refuses a model whose framing it cannot run, naming what it lacks. */
+typedef enum tokvox_window { TOKVOX_WINDOW_SQRT_HANN = 1 } tokvox_window;
+typedef enum tokvox_features {
+    TOKVOX_FEATURES_LOG_MAGNITUDE = 1,  /* log(max(|STFT|, log_floor)), n_fft/2+1 bins */
+} tokvox_features;
+typedef enum tokvox_synthesis {
+    TOKVOX_SYNTHESIS_MAG_PHASE = 1,     /* head = log|X| then phase, n_fft/2+1 each; iSTFT */
+} tokvox_synthesis;
+
+typedef struct tokvox_model_framing {
+    uint32_t size;              /* sizeof(tokvox_model_framing) as the plugin was built */
+    int sample_rate;            /* Hz */
+    int hop;                    /* samples per code frame */
+    int n_fft;                  /* analysis and synthesis window length */
+    int window;                 /* tokvox_window */
+    int features;               /* tokvox_features: what encode takes */
+    int synthesis;              /* tokvox_synthesis: what decode gives */
+} tokvox_model_framing;
+
+/* A model maps feature frames to latents (encoder) and latents to head
+ * frames (decoder), keeping its causal history in a state object, so
+ * blocks of any size 1..max_frames give the same result.  A created model
+ * is immutable; all that changes is in the states. */
 typedef struct tokvox_model_api {
-    int (*create)(const tokvox_weights *weights, const tokvox_kernels *kernels, void **out);
+    uint32_t size;              /* sizeof(tokvox_model_api) as the plugin was built */
+    /* [load-thread] as tokvox_quantizer_api.create */
+    int (*create)(const tokvox_host *host, const tokvox_weights *weights, void **out);
+    /* [load-thread] NULL does nothing; every state is destroyed before. */
     void (*destroy)(void *model);
-    void (*layout)(const void *model, tokvox_model_layout *out);
-    /* Streaming state: which = 0 encoder, 1 decoder.  NULL on failure. */
-    void *(*state_create)(const void *model, int which);
+    /* [any-thread] The layout, owned by the instance. */
+    const tokvox_model_layout *(*layout)(const void *model);
+    /* [any-thread] A fresh encoder / decoder state (zero history), owned
+     * by the caller; NULL when out of memory.  All per-frame memory is
+     * allocated here. */
+    void *(*encoder_state_create)(const void *model);
+    void *(*decoder_state_create)(const void *model);
+    /* [session-thread] [no-alloc] Back to what the state's create gave. */
     void (*state_reset)(const void *model, void *state);
-    void (*state_destroy)(void *state);
-    /* features [frames][feature_dim] -> latent [frames][latent_dim] */
+    /* [session-thread] NULL does nothing. */
+    void (*state_destroy)(const void *model, void *state);
+    /* [session-thread] [no-alloc] features [frames][feature_dim] -> latent
+     * [frames][latent_dim], with an encoder state; frames <= max_frames. */
     int (*encode)(const void *model, void *state, const float *features, size_t frames,
                   float *latent);
-    /* latent [frames][latent_dim] -> head [frames][head_dim] */
+    /* [session-thread] [no-alloc] latent [frames][latent_dim] -> head [frames][head_dim],
+     * with a decoder state; frames <= max_frames. */
     int (*decode)(const void *model, void *state, const float *latent, size_t frames,
                   float *head);
+    /* ---- 2.1 ---- */
+    /* [any-thread] The framing, owned by the instance.  Absent (a 2.0
+     * plugin) or NULL: the host reads it from the model file's config
+     * (sample_rate, hop, n_fft, window) with log-magnitude features and
+     * magnitude/phase synthesis. */
+    const tokvox_model_framing *(*framing)(const void *model);
 } tokvox_model_api;
 
-/* ---- the descriptor -------------------------------------------------- */
+/* ---- descriptors and the entry ------------------------------------------- */
+
+typedef enum tokvox_plugin_kind {
+    TOKVOX_PLUGIN_QUANTIZER = 1,        /* api: const tokvox_quantizer_api * */
+    TOKVOX_PLUGIN_MODEL = 2,            /* api: const tokvox_model_api * */
+} tokvox_plugin_kind;
+
 typedef struct tokvox_plugin_descriptor {
-    uint16_t abi_major;         /* TOKVOX_PLUGIN_ABI_MAJOR: first, never moves */
-    uint16_t abi_minor;
-    uint32_t size;              /* sizeof(tokvox_plugin_descriptor) */
+    uint32_t size;              /* sizeof(tokvox_plugin_descriptor) as the plugin was built */
     int kind;                   /* tokvox_plugin_kind */
-    const char *name;           /* matches the file name tokvox_NAME.so */
-    const char *version;
-    const char *description;
-    const tokvox_quantizer_api *quantizer;  /* kind == QUANTIZER */
-    const tokvox_model_api *model;          /* kind == MODEL */
+    const char *name;           /* [a-z0-9_]{1,31}, what model files name */
+    const char *version;        /* the plugin's own version, e.g. "1.0.0" */
+    const char *description;    /* one line */
+    const void *api;            /* the kind's function table, starting with its size */
 } tokvox_plugin_descriptor;
 
-typedef const tokvox_plugin_descriptor *(*tokvox_plugin_entry_fn)(void);
+typedef struct tokvox_plugin_entry {
+    uint16_t abi_major;         /* TOKVOX_PLUGIN_ABI_MAJOR: first, never moves */
+    uint16_t abi_minor;         /* TOKVOX_PLUGIN_ABI_MINOR as the plugin was built */
+    uint32_t size;              /* sizeof(tokvox_plugin_entry) as the plugin was built */
+    /* [load-thread] Once per load of the object, before the factory, with
+     * the host that stays valid until deinit.  TOKVOX_OK, or an error to
+     * refuse loading (say why through host->log).  NULL: nothing to do. */
+    int (*init)(const tokvox_host *host);
+    /* [load-thread] Once per successful init, before unloading.  May be NULL. */
+    void (*deinit)(void);
+    /* [load-thread] The factory: how many plugins this object holds, and
+     * each one's descriptor (static data), NULL past the end. */
+    uint32_t (*plugin_count)(void);
+    const tokvox_plugin_descriptor *(*plugin_get)(uint32_t index);
+} tokvox_plugin_entry;
 
-#if defined(__GNUC__)
-#define TOKVOX_PLUGIN_EXPORT __attribute__((visibility("default")))
-#else
-#define TOKVOX_PLUGIN_EXPORT
-#endif
+/* Define the entry of an object holding the n descriptors of array `list`
+ * (no init/deinit): TOKVOX_PLUGIN_ENTRY(my_plugins) at file scope. */
+#define TOKVOX_PLUGIN_ENTRY(list)                                                         \
+    static uint32_t tokvox_plugin_count_(void)                                            \
+    {                                                                                     \
+        return (uint32_t)(sizeof(list) / sizeof((list)[0]));                              \
+    }                                                                                     \
+    static const tokvox_plugin_descriptor *tokvox_plugin_get_(uint32_t i)                 \
+    {                                                                                     \
+        return i < tokvox_plugin_count_() ? (list)[i] : NULL;                             \
+    }                                                                                     \
+    TOKVOX_PLUGIN_EXPORT extern const tokvox_plugin_entry tokvox_entry;                   \
+    const tokvox_plugin_entry tokvox_entry = {                                            \
+        TOKVOX_PLUGIN_ABI_MAJOR, TOKVOX_PLUGIN_ABI_MINOR, sizeof(tokvox_plugin_entry), NULL, \
+        NULL, tokvox_plugin_count_, tokvox_plugin_get_}
 
 #ifdef __cplusplus
 }

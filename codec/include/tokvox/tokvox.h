@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tokvox/errors.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,25 +37,7 @@ extern "C" {
 #define TOKVOX_API
 #endif
 
-/* Error codes.  Values are never reused; retired ones stay as comments. */
-typedef enum tokvox_error {
-    TOKVOX_OK = 0,
-    TOKVOX_ERR_INVALID_ARGUMENT = -1, /* a NULL handle, a bad count, ... */
-    TOKVOX_ERR_NO_MEMORY = -2,
-    TOKVOX_ERR_IO = -3,               /* open, read, write, rename failed */
-    TOKVOX_ERR_FORMAT = -4,           /* the bytes are not what they claim */
-    TOKVOX_ERR_TRUNCATED = -5,        /* the file ends early */
-    TOKVOX_ERR_CHECKSUM = -6,         /* a block failed its checksum */
-    TOKVOX_ERR_VERSION = -7,          /* a format version we do not know */
-    TOKVOX_ERR_MODEL_MISMATCH = -8,   /* codes from another model */
-    TOKVOX_ERR_PLUGIN_NOT_FOUND = -9,
-    TOKVOX_ERR_PLUGIN_ABI = -10,      /* plugin built for another ABI */
-    TOKVOX_ERR_PLUGIN_INVALID = -11,  /* not a plugin, or a broken one */
-    TOKVOX_ERR_WEIGHTS = -12,         /* a tensor missing or of the wrong shape */
-    TOKVOX_ERR_UNSUPPORTED = -13,     /* valid, but not something we handle */
-    TOKVOX_ERR_AUDIO = -14,           /* unreadable or unusable audio */
-    TOKVOX_ERR_STATE = -15,           /* call not allowed in this state */
-} tokvox_error;
+/* Error codes (tokvox_error, TOKVOX_OK, TOKVOX_ERR_*): tokvox/errors.h. */
 
 /* A static English message for every code, "unknown error" otherwise. [thread-safe] */
 TOKVOX_API const char *tokvox_strerror(int error);

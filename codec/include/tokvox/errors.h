@@ -1,0 +1,37 @@
+/* tokvox error codes, shared by the library API (tokvox.h) and the plugin
+ * ABI (plugin.h): both include this header, so a plugin needs only plugin.h
+ * and returns the same codes the library reports.
+ *
+ * Values are never reused; retired ones stay as comments.  Every code has a
+ * message in tokvox_strerror() (tokvox.h; plugins do not link the library,
+ * so they report details through tokvox_weights.fail or the host's log). */
+#ifndef TOKVOX_ERRORS_H
+#define TOKVOX_ERRORS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tokvox_error {
+    TOKVOX_OK = 0,
+    TOKVOX_ERR_INVALID_ARGUMENT = -1, /* a NULL handle, a bad count, ... */
+    TOKVOX_ERR_NO_MEMORY = -2,
+    TOKVOX_ERR_IO = -3,               /* open, read, write, rename failed */
+    TOKVOX_ERR_FORMAT = -4,           /* the bytes are not what they claim */
+    TOKVOX_ERR_TRUNCATED = -5,        /* the file ends early */
+    TOKVOX_ERR_CHECKSUM = -6,         /* a block failed its checksum */
+    TOKVOX_ERR_VERSION = -7,          /* a format version we do not know */
+    TOKVOX_ERR_MODEL_MISMATCH = -8,   /* codes from another model */
+    TOKVOX_ERR_PLUGIN_NOT_FOUND = -9,
+    TOKVOX_ERR_PLUGIN_ABI = -10,      /* plugin built for another ABI */
+    TOKVOX_ERR_PLUGIN_INVALID = -11,  /* not a plugin, or a broken one */
+    TOKVOX_ERR_WEIGHTS = -12,         /* a tensor missing or of the wrong shape */
+    TOKVOX_ERR_UNSUPPORTED = -13,     /* valid, but not something we handle */
+    TOKVOX_ERR_AUDIO = -14,           /* unreadable or unusable audio */
+    TOKVOX_ERR_STATE = -15,           /* call not allowed in this state */
+} tokvox_error;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -84,6 +84,29 @@ START_TEST(previous_minor_loads)
 }
 END_TEST
 
+/* A stale object named for a plugin (an ABI 1 leftover) beside the object
+ * that now holds it does not shadow it; alone in its folder, it is the
+ * answer, with its error. */
+START_TEST(stale_object_beside_its_replacement)
+{
+    const char *dir = tu_temp_dir();
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cp %s/tokvox_abi1.so %s/tokvox_grvq.so",
+             getenv("TOKVOX_TEST_PLUGIN_DIR"), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    setenv("TOKVOX_PLUGIN_PATH", dir, 1);
+    ck_assert_int_eq(load("grvq", TOKVOX_PLUGIN_QUANTIZER), TOKVOX_ERR_PLUGIN_ABI);
+    ck_assert_ptr_nonnull(strstr(detail, "tokvox_grvq.so"));
+    snprintf(cmd, sizeof cmd, "cp %s %s/", tu_build_path("plugins/tokvox_vq.so"), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    tk_plugin p;
+    ck_assert_int_eq(tk_plugin_load("grvq", TOKVOX_PLUGIN_QUANTIZER, &p, detail, sizeof detail),
+                     TOKVOX_OK);
+    ck_assert_ptr_nonnull(strstr(p.path, dir));
+    tk_plugin_close(&p);
+}
+END_TEST
+
 START_TEST(abi1_plugin_is_refused_saying_why)
 {
     use_test_plugins();
@@ -233,6 +256,7 @@ int main(void)
     tcase_add_test(tc, one_object_many_plugins);
     tcase_add_test(tc, previous_minor_loads);
     tcase_add_test(tc, abi1_plugin_is_refused_saying_why);
+    tcase_add_test(tc, stale_object_beside_its_replacement);
     tcase_add_test(tc, missing_entry_symbol_is_refused);
     tcase_add_test(tc, not_a_shared_object_is_refused);
     tcase_add_test(tc, missing_plugin_lists_search_path);

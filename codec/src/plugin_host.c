@@ -332,9 +332,11 @@ static void free_list(char **names, size_t count)
 /* Look for name in folder: tokvox_NAME.so first, then the other objects.
  * 1 found (selected in out), 0 not found, or a negative error when an
  * object holds it but it is unusable or of another kind.  An object that
- * does not load is skipped (a stale or broken file must not shadow a good
- * one); the first such failure of a tokvox_NAME.so is kept in own_err and
- * own_detail, to be the answer if nothing else has the plugin. */
+ * does not load is skipped, so a stale file beside the object that now
+ * holds the plugin does not shadow it; but a tokvox_NAME.so that does not
+ * load is kept in own_err and own_detail, the answer when nothing else in
+ * its folder has the plugin (it is not silently passed over for a later
+ * folder). */
 static int load_from_folder(const char *folder, const char *name, int kind, tk_plugin *out,
                             int *skipped, int *own_err, char *own_detail, size_t own_size,
                             char *detail, size_t size)
@@ -398,9 +400,9 @@ int tk_plugin_load(const char *name, int kind, tk_plugin *out, char *detail, siz
             return TOKVOX_OK;
         if (found < 0)
             return found;
+        if (own_err)
+            return fail(detail, detail_size, own_err, "%s%s", own_detail, "");
     }
-    if (own_err)
-        return fail(detail, detail_size, own_err, "%s%s", own_detail, "");
     char searched[1024] = "";
     for (size_t i = 0; i < n; i++) {
         size_t used = strlen(searched);

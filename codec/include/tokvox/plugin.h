@@ -23,9 +23,12 @@
  * Folders, in order: each of TOKVOX_PLUGIN_PATH (colon-separated), the
  * build's plugin folder (uninstalled builds only), LIBDIR/tokvox/plugins.
  * The current directory is never searched unless named there.  A plugin
- * NAME is looked up first in tokvox_NAME.so, then in every tokvox_*.so of
- * the folders in order (files by name); the first descriptor called NAME
- * wins.  Names are [a-z0-9_]{1,31}, so a model file cannot name a path.
+ * NAME is looked up folder by folder: in tokvox_NAME.so, then in every
+ * other tokvox_*.so of the folder (by file name); the first descriptor
+ * called NAME wins.  Objects that do not load are skipped, except that a
+ * tokvox_NAME.so that does not load, in a folder where no other object
+ * holds NAME, ends the search with its error.  Names are [a-z0-9_]{1,31},
+ * so a model file cannot name a path.
  *
  * ---- Thread tags (on every callback below) -------------------------------
  * [load-thread]    called by the thread loading or destroying a model

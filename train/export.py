@@ -18,7 +18,7 @@ import subprocess
 import numpy as np
 import torch
 
-from model import Codec
+import registry
 from safetensors_io import save
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,21 +33,26 @@ def git_commit():
         return "unknown"
 
 
+def exported_buffer(model, name):
+    """Whether buffer `name` of the model goes into the model file: a
+    quantizer's buffers only when its twin lists them (grvq: the codebooks,
+    not the EMA statistics)."""
+    twin = registry.get_quantizer(model.config["quantizer"])
+    return not name.startswith("quantizer.") or name.endswith(tuple(twin.exported))
+
+
 def inference_tensors(model):
-    """Names the C plugins bind: backbones and codebooks, not EMA statistics."""
-    out = {}
-    for name, value in model.state_dict().items():
-        if name.startswith("quantizer."):
-            if not name.endswith(".embed"):
-                continue
-        out[name] = value.detach().float()
-    return out
+    """Names the C plugins bind: the parameters and the exported buffers."""
+    params = {name for name, _ in model.named_parameters()}
+    return {name: value.detach().float() for name, value in model.state_dict().items()
+            if name in params or exported_buffer(model, name)}
 
 
 def round_to_f16(model):
     with torch.no_grad():
         for tensor in list(model.parameters()) + [b for n, b in model.named_buffers()
-                                                  if n.endswith(".embed")]:
+                                                  if n.startswith("quantizer.")
+                                                  and exported_buffer(model, n)]:
             tensor.copy_(tensor.half().float())
 
 
@@ -82,7 +87,9 @@ def main():
     args = ap.parse_args()
 
     saved = torch.load(args.checkpoint)
-    model = Codec(saved["config"])
+    # checkpoints name no model plugin while there is one model twin
+    model_twin = registry.get_model(saved["config"].get("model"))
+    model = model_twin(saved["config"])
     model.load_state_dict(saved["model"])
     model.eval()
     round_to_f16(model)
@@ -91,7 +98,7 @@ def main():
     data_hash = json.load(open(stats_path))["sha256"] if os.path.exists(stats_path) else "unknown"
     config = dict(model.config)
     config.update({
-        "format": "tokvox-model/1", "name": args.name, "model": "stftcodec",
+        "format": "tokvox-model/1", "name": args.name, "model": model_twin.plugin_name,
         "features": "log_magnitude", "head": "log_magnitude_phase",
         "latency_samples": model.n_fft, "num_codebooks": model.num_codebooks(),
         "training": {"step": saved["step"], "audio_hours": round(saved["audio_seconds"] / 3600, 2),

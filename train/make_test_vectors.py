@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Write the PyTorch reference vectors the C kernel and quantizer tests check.
 
-  OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 /usr/bin/python3 train/make_test_vectors.py
+  OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 /usr/bin/python3 train/make_test_vectors.py [DIR]
 
 (run from anywhere; it needs torch and numpy).  It writes, deterministically
-(fixed seed), the committed files
+(fixed seed), into DIR (default: the committed files)
 
   tests/data/kernels.safetensors     read by tests/test_kernels.c
   tests/data/quantizers.safetensors  read by tests/test_quantizers.c
@@ -24,14 +24,15 @@ kernels.safetensors
   nearest.{x [50,8], codewords [64,8], codes I32 [50]}
   metadata: block.dim, block.ffn_dim, block.kernel, eps
 
-quantizers.safetensors, for CASE in grvq (latent 16, groups 2, stages 3,
-size 32) and rvq (latent 16, groups 1, stages 4, size 32):
-  CASE.quantizer.codebooks.K.embed [32, 16/groups]   (the model file names,
-      prefixed by CASE.)
-  CASE.input [20,16], CASE.codes I32 [20, groups*stages],
-  CASE.decode.N [20,16] for N = 1..groups*stages (first N codebooks)
-  CASE.config I32 [4] = latent_dim, groups, stages, codebook_size
-  metadata: CASE.latent_dim, CASE.groups, CASE.stages, CASE.codebook_size
+quantizers.safetensors: for every quantizer twin in train/registry.py and
+each of its test cases CASE (grvq: latent 16, groups 2, stages 3, size 32;
+rvq: latent 16, groups 1, stages 4, size 32; fsq: see train/fsq.py):
+  CASE.<the tensors the plugin binds>   (the model file names, prefixed by CASE.)
+  CASE.input [20, latent], CASE.codes I32 [20, K],
+  CASE.decode.N [20, latent] for N = 1..K (first N codebooks)
+  CASE.config I32 [4] = latent_dim, groups, stages, codebook_size (residual VQs)
+  metadata: cases (comma-separated), CASE.plugin, and the case's config
+      as CASE.KEY
 
 Every nearest-codeword decision stored is checked here to be clear of ties
 (second-best squared distance larger by a margin), so the C results, computed
@@ -48,28 +49,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from model import ConvNeXtBlock, GroupResidualVQ  # noqa: E402
+import registry  # noqa: E402
+from model import ConvNeXtBlock  # noqa: E402
+from parity import TIE_MARGIN, f32, min_gap, time_major  # noqa: E402
 from safetensors_io import save  # noqa: E402
 
 SEED = 20240611
-TIE_MARGIN = 1e-3  # smallest allowed gap between best and second-best distance
-
-
-def f32(t):
-    return t.detach().to(torch.float32).contiguous().numpy()
-
-
-def time_major(x):  # [C, T] -> [T, C]
-    return f32(x.transpose(0, 1))
-
-
-def min_gap(x, codewords):
-    """Smallest (second best - best) squared distance over the rows of x, in f64."""
-    x = x.double()
-    c = codewords.double()
-    d = torch.cdist(x, c).pow(2)
-    two = d.topk(2, dim=1, largest=False).values
-    return float((two[:, 1] - two[:, 0]).min())
 
 
 def kernel_vectors(gen):
@@ -149,53 +134,25 @@ def kernel_vectors(gen):
     return out, meta
 
 
-def quantizer_case(gen, prefix, latent, groups, stages, size):
-    """One GroupResidualVQ in eval mode, codebooks random; redrawn until every
-    stage's nearest-codeword decision is clear of ties."""
-    for _ in range(100):
-        vq = GroupResidualVQ(latent, groups, stages, size).eval()
-        with torch.no_grad():
-            for k, cb in enumerate(vq.codebooks):
-                # later stages get smaller codewords, as trained residual stacks have
-                scale = 0.8 * 0.6 ** (k // groups)
-                cb.embed.copy_(torch.randn(size, latent // groups, generator=gen) * scale)
-            x = torch.randn(latent, 20, generator=gen)  # [D, T]
-            _, codes, _ = vq(x[None])
-        codes = codes[0]  # [T, K]
-        # replay the residual stacks in f64 to check the margins
-        flat = x.t().double()
-        gd = latent // groups
-        ok = True
-        for g in range(groups):
-            residual = flat[:, g * gd:(g + 1) * gd]
-            for s in range(stages):
-                k = s * groups + g
-                embed = vq.codebooks[k].embed.double()
-                if min_gap(residual, embed) <= TIE_MARGIN:
-                    ok = False
-                residual = residual - embed[codes[:, k]]
-        if ok:
-            break
-    else:
-        raise SystemExit(prefix + ": could not draw tie-free vectors")
-    out = {}
-    for k, cb in enumerate(vq.codebooks):
-        out["%s.quantizer.codebooks.%d.embed" % (prefix, k)] = f32(cb.embed)
-    out[prefix + ".input"] = time_major(x)
-    out[prefix + ".codes"] = codes.to(torch.int32).numpy()
-    with torch.no_grad():
-        for n in range(1, groups * stages + 1):
-            out["%s.decode.%d" % (prefix, n)] = time_major(vq.decode(codes[None], n)[0])
-    out[prefix + ".config"] = np.array([latent, groups, stages, size], dtype=np.int32)
-    meta = {prefix + ".latent_dim": latent, prefix + ".groups": groups,
-            prefix + ".stages": stages, prefix + ".codebook_size": size}
-    return out, meta
+def quantizer_vectors(gen):
+    """Every registered quantizer's test cases, in registration order."""
+    tensors, meta, cases = {}, {}, []
+    for name, twin in registry.quantizers().items():
+        for case, config in twin.test_cases():
+            t, m = twin.vectors(gen, case, config)
+            tensors.update(t)
+            meta.update(m)
+            meta.update({f"{case}.{k}": v for k, v in config.items()})
+            meta[case + ".plugin"] = name
+            cases.append(case)
+    meta["cases"] = ",".join(cases)
+    return tensors, meta
 
 
 def main():
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
-    data = os.path.join(ROOT, "tests", "data")
+    data = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data")
     os.makedirs(data, exist_ok=True)
 
     tensors, meta = kernel_vectors(gen)
@@ -203,11 +160,8 @@ def main():
     meta["torch"] = torch.__version__
     save(os.path.join(data, "kernels.safetensors"), tensors, meta)
 
-    tensors, meta = {}, {"generator": "train/make_test_vectors.py", "torch": torch.__version__}
-    for args in (("grvq", 16, 2, 3, 32), ("rvq", 16, 1, 4, 32)):
-        t, m = quantizer_case(gen, *args)
-        tensors.update(t)
-        meta.update(m)
+    tensors, meta = quantizer_vectors(gen)
+    meta.update({"generator": "train/make_test_vectors.py", "torch": torch.__version__})
     save(os.path.join(data, "quantizers.safetensors"), tensors, meta)
 
     for name in ("kernels.safetensors", "quantizers.safetensors"):

@@ -1,10 +1,12 @@
-/* The rvq and grvq quantizer plugins, loaded through the plugin host and
- * created from tests/data/quantizers.safetensors (written by
- * train/make_test_vectors.py from train/model.py's GroupResidualVQ) through a
- * tokvox_weights implemented here.  Codes must equal PyTorch's exactly,
- * decoding each prefix of codebooks must match to 1e-5, fewer codebooks must
- * give exactly the prefix of the full code, and adding whole stages must not
- * increase the reconstruction error. */
+/* The quantizer plugins against their PyTorch twins: every case in
+ * tests/data/quantizers.safetensors (written by train/make_test_vectors.py
+ * from the twins registered in train/registry.py; metadata "cases" lists
+ * them and CASE.plugin names each one's plugin) is created through a
+ * tokvox_weights implemented here.  Codes must equal PyTorch's exactly and
+ * decoding each prefix of codebooks must match to 1e-5.  The residual VQs
+ * (grvq, rvq) also: adding whole stages does not increase the error, and
+ * their refusals of wrong configs.  What every plugin must do besides is
+ * the conformance suite's (test_conformance.c). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -105,6 +107,14 @@ static const tokvox_tensor *w_tensor(void *ctx, const char *name, int ndim, cons
     return &t;
 }
 
+/* Another config value of the case, from the metadata (CASE.KEY). */
+static const char *case_meta(const weights_ctx *c, const char *key)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", c->prefix, key);
+    return st_metadata(vectors, full);
+}
+
 static int w_config_int(void *ctx, const char *key, int64_t *out)
 {
     const weights_ctx *c = ctx;
@@ -116,16 +126,19 @@ static int w_config_int(void *ctx, const char *key, int64_t *out)
         *out = c->codebook_size;
     else if (strcmp(key, "groups") == 0 && c->has_groups)
         *out = c->groups;
-    else
+    else if (strcmp(key, "groups") != 0 && case_meta(c, key)) {
+        char *end;
+        const char *v = case_meta(c, key);
+        *out = strtoll(v, &end, 10);
+        return *end || end == v ? -1 : 0;
+    } else
         return -1;
     return 0;
 }
 
 static const char *w_config_string(void *ctx, const char *key)
 {
-    (void)ctx;
-    (void)key;
-    return NULL; /* the quantizers read no strings */
+    return case_meta(ctx, key);
 }
 
 static int64_t meta_int(const char *prefix, const char *key)
@@ -263,15 +276,39 @@ static uint16_t *reference_codes(const char *prefix, int k)
     return codes;
 }
 
-/* plugin name = vector case name */
-static const char *const cases[] = {"grvq", "rvq"};
+/* The cases of the vector file and their plugins (main reads them). */
+#define MAX_CASES 16
+static char case_names[MAX_CASES][32], case_plugins[MAX_CASES][32];
+static int n_cases;
+static const char *const cases[] = {"grvq", "rvq"}; /* the residual VQs' own tests */
+
+static int read_cases(void)
+{
+    int err;
+    char detail[1024] = "";
+    st_file *f = st_open(tu_data_path("quantizers.safetensors"), &err, detail, sizeof detail);
+    const char *list = f ? st_metadata(f, "cases") : NULL;
+    for (const char *p = list; p && *p && n_cases < MAX_CASES;) {
+        size_t len = strcspn(p, ",");
+        snprintf(case_names[n_cases], sizeof case_names[0], "%.*s", (int)len, p);
+        char key[64];
+        snprintf(key, sizeof key, "%s.plugin", case_names[n_cases]);
+        const char *plugin = st_metadata(f, key);
+        snprintf(case_plugins[n_cases], sizeof case_plugins[0], "%s",
+                 plugin ? plugin : case_names[n_cases]);
+        n_cases++;
+        p += len + (p[len] == ',');
+    }
+    st_close(f);
+    return n_cases;
+}
 
 /* ---- against PyTorch ---------------------------------------------------- */
 
 START_TEST(codes_match_pytorch)
 {
     quantizer q;
-    create(cases[_i], cases[_i], &q);
+    create(case_plugins[_i], case_names[_i], &q);
     size_t dim = (size_t)q.layout.dim, k = (size_t)q.num_codebooks;
     char name[64];
     snprintf(name, sizeof name, "%s.input", q.ctx.prefix);
@@ -282,9 +319,9 @@ START_TEST(codes_match_pytorch)
     for (size_t t = 0; t < FRAMES; t++)
         for (size_t j = 0; j < k; j++)
             ck_assert_msg(codes[t * k + j] == ref[t * k + j],
-                          "%s frame %zu codebook %zu: code %u, PyTorch %u", cases[_i], t, j,
+                          "%s frame %zu codebook %zu: code %u, PyTorch %u", case_names[_i], t, j,
                           codes[t * k + j], ref[t * k + j]);
-    fprintf(stderr, "%s: all %zu codes equal PyTorch's\n", cases[_i], FRAMES * k);
+    fprintf(stderr, "%s: all %zu codes equal PyTorch's\n", case_names[_i], FRAMES * k);
     free(codes);
     free(ref);
     free(x);
@@ -295,7 +332,7 @@ END_TEST
 START_TEST(decode_matches_pytorch)
 {
     quantizer q;
-    create(cases[_i], cases[_i], &q);
+    create(case_plugins[_i], case_names[_i], &q);
     size_t dim = (size_t)q.layout.dim, k = (size_t)q.num_codebooks;
     uint16_t *ref = reference_codes(q.ctx.prefix, (int)k);
     float *y = malloc(sizeof(float) * FRAMES * dim);
@@ -305,8 +342,8 @@ START_TEST(decode_matches_pytorch)
         float *want = tensor_f32(name, FRAMES * dim);
         ck_assert_int_eq(q.api->decode(q.q, ref, FRAMES, (int)k, n, y), TOKVOX_OK);
         float err = tu_max_abs_diff(y, want, FRAMES * dim);
-        fprintf(stderr, "%s decode %d codebooks: max abs error %.3g\n", cases[_i], n, err);
-        ck_assert_msg(err <= TOL, "%s decode of %d codebooks differs by %g", cases[_i], n,
+        fprintf(stderr, "%s decode %d codebooks: max abs error %.3g\n", case_names[_i], n, err);
+        ck_assert_msg(err <= TOL, "%s decode of %d codebooks differs by %g", case_names[_i], n,
                       err);
         free(want);
     }
@@ -543,7 +580,7 @@ END_TEST
 START_TEST(decode_refuses_bad_codes)
 {
     quantizer q;
-    create(cases[_i], cases[_i], &q);
+    create(case_plugins[_i], case_names[_i], &q);
     size_t dim = (size_t)q.layout.dim, k = (size_t)q.num_codebooks;
     uint16_t *codes = reference_codes(q.ctx.prefix, (int)k);
     float *y = malloc(sizeof(float) * FRAMES * dim);
@@ -583,11 +620,16 @@ END_TEST
 
 int main(void)
 {
+    tu_require_file(tu_data_path("quantizers.safetensors"));
+    if (read_cases() == 0) {
+        fprintf(stderr, "quantizers.safetensors lists no cases\n");
+        return 1;
+    }
     Suite *s = suite_create("quantizers");
     TCase *tc = tcase_create("pytorch");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, codes_match_pytorch, 0, 2);
-    tcase_add_loop_test(tc, decode_matches_pytorch, 0, 2);
+    tcase_add_loop_test(tc, codes_match_pytorch, 0, n_cases);
+    tcase_add_loop_test(tc, decode_matches_pytorch, 0, n_cases);
     suite_add_tcase(s, tc);
     TCase *prop = tcase_create("properties");
     tcase_add_checked_fixture(prop, setup, teardown);
@@ -600,7 +642,7 @@ int main(void)
     tcase_add_test(bad, grvq_wrong_shaped_codebook_fails);
     tcase_add_test(bad, grvq_needs_groups);
     tcase_add_test(bad, rvq_refuses_groups);
-    tcase_add_loop_test(bad, decode_refuses_bad_codes, 0, 2);
+    tcase_add_loop_test(bad, decode_refuses_bad_codes, 0, n_cases);
     suite_add_tcase(s, bad);
     return tu_run(s);
 }

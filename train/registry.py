@@ -2,7 +2,7 @@
 quantizer and model plugin.
 
 A twin registers itself where it is defined (train/twins.py for the shipped
-stftcodec, grvq and rvq; a new plugin's module likewise), and train/export.py
+stftcodec, grvq and rvq, train/fsq.py for fsq; a new plugin's module likewise), and train/export.py
 and train/make_test_vectors.py only ever look names up here, so adding a
 plugin touches no list elsewhere (docs/plugins.md, "The Python twin").
 build_quantizer(config) is what train/model.py's Codec is meant to call for
@@ -37,7 +37,7 @@ import sys
 
 # Modules that register twins when imported, in this order (the order of the
 # parity vectors): a new plugin's twin module is added here once.
-TWIN_MODULES = ("twins",)
+TWIN_MODULES = ("twins", "fsq")
 
 _QUANTIZERS = {}
 _MODELS = {}

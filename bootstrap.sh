@@ -85,11 +85,20 @@ test)
     # not the soak: memory flatness under ASan's allocator means nothing
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --no-suite soak | tee build-asan/test-summary.txt
+    # the plugin conformance suite under ThreadSanitizer, so the thread tags
+    # ([any-thread], [session-thread]) are checked for races, not only for
+    # equal results; only its targets (-O0: a minute on 2 cores)
+    [ -f build-tsan/build.ninja ] ||
+        meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Doptimization=0
+    ninja -C build-tsan conformance
+    TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild --print-errorlogs \
+        --suite conformance | tee build-tsan/test-summary.txt
     valgrind_e2e
     fuzz "${2:-30}"
     # every step above stops the script on failure, so reaching here means all passed
-    passed=$(cat build/test-summary.txt build-asan/test-summary.txt | awk '/^Ok:/ {n += $2} END {print n}')
-    echo "$passed passed, 0 failed (plain and ASan+UBSan test runs; fuzz targets clean)"
+    passed=$(cat build/test-summary.txt build-asan/test-summary.txt build-tsan/test-summary.txt |
+        awk '/^Ok:/ {n += $2} END {print n}')
+    echo "$passed passed, 0 failed (plain, ASan+UBSan and TSan conformance runs; fuzz targets clean)"
     ;;
 fuzz)
     fuzz "${2:-30}"

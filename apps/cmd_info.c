@@ -186,7 +186,7 @@ static void list_plugin(void *ctx, const tokvox_plugin_info *p)
         ++*broken;
         return;
     }
-    printf("  %-10s %-9s %-7s ABI %d.%d  %s\n      %s\n", p->name, kind_name(p->kind),
+    printf("  %-13s %-9s %-7s ABI %d.%d  %s\n      %s\n", p->name, kind_name(p->kind),
            p->version, p->abi_major, p->abi_minor, p->description, p->path);
 }
 

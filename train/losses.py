@@ -25,7 +25,7 @@ class PhaseDerivativeLoss:
     compressed magnitude so that silence and noise-floor bins do not count.
     """
 
-    def __init__(self, resolutions=((512, 128), (1024, 256))):
+    def __init__(self, resolutions=((512, 128), (640, 160), (1024, 256))):
         self.res = [(n, h, torch.hann_window(n)) for n, h in resolutions]
 
     def __call__(self, y, x):

@@ -30,6 +30,11 @@ DEFAULT_CONFIG = {
     "stages": 4,
     "codebook_size": 1024,
     "log_floor": 1e-5,
+    # synthesis frames per code frame: 1 is the shipped framing (synthesis hop
+    # = hop, 2x overlap); K > 1 has the decoder emit K spectra per code frame
+    # at hop / K (experimental, issue 12: more overlap for steadier phase;
+    # the C engine does not implement it yet)
+    "subframes": 1,
 }
 
 
@@ -196,6 +201,8 @@ class Codec(nn.Module):
         self.config = dict(DEFAULT_CONFIG, **(config or {}))
         c = self.config
         self.hop, self.n_fft = c["hop"], c["n_fft"]
+        self.subframes = c.get("subframes", 1)
+        self.synth_hop = self.hop // self.subframes
         self.bins = c["n_fft"] // 2 + 1
         self.register_buffer("window", sqrt_hann(c["n_fft"]), persistent=False)
         self.encoder = Backbone(self.bins, c["dim"], c["ffn_dim"], c["kernel"],
@@ -204,7 +211,7 @@ class Codec(nn.Module):
         self.quantizer = GroupResidualVQ(c["latent_dim"], groups, c["stages"],
                                          c["codebook_size"])
         self.decoder = Backbone(c["latent_dim"], c["dim"], c["ffn_dim"], c["kernel"],
-                                c["dec_blocks"], 2 * self.bins)
+                                c["dec_blocks"], 2 * self.bins * self.subframes)
 
     # --- front-end and vocoder head -------------------------------------
     def features(self, audio):
@@ -215,18 +222,24 @@ class Codec(nn.Module):
         return torch.log(mag + self.config["log_floor"]).transpose(1, 2)
 
     def synthesis(self, head):
-        """head [B, 2*bins, T] -> audio [B, T*hop] (last hop samples lack their
-        overlap partner; streaming gets them from the next frame)."""
+        """head [B, 2*bins*subframes, T] -> audio [B, T*hop] (the last samples
+        lack their overlap partners; streaming gets them from the next frame)."""
+        if self.subframes > 1:  # [B, K*2*bins, T] -> [B, 2*bins, T*K], sub-frames in time order
+            b, _, t = head.shape
+            head = head.reshape(b, self.subframes, 2 * self.bins, t).permute(0, 2, 3, 1)
+            head = head.reshape(b, 2 * self.bins, t * self.subframes)
         log_mag, phase = head[:, :self.bins], head[:, self.bins:]
         mag = torch.exp(log_mag).clamp(max=100.0)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         frames = torch.fft.irfft(spec.transpose(1, 2), n=self.n_fft, dim=-1)
-        frames = frames * self.window  # [B, T, n_fft]
+        # the squared sqrt-Hann window overlap-adds to n_fft / (2 * synthesis hop)
+        frames = frames * self.window * (2 * self.synth_hop / self.n_fft)  # [B, T, n_fft]
         b, t, _ = frames.shape
-        out = F.fold(frames.transpose(1, 2), output_size=(1, (t - 1) * self.hop + self.n_fft),
-                     kernel_size=(1, self.n_fft), stride=(1, self.hop))
+        hop = self.synth_hop
+        out = F.fold(frames.transpose(1, 2), output_size=(1, (t - 1) * hop + self.n_fft),
+                     kernel_size=(1, self.n_fft), stride=(1, hop))
         out = out.reshape(b, -1)
-        return out[:, self.n_fft - self.hop:]
+        return out[:, self.n_fft - hop:]
 
     # --- the pipeline ------------------------------------------------------
     def encode(self, audio):

@@ -388,14 +388,22 @@ def grown_model(saved, overrides):
     trained with (--config '{"dec_blocks": 10}' with --init).  New blocks are
     appended after the trained ones with a zero layer scale, so the grown model
     starts out computing exactly what the saved one did."""
-    allowed = {"enc_blocks", "dec_blocks"}
+    allowed = {"enc_blocks", "dec_blocks", "subframes"}
     if set(overrides) - allowed:
         raise SystemExit(f"--init can only grow {sorted(allowed)}, not {sorted(set(overrides) - allowed)}")
     for key, value in overrides.items():
-        if value < saved["config"][key]:
+        if value < saved["config"].get(key, 1):
             raise SystemExit(f"--init cannot shrink {key} ({saved['config'][key]} -> {value})")
     model = Codec(dict(saved["config"], **overrides))
-    missing, unexpected = model.load_state_dict(saved["model"], strict=False)
+    weights = dict(saved["model"])
+    old_k, new_k = saved["config"].get("subframes", 1), model.subframes
+    if new_k != old_k:
+        # a head for more synthesis sub-frames: every sub-frame starts as a
+        # copy of the trained head; training then tells them apart
+        assert old_k == 1, "can only split a one-sub-frame head"
+        for name in ("decoder.proj.weight", "decoder.proj.bias"):
+            weights[name] = weights[name].repeat(new_k, *([1] * (weights[name].dim() - 1)))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     assert not unexpected, unexpected
     new_blocks = []
     for part, key in (("encoder", "enc_blocks"), ("decoder", "dec_blocks")):

@@ -394,7 +394,7 @@ class Model:
         c = _check_codes(codes, self.codebook_size, self.num_codebooks)
         frames, k = c.shape
         use = 0 if codebooks is None else _check_use(codebooks, k)
-        n = (frames - 1) * self.hop if length is None else int(length)
+        n = max(frames - 1, 0) * self.hop if length is None else int(length)
         if n < 0 or (length is not None and n > frames * self.hop):
             raise ValueError("length %d: %d frames decode to at most %d samples"
                              % (n, frames, frames * self.hop))

@@ -6,7 +6,8 @@
  * resampling) lives in the private io/ library, linked statically into the
  * tokvox command.  This small shared library links the same code, so that
  * Python gets exactly the command's samples and codes without io/ becoming
- * public API.  Loaded with ctypes; not a CPython extension (no Python.h),
+ * public API; it also compiles apps/app.c for app_encode_all, the command's
+ * whole-signal encoder.  Loaded with ctypes; not a CPython extension (no Python.h),
  * so it does not depend on the Python version.
  *
  * Every function returns TOKVOX_OK or a negative tokvox_error and writes a
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
 #include "tokvox/bitstream.h"
 #include "tokvox/io.h"
 #include "tokvox/tokvox.h"
@@ -92,38 +94,6 @@ int tvpy_resample(const float *in, size_t n, int in_rate, int out_rate, float **
     return TOKVOX_OK;
 }
 
-/* One encoder session over the whole signal, flush included: the frames of
- * `tokvox encode` (apps/app.c, app_encode_all). */
-static int encode_all(const tokvox_model *m, const float *pcm, size_t n, int codebooks,
-                      uint16_t **codes, size_t *frames)
-{
-    int err;
-    tokvox_encoder *enc = tokvox_encoder_create(m, codebooks, &err);
-    if (!enc)
-        return err;
-    size_t k = (size_t)tokvox_encoder_num_codebooks(enc);
-    size_t total = tokvox_frames_for_samples(m, n);
-    uint16_t *out = malloc(sizeof *out * (total ? total : 1) * k);
-    if (!out) {
-        tokvox_encoder_destroy(enc);
-        return TOKVOX_ERR_NO_MEMORY;
-    }
-    size_t got = 0, tail = 0;
-    err = tokvox_encoder_push(enc, pcm, n, out, total, &got);
-    if (!err)
-        err = tokvox_encoder_flush(enc, out + got * k, total - got, &tail);
-    tokvox_encoder_destroy(enc);
-    if (!err && got + tail != total)
-        err = TOKVOX_ERR_STATE;
-    if (err) {
-        free(out);
-        return err;
-    }
-    *codes = out;
-    *frames = total;
-    return TOKVOX_OK;
-}
-
 /* pcm (mono float at `rate`, already cleaned) -> codes[frames][codebooks]:
  * resampled to the model's rate as the command does, then encoded.  One
  * call does the whole job, so a Python thread spends it outside the GIL. */
@@ -145,7 +115,8 @@ int tvpy_encode(const tokvox_model *model, const float *pcm, size_t n, int rate,
             return err;
         x = resampled;
     }
-    int err = encode_all(model, x, n, codebooks, codes, frames);
+    /* the very function `tokvox encode` codes a file with */
+    int err = app_encode_all(model, x, n, codebooks, codes, frames);
     free(resampled);
     if (err)
         return fail(err, detail, detail_size, "encoding failed: %s", tokvox_strerror(err));

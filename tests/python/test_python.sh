@@ -2,7 +2,9 @@
 # The Python package (python/tokvox) with Debian's python3 and numpy: the
 # whole of test_tokvox.py against the build tree, then `meson install` into
 # a temporary DESTDIR and the one-liner plus the quick classes
-# against the installed copy (which must be the one imported).
+# against the installed copy (which must be the one imported).  In a
+# sanitized build, only the classes that exercise the C side, from the
+# build tree.
 # Usage (meson test runs it):
 #   test_python.sh TOKVOX BUILD_ROOT PREFIX PYTHON_DIR LIBDIR SANITIZE MESON
 set -u
@@ -22,7 +24,10 @@ case "$SANITIZE" in
     LD_PRELOAD=$(gcc -print-file-name=libasan.so)
     case "$SANITIZE" in *undefined*) LD_PRELOAD="$LD_PRELOAD $(gcc -print-file-name=libubsan.so)";; esac
     export LD_PRELOAD
-    export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    # 10x slower there: the C-facing classes only, from the build tree
+    # (the install itself is the plain build's business)
+    SANITIZED=1
     ;;
 esac
 
@@ -31,6 +36,11 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
 
 echo "== build tree: $BUILD/python"
+if [ -n "${SANITIZED:-}" ]; then
+    PYTHONPATH="$BUILD/python" $PY "$HERE/test_tokvox.py" -v EncodeParity InProcess BadInput || exit 1
+    echo "python: build tree passed (sanitized build: install not tested)"
+    exit 0
+fi
 PYTHONPATH="$BUILD/python" $PY "$HERE/test_tokvox.py" -v || exit 1
 
 echo "== installed: meson install --destdir $WORK/dest"

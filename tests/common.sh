@@ -16,3 +16,10 @@ expect_fail() {
     if ! grep -q -- "$pattern" "$WORK/err.log"; then bad "$desc: stderr lacks '$pattern': $(cat "$WORK/err.log")"; return; fi
     [ "$(wc -l <"$WORK/err.log")" -eq 1 ] && ok || bad "$desc: $(wc -l <"$WORK/err.log") lines on stderr"
 }
+# same_tokens A B: the same .npy files under both folders, byte for byte
+same_tokens() {
+    (cd "$1" && find . -name '*.npy' ! -name 'shard-*' | sort) >"$WORK/a.list"
+    (cd "$2" && find . -name '*.npy' ! -name 'shard-*' | sort) >"$WORK/b.list"
+    if ! cmp -s "$WORK/a.list" "$WORK/b.list"; then echo "different files"; return 1; fi
+    while read -r f; do cmp -s "$1/$f" "$2/$f" || { echo "$f differs"; return 1; }; done <"$WORK/a.list"
+}

@@ -32,8 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+passed=0
 failed=0
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$ROOT/tests/common.sh"   # bad, same_tokens
 die() { echo "FAIL: $*"; for f in "$WORK"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 
 # --- the corpus: 8 small files and a long one; slice 1 of 3 (sorted
@@ -115,18 +116,15 @@ SB="sbatch --parsable --cpus-per-task=1 --mem=500M"
 timeout 600 $SB --wait --array=0-2 "$JOB" "$C" "$WORK/out" 3 >"$WORK/job1.id" ||
     die "job array failed: $(cat "$WORK"/slurm-*.out 2>/dev/null)"
 
-same_tokens() { # A B: the same .npy files, byte for byte, and the same manifest lines
-    (cd "$1" && find . -name '*.npy' | sort) >"$WORK/a.list"
-    (cd "$2" && find . -name '*.npy' | sort) >"$WORK/b.list"
-    cmp -s "$WORK/a.list" "$WORK/b.list" || { echo "different files: $(diff "$WORK/a.list" "$WORK/b.list" | head -3)"; return 1; }
-    while read -r f; do cmp -s "$1/$f" "$2/$f" || { echo "$f differs"; return 1; }; done <"$WORK/a.list"
+same_run() { # A B: same_tokens, and the same manifest lines
+    same_tokens "$1" "$2" || return 1
     sort "$1"/manifest*.jsonl >"$WORK/a.man"
     sort "$2"/manifest*.jsonl >"$WORK/b.man"
     cmp -s "$WORK/a.man" "$WORK/b.man" || { echo "manifests differ"; return 1; }
 }
 n=$(ls "$WORK"/out/manifest.*-of-3.jsonl 2>/dev/null | wc -l)
 [ "$n" -eq 3 ] || bad "3 shard manifests, got $n"
-why=$(same_tokens "$WORK/ref" "$WORK/out") && echo "slurm: union of 3 array tasks == unsharded run" ||
+why=$(same_run "$WORK/ref" "$WORK/out") && echo "slurm: union of 3 array tasks == unsharded run" ||
     bad "union of the array tasks differs from the unsharded run: $why"
 
 # --- kill one array task mid-slice, resubmit it alone --------------------------
@@ -159,7 +157,7 @@ grep -q "\"skipped\":[[:space:]]*$done_before," "$stats" ||
     bad "the resumed slice did not skip its $done_before finished files: $(cat "$stats")"
 grep -q "\"encoded\":[[:space:]]*$((3 - done_before))," "$stats" ||
     bad "the resumed slice did not encode exactly its $((3 - done_before)) unfinished files"
-why=$(same_tokens "$WORK/ref" "$WORK/out2") &&
+why=$(same_run "$WORK/ref" "$WORK/out2") &&
     echo "slurm: resubmitted alone, it resumed; union == unsharded run" ||
     bad "after the resume: $why"
 

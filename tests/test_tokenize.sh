@@ -16,8 +16,7 @@ trap 'rm -rf "$WORK"' EXIT
 passed=0
 failed=0
 
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$ROOT/tests/common.sh"   # ok, bad, expect_fail, same_tokens
 # a sanitizer's report: in an ASan build a heap overflow can exit 1, which
 # an expected failure would hide
 SANITIZER='Sanitizer|runtime error:'
@@ -29,21 +28,6 @@ run() {
     if grep -Eq "$SANITIZER" "$WORK/err.log"; then
         bad "$desc: $(grep -Em1 "$SANITIZER" "$WORK/err.log")"
     elif [ "$got" -eq "$want" ]; then ok; else bad "$desc: exit $got, want $want: $(head -3 "$WORK/err.log")"; fi
-}
-# expect_fail DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
-expect_fail() {
-    desc=$1; pattern=$2; shift 2
-    if "$@" >"$WORK/out.log" 2>"$WORK/err.log"; then bad "$desc: succeeded"; return; fi
-    if ! grep -q -- "$pattern" "$WORK/err.log"; then bad "$desc: stderr lacks '$pattern': $(cat "$WORK/err.log")"; return; fi
-    [ "$(wc -l <"$WORK/err.log")" -eq 1 ] || { bad "$desc: $(wc -l <"$WORK/err.log") lines on stderr"; return; }
-    ok
-}
-# same_tokens A B: the same .npy files under both folders, byte for byte
-same_tokens() {
-    (cd "$1" && find . -name '*.npy' ! -name 'shard-*' | sort) >"$WORK/a.list"
-    (cd "$2" && find . -name '*.npy' ! -name 'shard-*' | sort) >"$WORK/b.list"
-    if ! cmp -s "$WORK/a.list" "$WORK/b.list"; then echo "different files"; return 1; fi
-    while read -r f; do cmp -s "$1/$f" "$2/$f" || { echo "$f differs"; return 1; }; done <"$WORK/a.list"
 }
 json_num() { sed -n "s/.*\"$2\":[[:space:]]*\([0-9.]*\).*/\1/p" "$1" | head -1; }
 no_temporaries() { ! find "$1" -name '*.tmp-*' | grep -q .; }

@@ -94,6 +94,11 @@ def _load():
              p64, p64, c_char_p, c_size)
     _declare(lib, "tvpy_read_tvx", c_int, c_char_p, ctypes.POINTER(p_uint16), ps, pi,
              ctypes.POINTER(c_uint64), pi, ctypes.POINTER(c_uint64), c_char_p, c_size)
+    _declare(lib, "tvpy_model_info_size", c_size)
+    if lib.tvpy_model_info_size() != ctypes.sizeof(ModelInfo):
+        raise ImportError("tokvox: tokvox_model_info is %d bytes in C, %d in _lib.py: the "
+                          "Python declaration is out of date with tokvox/tokvox.h"
+                          % (lib.tvpy_model_info_size(), ctypes.sizeof(ModelInfo)))
     return lib
 
 

@@ -31,6 +31,7 @@
 #define TVPY_API __attribute__((visibility("default")))
 
 TVPY_API void tvpy_free(void *p);
+TVPY_API size_t tvpy_model_info_size(void);
 TVPY_API int tvpy_clean(float *x, size_t n, int64_t *nonfinite, int64_t *clipped);
 TVPY_API int tvpy_resample(const float *in, size_t n, int in_rate, int out_rate, float **out,
                            size_t *n_out, char *detail, size_t detail_size);
@@ -56,6 +57,10 @@ static int fail(int err, char *detail, size_t size, const char *fmt, ...)
 }
 
 void tvpy_free(void *p) { free(p); }
+
+/* sizeof(tokvox_model_info) as compiled: _lib.py declares the struct again
+ * for ctypes and refuses to load when the two disagree. */
+size_t tvpy_model_info_size(void) { return sizeof(tokvox_model_info); }
 
 /* In place, as the command's reader treats every sample of a float file:
  * NaN/Inf become 0, values beyond [-1, 1] are clamped; both counted. */

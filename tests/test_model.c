@@ -177,6 +177,11 @@ static void hann_window(cJSON *h, cJSON *c)
     (void)h;
     cJSON_ReplaceItemInObject(c, "window", cJSON_CreateString("hann"));
 }
+static void two_subframes(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_AddNumberToObject(c, "subframes", 2);
+}
 static void older_minor_model(cJSON *h, cJSON *c)
 {
     (void)h;
@@ -203,6 +208,8 @@ START_TEST(damaged_models_are_refused)
     /* a framing the engine cannot run is refused by name, not run wrongly */
     ck_assert_int_eq(load_error(variant(hann_window)), TOKVOX_ERR_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(detail, "sqrt_hann"));
+    ck_assert_int_eq(load_error(variant(two_subframes)), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(detail, "sub-frames"));
     ck_assert_int_eq(load_error(variant(rvq_for_grvq)), TOKVOX_ERR_WEIGHTS);
     ck_assert_ptr_nonnull(strstr(detail, "groups"));
     setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);

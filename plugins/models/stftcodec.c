@@ -157,6 +157,14 @@ static int read_config(const tokvox_weights *w, stftcodec *m, int64_t *enc_block
                         "enc_blocks, dec_blocks, sample_rate and hop");
         return -1;
     }
+    /* train/model.py's synthesis sub-frames (K spectra per code frame at
+     * hop/K): the engine runs K = 1 only so far (docs/plugins.md, "Framing") */
+    int64_t subframes = 1;
+    if (w->config_int(w->ctx, "subframes", &subframes) == 0 && subframes != 1) {
+        w->fail(w->ctx, "stftcodec: synthesis sub-frames (subframes != 1) are not run by this "
+                        "engine yet");
+        return -1;
+    }
     if (dim < 1 || dim > 8192 || ffn < 1 || ffn > 32768 || kernel < 1 || kernel > 63 ||
         n_fft < 2 || n_fft > 65536 || latent < 1 || latent > 8192 || *enc_blocks < 0 ||
         *enc_blocks > MAX_BLOCKS || *dec_blocks < 0 || *dec_blocks > MAX_BLOCKS) {

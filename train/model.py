@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import registry
+
 DEFAULT_CONFIG = {
     "sample_rate": 16000,
     "hop": 320,
@@ -207,9 +209,8 @@ class Codec(nn.Module):
         self.register_buffer("window", sqrt_hann(c["n_fft"]), persistent=False)
         self.encoder = Backbone(self.bins, c["dim"], c["ffn_dim"], c["kernel"],
                                 c["enc_blocks"], c["latent_dim"])
-        groups = c["groups"] if c["quantizer"] == "grvq" else 1
-        self.quantizer = GroupResidualVQ(c["latent_dim"], groups, c["stages"],
-                                         c["codebook_size"])
+        # the twin of the quantizer plugin the config names (train/registry.py)
+        self.quantizer = registry.build_quantizer(c)
         self.decoder = Backbone(c["latent_dim"], c["dim"], c["ffn_dim"], c["kernel"],
                                 c["dec_blocks"], 2 * self.bins * self.subframes)
 

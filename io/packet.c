@@ -27,14 +27,9 @@ static uint32_t get_u32(const uint8_t *p)
 
 static uint64_t get_u64(const uint8_t *p) { return get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
-static size_t payload_bytes(int num_codebooks, int codebook_bits)
-{
-    return ((size_t)num_codebooks * (size_t)codebook_bits + 7) / 8;
-}
-
 size_t tokvox_packet_size(int num_codebooks, int codebook_bits)
 {
-    return TOKVOX_PACKET_HEADER_SIZE + payload_bytes(num_codebooks, codebook_bits);
+    return TOKVOX_PACKET_HEADER_SIZE + tokvox_bits_size((size_t)num_codebooks, codebook_bits);
 }
 
 /* The field ranges both directions enforce. */
@@ -47,31 +42,6 @@ static int fields_valid(int type, int num_codebooks, int codebook_bits)
     return type == TOKVOX_PACKET_END && num_codebooks == 0;
 }
 
-/* Codes are packed LSB first: bit b of the payload is bit b % 8 of byte b / 8,
- * the same convention as .tvx blocks. */
-static void pack_codes(const uint16_t *codes, int n, int bits, uint8_t *out)
-{
-    memset(out, 0, payload_bytes(n, bits));
-    size_t pos = 0;
-    for (int i = 0; i < n; i++)
-        for (int b = 0; b < bits; b++, pos++)
-            out[pos / 8] |= (uint8_t)(((codes[i] >> b) & 1u) << (pos % 8));
-}
-
-/* Returns 0 if the padding bits after the last code are not zero. */
-static int unpack_codes(const uint8_t *in, int n, int bits, uint16_t *codes)
-{
-    size_t pos = 0;
-    for (int i = 0; i < n; i++) {
-        unsigned v = 0;
-        for (int b = 0; b < bits; b++, pos++)
-            v |= ((in[pos / 8] >> (pos % 8)) & 1u) << b;
-        codes[i] = (uint16_t)v;
-    }
-    size_t used = pos % 8;
-    return used == 0 || (in[pos / 8] >> used) == 0;
-}
-
 int tokvox_packet_write(const tokvox_packet *p, uint8_t *buf, size_t cap, size_t *len)
 {
     if (!p || !buf || !len || !fields_valid(p->type, p->num_codebooks, p->codebook_bits))
@@ -79,9 +49,11 @@ int tokvox_packet_write(const tokvox_packet *p, uint8_t *buf, size_t cap, size_t
     size_t size = tokvox_packet_size(p->num_codebooks, p->codebook_bits);
     if (cap < size)
         return TOKVOX_ERR_INVALID_ARGUMENT;
-    for (int i = 0; i < p->num_codebooks; i++)
-        if (p->codes[i] >> p->codebook_bits)
-            return TOKVOX_ERR_INVALID_ARGUMENT;
+    uint8_t *payload = buf + TOKVOX_PACKET_HEADER_SIZE;
+    /* the library's bit packer (.tvx's): it checks every code fits first */
+    if (tokvox_bits_pack(p->codes, (size_t)p->num_codebooks, p->codebook_bits, payload,
+                         cap - TOKVOX_PACKET_HEADER_SIZE) != TOKVOX_OK)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
     memcpy(buf, packet_magic, 4);
     buf[4] = TOKVOX_PACKET_VERSION;
     buf[5] = (uint8_t)p->type;
@@ -90,7 +62,6 @@ int tokvox_packet_write(const tokvox_packet *p, uint8_t *buf, size_t cap, size_t
     put_u32(buf + 8, p->seq);
     put_u64(buf + 12, p->timestamp);
     put_u64(buf + 20, p->model_id);
-    pack_codes(p->codes, p->num_codebooks, p->codebook_bits, buf + TOKVOX_PACKET_HEADER_SIZE);
     *len = size;
     return TOKVOX_OK;
 }
@@ -134,8 +105,9 @@ int tokvox_packet_parse(const uint8_t *buf, size_t len, tokvox_packet *p)
     q.seq = get_u32(buf + 8);
     q.timestamp = get_u64(buf + 12);
     q.model_id = get_u64(buf + 20);
-    if (!unpack_codes(buf + TOKVOX_PACKET_HEADER_SIZE, q.num_codebooks, q.codebook_bits,
-                      q.codes))
+    /* nonzero padding bits are the one failure left: the length is exact */
+    if (tokvox_bits_unpack(buf + TOKVOX_PACKET_HEADER_SIZE, len - TOKVOX_PACKET_HEADER_SIZE,
+                           q.codebook_bits, q.codes, (size_t)q.num_codebooks) != TOKVOX_OK)
         return TOKVOX_ERR_FORMAT;
     *p = q;
     return TOKVOX_OK;

@@ -138,7 +138,7 @@ START_TEST(decoder_refuses_out_of_range_codes)
     uint16_t codes[4] = {1, 2, (uint16_t)info.codebook_size, 3};
     float pcm[4 * 320];
     size_t out = 0;
-    ck_assert_int_eq(tokvox_decoder_push(d, codes, 2, pcm, &out), TOKVOX_ERR_FORMAT);
+    ck_assert_int_eq(tokvox_decoder_push(d, codes, 2, pcm, &out), TOKVOX_ERR_CODE_RANGE);
     ck_assert_int_eq(tokvox_decoder_push(d, NULL, 1, pcm, &out), TOKVOX_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(tokvox_decoder_push(d, codes, 0, NULL, &out), TOKVOX_OK);
     ck_assert_int_eq(tokvox_decoder_flush(d, pcm, &out), TOKVOX_OK);

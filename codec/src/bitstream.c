@@ -48,6 +48,7 @@ struct tokvox_tvx_writer {
     uint64_t written;    /* frames accepted so far */
     uint32_t in_block;   /* frames packed into the pending block */
     size_t frame_bits;   /* num_codebooks * codebook_bits */
+    uint16_t *codes;     /* the pending block's codes, packed when it is emitted */
     uint8_t *block;      /* count + payload + checksum of one full block */
     int error;           /* sticky: a failed write poisons the stream */
     int finished;
@@ -62,6 +63,7 @@ struct tokvox_tvx_reader {
     uint64_t block_index; /* index of the next block to read */
     size_t frame_bits;
     uint8_t *block;       /* the current block, as read */
+    uint16_t *codes;      /* its codes, unpacked */
     uint32_t block_frames;
     uint32_t block_pos;   /* frames of the current block already returned */
     int error;            /* sticky: after a failure the stream is unusable */
@@ -98,30 +100,7 @@ static uint32_t get_u32(const uint8_t *p)
 
 static uint64_t get_u64(const uint8_t *p) { return get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
-/* ---- bit packing ------------------------------------------------------- */
-
-/* LSB-first: bit i of the payload is bit (i % 8) of byte i / 8, and a code's
- * least significant bit comes first.  Only the bytes that hold the code are
- * touched, so neither side ever reads or writes past the payload. */
-static void put_code(uint8_t *buf, size_t bitpos, unsigned bits, uint16_t code)
-{
-    size_t byte = bitpos >> 3;
-    unsigned shift = (unsigned)(bitpos & 7);
-    uint32_t v = (uint32_t)code << shift;
-    for (unsigned i = 0; 8 * i < shift + bits; i++)
-        buf[byte + i] |= (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_code(const uint8_t *buf, size_t bitpos, unsigned bits)
-{
-    size_t byte = bitpos >> 3;
-    unsigned shift = (unsigned)(bitpos & 7);
-    uint32_t v = 0;
-    for (unsigned i = 0; 8 * i < shift + bits; i++)
-        v |= (uint32_t)buf[byte + i] << (8 * i);
-    /* The mask makes "code < 2^codebook_bits" true by construction. */
-    return (uint16_t)((v >> shift) & ((1u << bits) - 1u));
-}
+/* ---- bit packing: tokvox_bits_pack/unpack (bitpack.c) ----------------- */
 
 static size_t payload_bytes(size_t frames, size_t frame_bits) { return (frames * frame_bits + 7) / 8; }
 
@@ -251,9 +230,11 @@ static int write_bytes(tokvox_tvx_writer *w, const uint8_t *p, size_t n)
 static tokvox_tvx_writer *writer_new(FILE *out, const tokvox_tvx_header *h)
 {
     tokvox_tvx_writer *w = calloc(1, sizeof *w);
-    if (w)
+    if (w) {
         w->block = calloc(1, block_capacity(h));
-    if (!w || !w->block) {
+        w->codes = malloc(sizeof(uint16_t) * h->frames_per_block * h->num_codebooks);
+    }
+    if (!w || !w->block || !w->codes) {
         tokvox_tvx_writer_destroy(w);
         return NULL;
     }
@@ -304,20 +285,19 @@ static int emit_block(tokvox_tvx_writer *w)
     size_t payload = payload_bytes(w->in_block, w->frame_bits);
     size_t covered = TVX_BLOCK_COUNT_SIZE + payload;
     put_u16(w->block, (uint16_t)w->in_block);
+    /* codes_in_range held for every frame, so packing cannot fail */
+    tokvox_bits_pack(w->codes, (size_t)w->in_block * w->h.num_codebooks, w->h.codebook_bits,
+                     w->block + TVX_BLOCK_COUNT_SIZE, payload);
     put_u32(w->block + covered, XXH32(w->block, covered, 0));
     write_bytes(w, w->block, covered + TVX_CHECKSUM_SIZE);
-    memset(w->block, 0, covered + TVX_CHECKSUM_SIZE); /* put_code ORs into zeros */
     w->in_block = 0;
     return w->error;
 }
 
 static void pack_frame(tokvox_tvx_writer *w, const uint16_t *frame)
 {
-    unsigned bits = w->h.codebook_bits;
-    size_t bitpos = (size_t)w->in_block * w->frame_bits;
-    uint8_t *payload = w->block + TVX_BLOCK_COUNT_SIZE;
-    for (unsigned k = 0; k < w->h.num_codebooks; k++, bitpos += bits)
-        put_code(payload, bitpos, bits, frame[k]);
+    size_t n = w->h.num_codebooks;
+    memcpy(w->codes + (size_t)w->in_block * n, frame, sizeof(uint16_t) * n);
     w->in_block++;
 }
 
@@ -366,6 +346,7 @@ void tokvox_tvx_writer_destroy(tokvox_tvx_writer *w)
 {
     if (!w)
         return;
+    free(w->codes);
     free(w->block);
     free(w);
 }
@@ -469,14 +450,15 @@ static void copy_detail(char *detail, size_t detail_size, const char *msg)
         snprintf(detail, detail_size, "%s", msg);
 }
 
-/* Header, then the one block buffer, sized by the validated layout
- * (<= 512 KiB) and never by the file's sample_count. */
+/* Header, then the one block buffer and its codes, sized by the validated
+ * layout (<= 160 KiB and 512 KiB) and never by the file's sample_count. */
 static int reader_start(tokvox_tvx_reader *r)
 {
     if (read_header(r))
         return r->error;
     r->block = malloc(block_capacity(&r->h));
-    if (!r->block)
+    r->codes = malloc(sizeof(uint16_t) * r->h.frames_per_block * r->h.num_codebooks);
+    if (!r->block || !r->codes)
         return reader_fail(r, TOKVOX_ERR_NO_MEMORY, "out of memory");
     r->expected = tokvox_tvx_expected_frames(&r->h);
     r->frame_bits = (size_t)r->h.num_codebooks * r->h.codebook_bits;
@@ -517,6 +499,7 @@ void tokvox_tvx_reader_destroy(tokvox_tvx_reader *r)
 {
     if (!r)
         return;
+    free(r->codes);
     free(r->block);
     free(r);
 }
@@ -544,17 +527,6 @@ static int read_block_count(tokvox_tvx_reader *r, uint64_t start)
     return TOKVOX_OK;
 }
 
-/* Bits after the last code of a block must be zero, so every stream has a
- * single encoding (and two files with equal codes are equal bytes). */
-static int padding_is_zero(const tokvox_tvx_reader *r)
-{
-    size_t bits = (size_t)r->block_frames * r->frame_bits;
-    if (bits % 8 == 0)
-        return 1;
-    uint8_t last = r->block[TVX_BLOCK_COUNT_SIZE + bits / 8];
-    return (last >> (bits % 8)) == 0;
-}
-
 static int read_block_body(tokvox_tvx_reader *r, uint64_t start)
 {
     size_t covered = TVX_BLOCK_COUNT_SIZE + payload_bytes(r->block_frames, r->frame_bits);
@@ -568,7 +540,11 @@ static int read_block_body(tokvox_tvx_reader *r, uint64_t start)
                            "block %" PRIu64 " at byte offset %" PRIu64
                            " fails its checksum (stored %08" PRIx32 ", computed %08" PRIx32 ")",
                            r->block_index, start, stored, computed);
-    if (!padding_is_zero(r))
+    /* Bits after the last code must be zero, so every stream has a single
+     * encoding (and two files with equal codes are equal bytes). */
+    if (tokvox_bits_unpack(r->block + TVX_BLOCK_COUNT_SIZE, covered - TVX_BLOCK_COUNT_SIZE,
+                           r->h.codebook_bits, r->codes,
+                           (size_t)r->block_frames * r->h.num_codebooks) != TOKVOX_OK)
         return reader_fail(r, TOKVOX_ERR_FORMAT,
                            "block %" PRIu64 " at byte offset %" PRIu64 " has nonzero padding bits",
                            r->block_index, start);
@@ -603,12 +579,8 @@ static int next_block(tokvox_tvx_reader *r)
 
 static void unpack_frames(tokvox_tvx_reader *r, uint16_t *codes, size_t n)
 {
-    unsigned bits = r->h.codebook_bits;
-    const uint8_t *payload = r->block + TVX_BLOCK_COUNT_SIZE;
-    size_t bitpos = (size_t)r->block_pos * r->frame_bits;
-    size_t total = n * r->h.num_codebooks;
-    for (size_t i = 0; i < total; i++, bitpos += bits)
-        codes[i] = get_code(payload, bitpos, bits);
+    size_t per_frame = r->h.num_codebooks;
+    memcpy(codes, r->codes + (size_t)r->block_pos * per_frame, sizeof(uint16_t) * n * per_frame);
     r->block_pos += (uint32_t)n;
 }
 

@@ -26,6 +26,7 @@ struct tokvox_encoder {
 struct tokvox_decoder {
     const tokvox_model *m;
     int stream_codebooks, use_codebooks;
+    int use_limit;         /* use_codebooks as asked (0 = all): caps packets */
     size_t hop, n_fft, bins, block;
     tk_stft *stft;
     void *state;
@@ -90,6 +91,20 @@ void tokvox_encoder_destroy(tokvox_encoder *e)
 }
 
 int tokvox_encoder_num_codebooks(const tokvox_encoder *e) { return e ? e->num_codebooks : 0; }
+
+/* Frames are quantized one block at a time at the count in force when the
+ * block is coded, and push codes every complete hop before it returns, so a
+ * new count applies exactly from the next frame completed. */
+int tokvox_encoder_set_codebooks(tokvox_encoder *e, int num_codebooks)
+{
+    if (!e || num_codebooks < 0 || num_codebooks > e->m->info.num_codebooks)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    e->num_codebooks = num_codebooks ? num_codebooks : e->m->info.num_codebooks;
+    return TOKVOX_OK;
+}
+
+size_t tk_encoder_pending(const tokvox_encoder *e) { return e->pending; }
+const tokvox_model *tk_encoder_model(const tokvox_encoder *e) { return e->m; }
 
 void tokvox_encoder_reset(tokvox_encoder *e)
 {
@@ -211,8 +226,7 @@ tokvox_decoder *tokvox_decoder_create(const tokvox_model *m, int stream_codebook
     if (!d)
         return NULL;
     d->m = m;
-    d->stream_codebooks = stream_codebooks;
-    d->use_codebooks = use_codebooks ? use_codebooks : stream_codebooks;
+    tokvox_decoder_set_codebooks(d, stream_codebooks, use_codebooks);
     d->hop = (size_t)m->info.hop;
     d->n_fft = (size_t)m->info.n_fft;
     d->bins = d->n_fft / 2 + 1;
@@ -246,6 +260,28 @@ void tokvox_decoder_destroy(tokvox_decoder *d)
     free(d);
 }
 
+/* The model's history and the overlap do not depend on the codebook count:
+ * only the quantizer's decode reads it. */
+int tokvox_decoder_set_codebooks(tokvox_decoder *d, int stream_codebooks, int use_codebooks)
+{
+    if (!d || stream_codebooks < 1 || stream_codebooks > d->m->info.num_codebooks ||
+        use_codebooks < 0 || use_codebooks > stream_codebooks)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    d->stream_codebooks = stream_codebooks;
+    d->use_codebooks = use_codebooks ? use_codebooks : stream_codebooks;
+    d->use_limit = use_codebooks;
+    return TOKVOX_OK;
+}
+
+const tokvox_model *tk_decoder_model(const tokvox_decoder *d) { return d->m; }
+
+void tk_decoder_set_stream(tokvox_decoder *d, int stream_codebooks)
+{
+    d->stream_codebooks = stream_codebooks;
+    d->use_codebooks = d->use_limit && d->use_limit < stream_codebooks ? d->use_limit
+                                                                       : stream_codebooks;
+}
+
 void tokvox_decoder_reset(tokvox_decoder *d)
 {
     if (!d)
@@ -276,7 +312,7 @@ static int check_codes(const tokvox_decoder *d, const uint16_t *codes, size_t n_
     size_t n = n_frames * (size_t)d->stream_codebooks;
     for (size_t i = 0; i < n; i++)
         if (codes[i] >= d->m->info.codebook_size)
-            return TOKVOX_ERR_FORMAT;
+            return TOKVOX_ERR_CODE_RANGE;
     return TOKVOX_OK;
 }
 

@@ -23,6 +23,7 @@ static const char *const messages[] = {
     [-TOKVOX_ERR_UNSUPPORTED] = "not supported",
     [-TOKVOX_ERR_AUDIO] = "unusable audio",
     [-TOKVOX_ERR_STATE] = "operation not allowed in this state",
+    [-TOKVOX_ERR_CODE_RANGE] = "code out of range",
 };
 
 const char *tokvox_strerror(int error)

@@ -25,4 +25,13 @@ struct tokvox_model {
     size_t n_owned;
 };
 
+/* Engine state the packet layer (packet.c) needs: a session's model, the
+ * samples of a partial hop pushed. */
+const tokvox_model *tk_encoder_model(const tokvox_encoder *e);
+size_t tk_encoder_pending(const tokvox_encoder *e);
+const tokvox_model *tk_decoder_model(const tokvox_decoder *d);
+/* A packet's count becomes the stream's; the decoder's use_codebooks cap
+ * (as given at create or set_codebooks, 0 = none) still applies. */
+void tk_decoder_set_stream(tokvox_decoder *d, int stream_codebooks);
+
 #endif

@@ -29,6 +29,7 @@ typedef enum tokvox_error {
     TOKVOX_ERR_UNSUPPORTED = -13,     /* valid, but not something we handle */
     TOKVOX_ERR_AUDIO = -14,           /* unreadable or unusable audio */
     TOKVOX_ERR_STATE = -15,           /* call not allowed in this state */
+    TOKVOX_ERR_CODE_RANGE = -16,      /* a code >= the codebook size (or 2^bits) */
 } tokvox_error;
 
 #ifdef __cplusplus

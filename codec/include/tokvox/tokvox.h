@@ -155,6 +155,99 @@ TOKVOX_API int tokvox_decoder_latency(const tokvox_decoder *dec);
  * the next tokvox_decoder_push continues from it.  [one thread per handle] */
 TOKVOX_API int tokvox_decoder_conceal(tokvox_decoder *dec, float *pcm, size_t *samples_out);
 
+/* Bitrate changes on the fly.  The number of codes per frame applies to
+ * the frames completed by later calls; the session's history (causal state,
+ * overlap) is kept, so a stream can change bitrate on any frame without a
+ * glitch: the codes of the first k codebooks do not depend on how many
+ * follow them.  num_codebooks as for tokvox_encoder_create (0 = all).
+ * TOKVOX_ERR_INVALID_ARGUMENT for a count out of range.
+ * [one thread per handle] */
+TOKVOX_API int tokvox_encoder_set_codebooks(tokvox_encoder *enc, int num_codebooks);
+/* The layout of the frames pushed next, as for tokvox_decoder_create:
+ * stream_codebooks codes per frame, of which the first use_codebooks are
+ * decoded (0 = all).  State kept.  [one thread per handle] */
+TOKVOX_API int tokvox_decoder_set_codebooks(tokvox_decoder *dec, int stream_codebooks,
+                                            int use_codebooks);
+
+/* ---- The bit packer ------------------------------------------------------
+ * The one packing of codes into bytes, used by .tvx blocks and packets and
+ * exported for tools that read them: n codes of `bits` bits each (1..16),
+ * least significant bit first, bit i of the string is bit i % 8 of byte
+ * i / 8; the bits after the last code are zero (docs/bitstream.md).
+ * [thread-safe]: no state. */
+
+/* Bytes n codes of this width take: ceil(n * bits / 8); 0 for a width out of
+ * range (or an n whose bits overflow size_t). */
+TOKVOX_API size_t tokvox_bits_size(size_t n_codes, int bits);
+/* Writes tokvox_bits_size(n_codes, bits) bytes to out.  TOKVOX_ERR_CODE_RANGE
+ * (and nothing written) if a code does not fit in bits;
+ * TOKVOX_ERR_INVALID_ARGUMENT if out_size is too small. */
+TOKVOX_API int tokvox_bits_pack(const uint16_t *codes, size_t n_codes, int bits, uint8_t *out,
+                                size_t out_size);
+/* Reads n_codes codes from exactly in_size = tokvox_bits_size(n_codes, bits)
+ * bytes: TOKVOX_ERR_TRUNCATED for fewer, TOKVOX_ERR_FORMAT for more or for
+ * padding bits that are not zero. */
+TOKVOX_API int tokvox_bits_unpack(const uint8_t *in, size_t in_size, int bits, uint16_t *codes,
+                                  size_t n_codes);
+
+/* ---- Packets: PCM to bytes and back (docs/packets.md) --------------------
+ * A packet is one to TOKVOX_PACKET_MAX_FRAMES consecutive frames of one
+ * stream, all with the same number of codebooks:
+ *
+ *   byte 0   TOC: bits 0-4 = codebooks - 1 (1..32), bits 5-6 = frames - 1
+ *            (1..4), bit 7 = 0 (reserved: a set bit is a packet of a later
+ *            version, refused with TOKVOX_ERR_VERSION)
+ *   byte 1.. frames x codebooks codes, frame-major, by the bit packer at the
+ *            model's codebook_bits
+ *
+ * so a packet is 1 + ceil(frames * codebooks * codebook_bits / 8) bytes
+ * (tokvox_packet_bytes): the shipped model makes 11 bytes per 20 ms at
+ * 4 kbps, 4 at 1 kbps.  The bitrate may change on any packet: the decoder
+ * takes the count from each packet and keeps its state.  Packets carry no
+ * sequence number or clock: that is tokvox/stream.h's job. */
+#define TOKVOX_PACKET_MAX_FRAMES 4
+#define TOKVOX_PACKET_CODEBOOKS_MAX 32
+
+/* Bytes a packet of `frames` frames with num_codebooks codes each takes
+ * (0 = all of the model's); 0 if the layout cannot be a packet. [thread-safe] */
+TOKVOX_API size_t tokvox_packet_bytes(const tokvox_model *model, int frames, int num_codebooks);
+/* Checks a packet's TOC and length against the model: TOKVOX_OK with its
+ * frame and codebook counts (either pointer may be NULL), or
+ * TOKVOX_ERR_TRUNCATED / TOKVOX_ERR_FORMAT (the length does not match the
+ * TOC, or more codebooks than the model has) / TOKVOX_ERR_VERSION.  [thread-safe] */
+TOKVOX_API int tokvox_packet_layout(const tokvox_model *model, const uint8_t *data, size_t len,
+                                    int *frames, int *num_codebooks);
+/* Code frames to a packet and back, without coding audio (tokens, FEC).
+ * pack: codes holds frames * num_codebooks codes; *len gets the size.
+ * unpack: writes frames * num_codebooks codes (max_codes must hold them) and
+ * the counts; codes beyond the codebook size give TOKVOX_ERR_CODE_RANGE.
+ * [thread-safe] */
+TOKVOX_API int tokvox_packet_pack(const tokvox_model *model, const uint16_t *codes, int frames,
+                                  int num_codebooks, uint8_t *out, size_t out_size, size_t *len);
+TOKVOX_API int tokvox_packet_unpack(const tokvox_model *model, const uint8_t *data, size_t len,
+                                    uint16_t *codes, size_t max_codes, int *frames,
+                                    int *num_codebooks);
+
+/* Encodes n samples, a whole number of frames (n = k * hop, k = 1..4), into
+ * one packet at the encoder's current codebook count.  The encoder must be at
+ * a frame boundary (no partial hop pushed with tokvox_encoder_push):
+ * otherwise TOKVOX_ERR_STATE.  *len gets the packet's size; out_size must
+ * hold tokvox_packet_bytes(model, k, tokvox_encoder_num_codebooks(enc)).
+ * [one thread per handle] */
+TOKVOX_API int tokvox_encoder_encode_packet(tokvox_encoder *enc, const float *pcm, size_t n,
+                                            uint8_t *out, size_t out_size, size_t *len);
+/* Decodes one packet into frames * hop samples (max_samples must hold them).
+ * Unlike tokvox_decoder_push, every frame gives hop samples: the stream's
+ * first frame gives hop zeros (the decoder's delay; drop the first hop
+ * samples of a stream to line it up with the encoder's input).  The packet's
+ * codebook count becomes the decoder's stream layout (decoding at most the
+ * use_codebooks it was created with, when not 0).  data == NULL means a lost
+ * packet: max_samples / hop frames are concealed (tokvox_decoder_conceal).
+ * A damaged packet leaves the decoder untouched.  [one thread per handle] */
+TOKVOX_API int tokvox_decoder_decode_packet(tokvox_decoder *dec, const uint8_t *data, size_t len,
+                                            float *pcm, size_t max_samples,
+                                            size_t *samples_out);
+
 /* Threads one large kernel call may use (coding a whole file or a block of
  * frames), process-wide like a BLAS library's setting: the first kernel call
  * reads TOKVOX_THREADS (default 1); this overrides it.  n is clamped to

@@ -34,4 +34,16 @@ const tokvox_model *tk_decoder_model(const tokvox_decoder *d);
  * (as given at create or set_codebooks, 0 = none) still applies. */
 void tk_decoder_set_stream(tokvox_decoder *d, int stream_codebooks);
 
+/* Frames through the decoder with a packet's framing (packet.c): hop
+ * samples per frame, a stream's first hop zeros.  decode: `frames` frames of
+ * num_codebooks codes; conceal: `frames` lost ones. */
+int tk_decode_frames(tokvox_decoder *d, const uint16_t *codes, int frames, int num_codebooks,
+                     float *pcm);
+int tk_conceal_frames(tokvox_decoder *d, size_t frames, float *pcm);
+
+/* A packet's TOC byte: its frame and codebook counts and the packet's
+ * size, or TOKVOX_ERR_VERSION / TOKVOX_ERR_FORMAT. */
+int tk_packet_toc(const tokvox_model *m, uint8_t toc, int *frames, int *num_codebooks,
+                  size_t *size);
+
 #endif

@@ -33,6 +33,21 @@ size_t tokvox_packet_bytes(const tokvox_model *m, int frames, int num_codebooks)
     return layout_valid(m, frames, num_codebooks) ? packet_size(m, frames, num_codebooks) : 0;
 }
 
+int tk_packet_toc(const tokvox_model *m, uint8_t toc, int *frames, int *num_codebooks,
+                  size_t *size)
+{
+    if (toc & TOC_RESERVED)
+        return TOKVOX_ERR_VERSION;
+    int f = ((toc >> TOC_FRAME_SHIFT) & 3) + 1;
+    int cb = (toc & ((1 << TOC_CODEBOOK_BITS) - 1)) + 1;
+    if (!layout_valid(m, f, cb))
+        return TOKVOX_ERR_FORMAT;
+    *frames = f;
+    *num_codebooks = cb;
+    *size = packet_size(m, f, cb);
+    return TOKVOX_OK;
+}
+
 int tokvox_packet_layout(const tokvox_model *m, const uint8_t *data, size_t len, int *frames,
                          int *num_codebooks)
 {
@@ -40,13 +55,11 @@ int tokvox_packet_layout(const tokvox_model *m, const uint8_t *data, size_t len,
         return TOKVOX_ERR_INVALID_ARGUMENT;
     if (len == 0)
         return TOKVOX_ERR_TRUNCATED;
-    if (data[0] & TOC_RESERVED)
-        return TOKVOX_ERR_VERSION;
-    int f = ((data[0] >> TOC_FRAME_SHIFT) & 3) + 1;
-    int cb = (data[0] & ((1 << TOC_CODEBOOK_BITS) - 1)) + 1;
-    if (!layout_valid(m, f, cb))
-        return TOKVOX_ERR_FORMAT;
-    size_t want = packet_size(m, f, cb);
+    int f = 0, cb = 0;
+    size_t want = 0;
+    int err = tk_packet_toc(m, data[0], &f, &cb, &want);
+    if (err)
+        return err;
     if (len != want)
         return len < want ? TOKVOX_ERR_TRUNCATED : TOKVOX_ERR_FORMAT;
     if (frames)
@@ -135,19 +148,27 @@ static void pad_front(float *pcm, size_t got, size_t want)
     memset(pcm, 0, sizeof(float) * (want - got));
 }
 
-static int conceal_frames(tokvox_decoder *d, size_t frames, size_t hop, float *pcm,
-                          size_t *samples_out)
+int tk_decode_frames(tokvox_decoder *d, const uint16_t *codes, int frames, int num_codebooks,
+                     float *pcm)
 {
-    size_t total = 0;
+    size_t hop = (size_t)tk_decoder_model(d)->info.hop, got = 0;
+    tk_decoder_set_stream(d, num_codebooks);
+    int err = tokvox_decoder_push(d, codes, (size_t)frames, pcm, &got);
+    if (!err)
+        pad_front(pcm, got, (size_t)frames * hop);
+    return err;
+}
+
+int tk_conceal_frames(tokvox_decoder *d, size_t frames, float *pcm)
+{
+    size_t hop = (size_t)tk_decoder_model(d)->info.hop;
     for (size_t f = 0; f < frames; f++) {
         size_t got = 0;
         int err = tokvox_decoder_conceal(d, pcm + f * hop, &got);
         if (err)
             return err;
         pad_front(pcm + f * hop, got, hop);
-        total += hop;
     }
-    *samples_out = total;
     return TOKVOX_OK;
 }
 
@@ -160,9 +181,13 @@ int tokvox_decoder_decode_packet(tokvox_decoder *d, const uint8_t *data, size_t 
         return TOKVOX_ERR_INVALID_ARGUMENT;
     const tokvox_model *m = tk_decoder_model(d);
     size_t hop = (size_t)m->info.hop;
-    if (!data)
-        return max_samples < hop ? TOKVOX_ERR_INVALID_ARGUMENT
-                                 : conceal_frames(d, max_samples / hop, hop, pcm, samples_out);
+    if (!data) {
+        if (max_samples < hop)
+            return TOKVOX_ERR_INVALID_ARGUMENT;
+        int err = tk_conceal_frames(d, max_samples / hop, pcm);
+        *samples_out = err ? 0 : max_samples / hop * hop;
+        return err;
+    }
     uint16_t codes[TOKVOX_PACKET_MAX_FRAMES * TOKVOX_PACKET_CODEBOOKS_MAX];
     int frames = 0, cb = 0;
     int err = tokvox_packet_unpack(m, data, len, codes, sizeof codes / sizeof codes[0], &frames,
@@ -171,12 +196,9 @@ int tokvox_decoder_decode_packet(tokvox_decoder *d, const uint8_t *data, size_t 
         return err;
     if ((size_t)frames * hop > max_samples)
         return TOKVOX_ERR_INVALID_ARGUMENT;
-    tk_decoder_set_stream(d, cb);
-    size_t got = 0;
-    err = tokvox_decoder_push(d, codes, (size_t)frames, pcm, &got);
+    err = tk_decode_frames(d, codes, frames, cb, pcm);
     if (err)
         return err;
-    pad_front(pcm, got, (size_t)frames * hop);
     *samples_out = (size_t)frames * hop;
     return TOKVOX_OK;
 }

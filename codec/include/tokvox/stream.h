@@ -1,0 +1,147 @@
+/* tokvox stream: the network half of the codec.  A sender turns PCM into
+ * datagrams (sequence numbers, packetisation, forward error correction); a
+ * receiver owns the decoder and turns datagrams, pushed as they arrive, into
+ * PCM pulled at the playback clock (reordering jitter buffer with adaptive
+ * depth, loss concealment with a fade, new-stream detection, FEC recovery).
+ * The datagram format is in docs/stream.md; the transport (UDP, a radio
+ * link, a game's channel) is the caller's.
+ *
+ *   tokvox_sender *tx = tokvox_sender_create(model, &sender_config, &err);
+ *   tokvox_sender_push(tx, pcm, n, send_datagram, sock);     (any n)
+ *   ...
+ *   tokvox_receiver *rx = tokvox_receiver_create(model, &receiver_config, &err);
+ *   tokvox_receiver_push(rx, datagram, len, arrival_seconds); (as they come)
+ *   tokvox_receiver_pull(rx, now_seconds, pcm, hop, &n);     (every hop of playback)
+ *
+ * Times are seconds on any clock the caller keeps monotonic (the receiver
+ * only compares them).  Each handle is used by one thread at a time
+ * [one thread per handle]; the model may be shared.  The configs and stats
+ * structs start with their size, so later fields can be added: fill a
+ * config with its _init function, set .size of a stats struct to its sizeof.
+ */
+#ifndef TOKVOX_STREAM_H
+#define TOKVOX_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokvox.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TOKVOX_STREAM_VERSION 2
+#define TOKVOX_STREAM_HEADER_SIZE 24
+/* Previous packets one datagram may carry again at a lower bitrate. */
+#define TOKVOX_STREAM_MAX_FEC 3
+/* The largest datagram of a valid stream (4 packets of 4 frames x 32 codes
+ * of 16 bits, and the header): size receive buffers with it. */
+#define TOKVOX_STREAM_MAX_DATAGRAM \
+    (TOKVOX_STREAM_HEADER_SIZE + (1 + TOKVOX_STREAM_MAX_FEC) * \
+     (1 + TOKVOX_PACKET_MAX_FRAMES * TOKVOX_PACKET_CODEBOOKS_MAX * 2))
+
+/* ---- sender ---------------------------------------------------------------- */
+
+typedef struct tokvox_sender tokvox_sender;
+
+typedef struct tokvox_sender_config {
+    size_t size;            /* sizeof(tokvox_sender_config), set by _init */
+    int num_codebooks;      /* bitrate: codes per frame, 0 = all */
+    int frames_per_packet;  /* 1..TOKVOX_PACKET_MAX_FRAMES (default 1: 20 ms) */
+    int fec_depth;          /* previous packets each datagram repeats, 0..3 (default 0) */
+    int fec_codebooks;      /* codes per frame of those copies (default 2) */
+    uint32_t stream_id;     /* 0 (default): a random one; nonzero: this one (tests) */
+} tokvox_sender_config;
+
+/* Where datagrams go: called from inside push and finish, once per datagram,
+ * with bytes valid only during the call. */
+typedef void (*tokvox_datagram_sink)(void *ctx, const uint8_t *data, size_t len);
+
+/* Defaults into c. [thread-safe] */
+TOKVOX_API void tokvox_sender_config_init(tokvox_sender_config *c);
+/* NULL with *error on a bad config (TOKVOX_ERR_INVALID_ARGUMENT) or no
+ * memory.  The model must outlive the sender. */
+TOKVOX_API tokvox_sender *tokvox_sender_create(const tokvox_model *model,
+                                               const tokvox_sender_config *config, int *error);
+TOKVOX_API void tokvox_sender_destroy(tokvox_sender *s);
+/* n samples at the model rate, any n; every datagram completed goes to sink. */
+TOKVOX_API int tokvox_sender_push(tokvox_sender *s, const float *pcm, size_t n,
+                                  tokvox_datagram_sink sink, void *ctx);
+/* End of stream: the encoder's last frames, then the end datagram (which
+ * the caller may send again: a receiver takes it once).  Further pushes
+ * give TOKVOX_ERR_STATE. */
+TOKVOX_API int tokvox_sender_finish(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx);
+/* The bitrate from the next frame on (0 = all); the receiver follows. */
+TOKVOX_API int tokvox_sender_set_codebooks(tokvox_sender *s, int num_codebooks);
+/* The stream's id (random unless configured). */
+TOKVOX_API uint32_t tokvox_sender_stream_id(const tokvox_sender *s);
+/* Frames coded so far (the flush included after finish). */
+TOKVOX_API uint64_t tokvox_sender_frames(const tokvox_sender *s);
+
+/* ---- receiver -------------------------------------------------------------- */
+
+typedef struct tokvox_receiver tokvox_receiver;
+
+typedef struct tokvox_receiver_config {
+    size_t size;            /* sizeof(tokvox_receiver_config), set by _init */
+    int jitter_ms;          /* hold before a stream's first frame plays (default 60) */
+    int adaptive;           /* 1 (default): the depth follows the measured jitter */
+    int max_jitter_ms;      /* the most the adaptive depth holds (default 500) */
+    int fade;               /* 1 (default): fade out a long burst of concealed frames */
+} tokvox_receiver_config;
+
+/* Counters since create.  Every frame pulled is one of decoded, recovered
+ * (from a FEC copy) or concealed. */
+typedef struct tokvox_receiver_stats {
+    size_t size;              /* the caller sets sizeof(tokvox_receiver_stats) */
+    uint64_t datagrams;       /* accepted */
+    uint64_t refused;         /* not parsed, another model/version, bad codes */
+    uint64_t duplicates;      /* a frame received twice */
+    uint64_t late;            /* a frame that came after its turn */
+    uint64_t stale;           /* datagrams of a stream already replaced */
+    uint64_t frames;          /* frames pulled (played) */
+    uint64_t decoded;         /* ... from their own packet */
+    uint64_t recovered;       /* ... from a FEC copy at a lower bitrate */
+    uint64_t concealed;       /* ... with nothing received */
+    uint64_t skipped;         /* frames dropped to shrink the buffer */
+    uint64_t stretched;       /* frames inserted to grow it */
+    uint64_t streams;         /* streams started (1 + restarts) */
+    int depth;                /* target frames buffered now */
+    int buffered;             /* frames from the playout point to the newest */
+    int num_codebooks;        /* of the last frame decoded */
+    int ended;                /* the end datagram came and every frame was pulled */
+    uint64_t stream_samples;  /* the stream's length, from its end datagram (0 before) */
+    uint32_t stream_id;
+} tokvox_receiver_stats;
+
+TOKVOX_API void tokvox_receiver_config_init(tokvox_receiver_config *c);
+TOKVOX_API tokvox_receiver *tokvox_receiver_create(const tokvox_model *model,
+                                                   const tokvox_receiver_config *config,
+                                                   int *error);
+TOKVOX_API void tokvox_receiver_destroy(tokvox_receiver *r);
+/* One datagram and when it arrived.  TOKVOX_OK when it belongs to the
+ * stream (even if it turns out a duplicate or too late, which are counted);
+ * otherwise it is refused, counted, and changes nothing:
+ * TOKVOX_ERR_FORMAT / TOKVOX_ERR_TRUNCATED (not a valid datagram),
+ * TOKVOX_ERR_VERSION, TOKVOX_ERR_MODEL_MISMATCH, TOKVOX_ERR_CODE_RANGE.
+ * A datagram with a new stream id starts a new stream (a sender that
+ * restarted); the previous stream's late datagrams are then ignored. */
+TOKVOX_API int tokvox_receiver_push(tokvox_receiver *r, const uint8_t *data, size_t len,
+                                    double arrival_s);
+/* Whether a frame is due at now_s: the stream has started and its hold has
+ * passed, and it has not ended.  A caller without a device clock (a file,
+ * a test) can pull whenever this says so. */
+TOKVOX_API int tokvox_receiver_ready(const tokvox_receiver *r, double now_s);
+/* One frame of playback, hop samples, into pcm (max_samples >= hop):
+ * decoded, recovered or concealed.  *samples_out = 0 when no frame is due
+ * (not started, the hold, or the stream ended).  The first frame of a
+ * stream is hop zeros: the decoder's delay (docs/packets.md). */
+TOKVOX_API int tokvox_receiver_pull(tokvox_receiver *r, double now_s, float *pcm,
+                                    size_t max_samples, size_t *samples_out);
+TOKVOX_API void tokvox_receiver_get_stats(const tokvox_receiver *r, tokvox_receiver_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

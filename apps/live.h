@@ -5,9 +5,10 @@
  *   live_audio.c   where audio comes from and goes to: PortAudio devices
  *                  (callbacks that only copy between rings) or a paced file
  *                  and a recording; streaming resampling with libsoxr
- *   live_net.c     UDP: the sender (with simulated loss and jitter) and the
- *                  receiver's socket (with rate-limited refusal messages)
- *   live_jitter.c  the receiver's reorder buffer
+ *   live_net.c     UDP: the sender's socket (with simulated loss and jitter)
+ *                  and the receiver's (with rate-limited refusal messages);
+ *                  the datagrams, jitter buffer and concealment are
+ *                  tokvox/stream.h's
  *   live_stats.c   processing-time percentiles, status line, JSON lines
  *
  * Threads: the coding thread (the command's main thread) calls everything
@@ -23,7 +24,7 @@
 #include <stdio.h>
 
 #include "tokvox/io.h"
-#include "tokvox/packet.h"
+#include "tokvox/stream.h"
 #include "tokvox/tokvox.h"
 
 /* ---- audio side ----------------------------------------------------------- */
@@ -92,72 +93,57 @@ typedef struct live_sender live_sender;
 
 typedef struct live_sender_config {
     const char *target;          /* HOST:PORT, [IPv6]:PORT */
-    const tokvox_model_info *info;
-    int num_codebooks;
+    int sample_rate;             /* the model's: delays are measured in its samples */
     double loss;                 /* simulated loss probability, 0..1 */
     int jitter_ms;               /* simulated delay, uniform in 0..jitter_ms */
     uint64_t seed;
 } live_sender_config;
 
 typedef struct live_sender_counters {
-    uint64_t frames, sent, dropped, send_errors, bytes;
+    uint64_t sent, dropped, send_errors, bytes;
 } live_sender_counters;
 
 live_sender *live_sender_open(const live_sender_config *c, char *err, size_t err_size);
-/* One encoded frame; position = samples encoded so far (the stream clock
- * that simulated delays are measured in).  Sends every packet now due. */
-void live_sender_frame(live_sender *s, const uint16_t *codes, uint64_t position);
-/* Sends what is still delayed, then the end-of-stream packet. */
-void live_sender_finish(live_sender *s, uint64_t total_samples);
+/* The stream clock (samples encoded so far) that simulated delays are
+ * measured in; set before handing datagrams over. */
+void live_sender_position(live_sender *s, uint64_t position);
+/* A tokvox_datagram_sink (ctx = the live_sender): one datagram of the
+ * stream, dropped or delayed by the simulation; sends every one now due. */
+void live_sender_datagram(void *ctx, const uint8_t *data, size_t len);
+/* The end datagram: never dropped, sent three times (losing it would only
+ * cost the receiver its idle timeout) after what is still delayed. */
+void live_sender_end(void *ctx, const uint8_t *data, size_t len);
 void live_sender_counters_get(const live_sender *s, live_sender_counters *c);
 void live_sender_close(live_sender *s);
 
 typedef struct live_receiver live_receiver;
 
-/* Binds UDP port on every address (IPv6 and IPv4 where possible).  Packets
- * are checked against info: version, model id, code width and range, and
- * the stream's codebook count (fixed by its first frame). */
-live_receiver *live_receiver_open(int port, const tokvox_model_info *info, char *err,
-                                  size_t err_size);
-/* Waits up to timeout_s for a datagram: 1 with an accepted packet in p, 0 on
- * timeout or a refused datagram (reported on stderr once per kind, then at
- * most every few seconds with a count), -1 on a socket error. */
-int live_receiver_next(live_receiver *r, double timeout_s, tokvox_packet *p);
-/* Codes per frame of the current stream, 0 before its first frame. */
-int live_receiver_stream_codebooks(const live_receiver *r);
-/* Forget the stream's layout: the sender restarted. */
-void live_receiver_new_stream(live_receiver *r);
+/* --listen with a bare PORT binds this: the machine itself only.  Taking
+ * calls from the network is asked for by naming the address (0.0.0.0:PORT,
+ * [::]:PORT for IPv6 and IPv4), best with --key-file. */
+#define LIVE_LISTEN_DEFAULT_HOST "127.0.0.1"
+
+/* Binds UDP on PORT, ADDRESS:PORT or [IPv6]:PORT ("::" is dual-stack). */
+live_receiver *live_receiver_open(const char *address, char *err, size_t err_size);
+/* Waits up to timeout_s for a datagram: 1 with its bytes in buf (*len), 0
+ * on timeout, -1 on a socket error.  A datagram longer than cap is cut to
+ * cap bytes and flagged by *len = cap + 1 (no valid one is that long). */
+int live_receiver_next(live_receiver *r, double timeout_s, uint8_t *buf, size_t cap,
+                       size_t *len);
+/* The stream layer refused the last datagram (err from
+ * tokvox_receiver_push): counted, and reported on stderr with the sender's
+ * address once per kind, then at most every few seconds with a count. */
+void live_receiver_refuse(live_receiver *r, int err, const uint8_t *buf, size_t len,
+                          uint64_t model_id);
+/* Pinning the call's sender: 1 if the last datagram may be pushed (nothing
+ * pinned, or it came from the pinned address and port); otherwise it is
+ * counted and reported as refused.  pin(1) pins the last datagram's sender,
+ * pin(0) forgets it. */
+int live_receiver_check_peer(live_receiver *r);
+void live_receiver_pin(live_receiver *r, int pin);
+int live_receiver_pinned(const live_receiver *r);
 uint64_t live_receiver_refused(const live_receiver *r);
 void live_receiver_close(live_receiver *r);
-
-/* ---- jitter buffer ------------------------------------------------------- */
-
-typedef struct live_jitter live_jitter;
-
-typedef enum live_jitter_put_result {
-    LIVE_JITTER_STORED,
-    LIVE_JITTER_LATE,            /* its frame was already played or concealed */
-    LIVE_JITTER_DUPLICATE,
-    LIVE_JITTER_FAR,             /* too far from the playout point: a restart */
-} live_jitter_put_result;
-
-/* depth: frames held back before playout; codebooks per frame. */
-live_jitter *live_jitter_create(int depth, int codebooks);
-void live_jitter_destroy(live_jitter *j);
-/* Stores frame seq (timestamp in samples, hop samples per frame). */
-live_jitter_put_result live_jitter_put(live_jitter *j, uint32_t seq, uint64_t timestamp,
-                                       int hop, const uint16_t *codes, double arrival);
-int live_jitter_started(const live_jitter *j);
-/* The next frame to play: 1 with its codes (and arrival time), 0 if it is
- * missing (conceal it).  Either way the playout point moves on. */
-int live_jitter_pop(live_jitter *j, uint16_t *codes, double *arrival);
-/* Frames buffered from the playout point up to the newest one received. */
-int live_jitter_span(const live_jitter *j);
-/* Frame number (since the stream's start) of the next frame to play. */
-uint64_t live_jitter_next(const live_jitter *j);
-/* Sample index (the sender's clock) of the first frame played. */
-uint64_t live_jitter_origin(const live_jitter *j);
-void live_jitter_reset(live_jitter *j);
 
 /* ---- statistics ------------------------------------------------------------ */
 
@@ -173,6 +159,10 @@ typedef struct live_report {
     uint64_t frames;             /* frames coded so far */
     uint64_t concealed, lost, late, refused;   /* receiver */
     uint64_t received;           /* receiver: frame packets taken (in time or late) */
+    uint64_t recovered;          /* receiver: frames decoded from a FEC copy */
+    uint64_t stretched, skipped; /* receiver: hops added / frames dropped by the
+                                    adaptive jitter buffer */
+    uint64_t unauthenticated, replayed; /* receiver, sealed calls: refused as such */
     int buffered;                /* receiver: most frames in the jitter buffer
                                     over the report's second (summary: the run) */
     uint64_t sent, dropped;                    /* sender */

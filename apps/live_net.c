@@ -1,14 +1,14 @@
-/* tokvox live over UDP: one packet per code frame (io/packet.c, format in
- * docs/live.md).
+/* tokvox live over UDP: the sockets.  The datagrams are tokvox/stream.h's
+ * (docs/stream.md); this file sends and receives them.
  *
  * The sender can simulate a bad network so the receiver's jitter buffer and
- * concealment can be tested on one machine: each packet is dropped with
+ * concealment can be tested on one machine: each datagram is dropped with
  * probability --simulate-loss, or held back by a delay drawn uniformly from
- * 0..--simulate-jitter ms, which also reorders packets.  Delays are measured
+ * 0..--simulate-jitter ms, which also reorders them.  Delays are measured
  * on the stream's own clock (samples encoded), so a paced run behaves like a
- * network and a --fast run gives the same packet order for the same --seed.
- * The end-of-stream packet is never dropped and is sent three times: losing
- * it would only cost the receiver its idle timeout. */
+ * network and a --fast run gives the same order for the same --seed.  The
+ * end datagram is never dropped and is sent three times: losing it would
+ * only cost the receiver its idle timeout. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -28,15 +28,14 @@
 typedef struct delayed {
     uint64_t due;                     /* stream position to send at */
     size_t len;
-    uint8_t data[TOKVOX_PACKET_MAX_SIZE];
+    uint8_t data[TOKVOX_STREAM_MAX_DATAGRAM];
 } delayed;
 
 struct live_sender {
     int fd;
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    tokvox_packet packet;             /* type, layout and model id filled once */
-    uint64_t hop;
+    uint64_t position;                /* the stream clock, in samples */
     double loss;
     uint64_t max_delay;               /* samples */
     uint64_t rng;
@@ -105,16 +104,12 @@ live_sender *live_sender_open(const live_sender_config *c, char *err, size_t err
         live_sender_close(s);
         return NULL;
     }
-    s->packet.type = TOKVOX_PACKET_FRAME;
-    s->packet.num_codebooks = c->num_codebooks;
-    s->packet.codebook_bits = c->info->codebook_bits;
-    s->packet.model_id = c->info->model_id;
-    s->hop = (uint64_t)c->info->hop;
     s->loss = c->loss;
-    s->max_delay = (uint64_t)c->jitter_ms * (uint64_t)c->info->sample_rate / 1000;
+    s->max_delay = (uint64_t)c->jitter_ms * (uint64_t)c->sample_rate / 1000;
     s->rng = c->seed;
-    /* a packet waits at most max_delay, so this many can be waiting at once */
-    s->cap_queue = (size_t)(s->max_delay / s->hop) + 2;
+    /* a datagram waits at most max_delay and there is at most one per
+     * 2.5 ms of stream (a 40-sample hop at 16 kHz), so this many can wait */
+    s->cap_queue = (size_t)(s->max_delay / 40) + 4;
     s->queue = malloc(sizeof(delayed) * s->cap_queue);
     if (!s->queue) {
         snprintf(err, err_size, "out of memory");
@@ -152,40 +147,33 @@ static void send_due(live_sender *s, uint64_t position)
     }
 }
 
-void live_sender_frame(live_sender *s, const uint16_t *codes, uint64_t position)
+void live_sender_position(live_sender *s, uint64_t position) { s->position = position; }
+
+void live_sender_datagram(void *ctx, const uint8_t *data, size_t len)
 {
-    tokvox_packet *p = &s->packet;
-    p->seq = (uint32_t)s->count.frames;
-    p->timestamp = s->count.frames * s->hop;
-    s->count.frames++;
-    memcpy(p->codes, codes, sizeof(uint16_t) * (size_t)p->num_codebooks);
+    live_sender *s = ctx;
     double drop = uniform(&s->rng), delay = uniform(&s->rng);
+    if (len > sizeof s->queue[0].data)
+        return; /* cannot happen: the stream layer's bound */
     if (drop < s->loss) {
         s->count.dropped++;
     } else {
         if (s->n_queue == s->cap_queue) /* cannot happen: delays are bounded */
             send_due(s, UINT64_MAX);
         delayed *d = &s->queue[s->n_queue++];
-        d->due = position + (uint64_t)(delay * (double)s->max_delay);
-        tokvox_packet_write(p, d->data, sizeof d->data, &d->len);
+        d->due = s->position + (uint64_t)(delay * (double)s->max_delay);
+        memcpy(d->data, data, len);
+        d->len = len;
     }
-    send_due(s, position);
+    send_due(s, s->position);
 }
 
-void live_sender_finish(live_sender *s, uint64_t total_samples)
+void live_sender_end(void *ctx, const uint8_t *data, size_t len)
 {
+    live_sender *s = ctx;
     send_due(s, UINT64_MAX);
-    tokvox_packet end = s->packet;
-    end.type = TOKVOX_PACKET_END;
-    end.num_codebooks = 0;
-    end.seq = (uint32_t)s->count.frames;
-    end.timestamp = total_samples;
-    uint8_t buf[TOKVOX_PACKET_MAX_SIZE];
-    size_t len;
-    if (tokvox_packet_write(&end, buf, sizeof buf, &len) != TOKVOX_OK)
-        return;
     for (int i = 0; i < 3; i++)
-        send_bytes(s, buf, len);
+        send_bytes(s, data, len);
 }
 
 void live_sender_counters_get(const live_sender *s, live_sender_counters *c) { *c = s->count; }
@@ -203,20 +191,30 @@ void live_sender_close(live_sender *s)
 /* ---- receiver ---------------------------------------------------------------- */
 
 typedef enum refusal {
-    REFUSE_FORMAT,   /* not a tokvox packet, or a broken one */
-    REFUSE_VERSION,  /* another packet version */
+    REFUSE_FORMAT,   /* not a tokvox datagram, or a broken one */
+    REFUSE_VERSION,  /* another datagram version */
     REFUSE_MODEL,    /* coded by another model */
-    REFUSE_LAYOUT,   /* codebooks or code width not the stream's */
+    REFUSE_CODES,    /* codes out of the model's range */
+    REFUSE_AUTH,     /* not sealed with our key */
+    REFUSE_REPLAY,   /* sealed with it, but heard before */
+    REFUSE_PEER,     /* from another address than the call's sender */
     REFUSE_KINDS
 } refusal;
 
 /* A refusal of a kind is reported at once, then at most this often. */
 #define REFUSAL_REPORT_S 5.0
 
+/* Where a datagram came from; formatted only when a message names it. */
+typedef struct peer {
+    struct sockaddr_storage addr;
+    socklen_t len;
+} peer;
+
 struct live_receiver {
     int fd;
-    tokvox_model_info info;
-    int stream_codebooks;
+    peer last;               /* the sender of the last datagram */
+    peer pinned;             /* the call's sender, once pinned */
+    int have_pin;
     struct {
         double last;           /* when reported, 0 = never */
         uint64_t unreported;
@@ -231,54 +229,81 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Dual-stack where the system has IPv6, plain IPv4 where it does not. */
-static int bind_any(int port)
+/* Splits HOST:PORT or [HOST]:PORT; a bare PORT gets default_host. */
+static int split_address(const char *text, const char *default_host, char *host, size_t size,
+                         const char **port)
 {
-    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        int off = 0;
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-        struct sockaddr_in6 a = {0};
-        a.sin6_family = AF_INET6;
-        a.sin6_addr = in6addr_any;
-        a.sin6_port = htons((uint16_t)port);
-        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0)
-            return fd;
-        close(fd);
+    const char *colon = strrchr(text, ':');
+    if (!colon) {
+        snprintf(host, size, "%s", default_host);
+        *port = text;
+        return 0;
     }
-    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    size_t n = (size_t)(colon - text);
+    if (n == 0 || n >= size || !colon[1])
         return -1;
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_ANY);
-    a.sin_port = htons((uint16_t)port);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0)
-        return fd;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
+    memcpy(host, text, n);
+    host[n] = '\0';
+    if (host[0] == '[' && n >= 2 && host[n - 1] == ']') { /* [::1]:5000 */
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    *port = colon + 1;
+    return 0;
 }
 
-live_receiver *live_receiver_open(int port, const tokvox_model_info *info, char *err,
-                                  size_t err_size)
+/* Binds the address; "::" is made dual-stack where the system allows. */
+static int bind_address(const char *host, const char *port, char *err, size_t err_size)
 {
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot listen on %s:%s: %s", host, port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && res->ai_family == AF_INET6) {
+        int off = 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    }
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        snprintf(err, err_size, "cannot listen on %s port %s: %s", host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+live_receiver *live_receiver_open(const char *address, char *err, size_t err_size)
+{
+    char host[256];
+    const char *port = NULL;
+    char *end = NULL;
+    long number = 0;
+    if (split_address(address, LIVE_LISTEN_DEFAULT_HOST, host, sizeof host, &port) == 0)
+        number = strtol(port, &end, 10);
+    if (number < 1 || number > 65535 || !end || *end) {
+        snprintf(err, err_size, "--listen wants PORT or ADDRESS:PORT, not '%s'", address);
+        return NULL;
+    }
     live_receiver *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    r->fd = bind_any(port);
+    r->fd = bind_address(host, port, err, err_size);
     if (r->fd < 0) {
-        snprintf(err, err_size, "cannot listen on UDP port %d: %s", port, strerror(errno));
         free(r);
         return NULL;
     }
     /* room for a second of packets while the coding thread is busy */
     int size = 1 << 18;
     setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-    r->info = *info;
     return r;
 }
 
@@ -289,12 +314,6 @@ static void format_peer(const struct sockaddr_storage *a, socklen_t len, char *o
                 NI_NUMERICHOST | NI_NUMERICSERV);
     snprintf(out, size, "%s:%s", host, serv);
 }
-
-/* Where a datagram came from; formatted only when a message names it. */
-typedef struct peer {
-    struct sockaddr_storage addr;
-    socklen_t len;
-} peer;
 
 static void refuse(live_receiver *r, refusal why, const peer *from, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -325,52 +344,37 @@ static void refuse(live_receiver *r, refusal why, const peer *from, const char *
     r->kind[why].unreported = 0;
 }
 
-/* The checks a well-formed packet must still pass to be this stream's. */
-static int accept_packet(live_receiver *r, const tokvox_packet *p, const peer *from)
+static uint64_t le64(const uint8_t *p)
 {
-    if (p->model_id != r->info.model_id) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+void live_receiver_refuse(live_receiver *r, int err, const uint8_t *buf, size_t len,
+                          uint64_t model_id)
+{
+    const peer *from = &r->last;
+    if (err == TOKVOX_ERR_VERSION && len > 4)
+        refuse(r, REFUSE_VERSION, from, "datagram version %u, this receiver reads %d", buf[4],
+               TOKVOX_STREAM_VERSION);
+    else if (err == TOKVOX_ERR_MODEL_MISMATCH && len >= 24)
         refuse(r, REFUSE_MODEL, from, "model id %016llx, ours is %016llx",
-               (unsigned long long)p->model_id, (unsigned long long)r->info.model_id);
-        return 0;
-    }
-    if (p->codebook_bits != r->info.codebook_bits ||
-        p->num_codebooks > r->info.num_codebooks ||
-        (p->type == TOKVOX_PACKET_FRAME && r->stream_codebooks &&
-         p->num_codebooks != r->stream_codebooks)) {
-        refuse(r, REFUSE_LAYOUT, from, "%d codes of %d bits per frame, the stream has %d of %d",
-               p->num_codebooks, p->codebook_bits,
-               r->stream_codebooks ? r->stream_codebooks : r->info.num_codebooks,
-               r->info.codebook_bits);
-        return 0;
-    }
-    for (int i = 0; i < p->num_codebooks; i++)
-        if (p->codes[i] >= r->info.codebook_size) {
-            refuse(r, REFUSE_FORMAT, from, "code %u out of range", p->codes[i]);
-            return 0;
-        }
-    if (p->type == TOKVOX_PACKET_FRAME)
-        r->stream_codebooks = p->num_codebooks;
-    return 1;
-}
-
-static int parse_datagram(live_receiver *r, const uint8_t *buf, size_t len, int truncated,
-                          const peer *from, tokvox_packet *p)
-{
-    int err = truncated ? TOKVOX_ERR_FORMAT : tokvox_packet_parse(buf, len, p);
-    if (err == TOKVOX_ERR_VERSION) {
-        refuse(r, REFUSE_VERSION, from, "packet version %d, this receiver reads %d", p->version,
-               TOKVOX_PACKET_VERSION);
-        return 0;
-    }
-    if (err) {
-        refuse(r, REFUSE_FORMAT, from, "%zu bytes that are not a tokvox packet (%s)", len,
+               (unsigned long long)le64(buf + 16), (unsigned long long)model_id);
+    else if (err == TOKVOX_ERR_CODE_RANGE)
+        refuse(r, REFUSE_CODES, from, "codes out of the model's range");
+    else if (err == TOKVOX_ERR_AUTH)
+        refuse(r, REFUSE_AUTH, from, "not sealed with this call's key");
+    else if (err == TOKVOX_ERR_REPLAY)
+        refuse(r, REFUSE_REPLAY, from, "replayed (sealed with the key, but heard before)");
+    else
+        refuse(r, REFUSE_FORMAT, from, "%zu bytes that are not a tokvox datagram (%s)", len,
                tokvox_strerror(err));
-        return 0;
-    }
-    return accept_packet(r, p, from);
 }
 
-int live_receiver_next(live_receiver *r, double timeout_s, tokvox_packet *p)
+int live_receiver_next(live_receiver *r, double timeout_s, uint8_t *buf, size_t cap,
+                       size_t *len)
 {
     struct pollfd pfd = {r->fd, POLLIN, 0};
     int ms = timeout_s > 0 ? (int)(timeout_s * 1000.0 + 0.5) : 0;
@@ -379,21 +383,40 @@ int live_receiver_next(live_receiver *r, double timeout_s, tokvox_packet *p)
         return errno == EINTR ? 0 : -1;
     if (ready == 0)
         return 0;
-    uint8_t buf[TOKVOX_PACKET_MAX_SIZE + 1];
-    peer from = {.len = sizeof from.addr};
-    ssize_t n = recvfrom(r->fd, buf, sizeof buf, MSG_TRUNC | MSG_DONTWAIT,
-                         (struct sockaddr *)&from.addr, &from.len);
+    r->last.len = sizeof r->last.addr;
+    ssize_t n = recvfrom(r->fd, buf, cap, MSG_TRUNC | MSG_DONTWAIT,
+                         (struct sockaddr *)&r->last.addr, &r->last.len);
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
-    /* MSG_TRUNC returns the real length: anything longer than the buffer is
-     * longer than any packet */
-    int truncated = (size_t)n > sizeof buf;
-    return parse_datagram(r, buf, truncated ? sizeof buf : (size_t)n, truncated, &from, p);
+    /* MSG_TRUNC returns the real length: longer than cap is longer than any
+     * valid datagram */
+    *len = (size_t)n > cap ? cap + 1 : (size_t)n;
+    return 1;
 }
 
-int live_receiver_stream_codebooks(const live_receiver *r) { return r->stream_codebooks; }
+static int same_peer(const peer *a, const peer *b)
+{
+    return a->len == b->len && memcmp(&a->addr, &b->addr, a->len) == 0;
+}
 
-void live_receiver_new_stream(live_receiver *r) { r->stream_codebooks = 0; }
+int live_receiver_check_peer(live_receiver *r)
+{
+    if (!r->have_pin || same_peer(&r->last, &r->pinned))
+        return 1;
+    char who[160];
+    format_peer(&r->pinned.addr, r->pinned.len, who, sizeof who);
+    refuse(r, REFUSE_PEER, &r->last, "the call's sender is %s", who);
+    return 0;
+}
+
+void live_receiver_pin(live_receiver *r, int pin)
+{
+    r->have_pin = pin;
+    if (pin)
+        r->pinned = r->last;
+}
+
+int live_receiver_pinned(const live_receiver *r) { return r->have_pin; }
 
 uint64_t live_receiver_refused(const live_receiver *r) { return r->refused; }
 

@@ -24,6 +24,9 @@ static double frame_s;
 
 #define MAX_DGRAMS 4096
 
+/* The key senders and receivers of a test use (NULL: plain streams). */
+static const uint8_t *sender_key, *receiver_key;
+
 typedef struct capture {
     uint8_t *data[MAX_DGRAMS];
     size_t len[MAX_DGRAMS];
@@ -47,6 +50,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    sender_key = receiver_key = NULL;
     free(speech);
     tokvox_model_destroy(model);
 }
@@ -78,6 +82,7 @@ static capture *send_speech(double seconds, int fec_depth, int codebooks, uint32
     c.fec_depth = fec_depth;
     c.num_codebooks = codebooks;
     c.stream_id = id;
+    c.key = sender_key;
     tokvox_sender *s = tokvox_sender_create(model, &c, NULL);
     ck_assert_ptr_nonnull(s);
     capture *cap = calloc(1, sizeof *cap);
@@ -158,6 +163,7 @@ static result play(const capture *c, const trace *t)
     tokvox_receiver_config_init(&rc);
     rc.adaptive = t->adaptive;
     rc.jitter_ms = t->jitter_ms;
+    rc.key = receiver_key;
     tokvox_receiver *r = tokvox_receiver_create(model, &rc, NULL);
     ck_assert_ptr_nonnull(r);
     result res = {0};
@@ -558,7 +564,7 @@ START_TEST(foreign_datagrams_are_refused)
     buf[20] ^= 1;
     ck_assert_int_eq(tokvox_receiver_push(r, buf, len, 0), TOKVOX_ERR_MODEL_MISMATCH);
     memcpy(buf, d, len);
-    buf[7] = 1;
+    buf[7] = 2; /* an unknown flag (1 = sealed: refused without a key) */
     ck_assert_int_eq(tokvox_receiver_push(r, buf, len, 0), TOKVOX_ERR_FORMAT);
     memcpy(buf, d, len);
     buf[6] = 4;
@@ -613,6 +619,129 @@ START_TEST(configs_are_checked)
 }
 END_TEST
 
+/* ---- sealed streams ------------------------------------------------------ */
+
+static uint8_t key_a[TOKVOX_STREAM_KEY_BYTES], key_b[TOKVOX_STREAM_KEY_BYTES];
+
+static void make_keys(void)
+{
+    ck_assert_int_eq(tokvox_stream_make_key(key_a), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_stream_make_key(key_b), TOKVOX_OK);
+    ck_assert_int_ne(memcmp(key_a, key_b, sizeof key_a), 0);
+}
+
+START_TEST(sealed_stream_plays_like_a_plain_one)
+{
+    make_keys();
+    capture *plain = send_speech(2.0, 1, 0, 21);
+    sender_key = receiver_key = key_a;
+    capture *sealed = send_speech(2.0, 1, 0, 21);
+    ck_assert_int_eq(plain->n, sealed->n);
+    for (int i = 0; i < plain->n; i++) { /* salt and tag; the payload is not in the clear */
+        ck_assert_uint_eq(sealed->len[i], plain->len[i] + TOKVOX_STREAM_SEAL_OVERHEAD);
+        ck_assert_uint_eq(sealed->data[i][7], 1);
+        ck_assert_int_ne(memcmp(sealed->data[i] + TOKVOX_STREAM_HEADER_SIZE + 8,
+                                plain->data[i] + TOKVOX_STREAM_HEADER_SIZE,
+                                plain->len[i] - TOKVOX_STREAM_HEADER_SIZE), 0);
+    }
+    trace *t = trace_new(sealed->n);
+    rng_state = 3;
+    for (int i = 0; i < sealed->n - 1; i++) /* loss and reordering too */
+        t->delay[i] = uniform() < 0.1 ? -1 : 0.005 + 0.03 * uniform();
+    t->adaptive = 0;
+    result rs = play(sealed, t);
+    sender_key = receiver_key = NULL;
+    result rp = play(plain, t);
+    ck_assert_uint_eq(rs.n, rp.n);
+    ck_assert_int_eq(memcmp(rs.pcm, rp.pcm, sizeof(float) * rs.n), 0);
+    ck_assert_uint_eq(rs.st.unauthenticated + rs.st.replayed + rs.st.refused, 0);
+    ck_assert_uint_gt(rs.st.recovered, 0);
+    free(rs.pcm);
+    free(rp.pcm);
+    trace_free(t);
+    capture_free(plain);
+    capture_free(sealed);
+}
+END_TEST
+
+static int push(tokvox_receiver *r, const capture *c, int i, double t)
+{
+    return tokvox_receiver_push(r, c->data[i], c->len[i], t);
+}
+
+/* What an attacker can do without the key: send plain datagrams, forge
+ * sealed ones, seal with another key, replay what it heard, and replay a
+ * recording of an earlier call under the same key. */
+START_TEST(sealed_receiver_refuses_what_it_cannot_trust)
+{
+    make_keys();
+    capture *plain = send_speech(1.0, 0, 0, 31);
+    sender_key = key_a;
+    capture *call = send_speech(1.0, 0, 0, 32), *earlier = send_speech(1.0, 0, 0, 33);
+    sender_key = key_b;
+    capture *foreign = send_speech(1.0, 0, 0, 34);
+    tokvox_receiver_config rc;
+    tokvox_receiver_config_init(&rc);
+    rc.key = key_a;
+    tokvox_receiver *r = tokvox_receiver_create(model, &rc, NULL);
+    ck_assert_ptr_nonnull(r);
+    uint8_t forged[TOKVOX_STREAM_MAX_DATAGRAM];
+    int n_auth = 0, n_replay = 0;
+    double t = 0;
+    for (int i = 0; i < call->n - 1; i++, t += frame_s) {
+        ck_assert_int_eq(push(r, call, i, t), TOKVOX_OK);
+        size_t fl = 0;
+        ck_assert_int_eq(push(r, plain, i, t), TOKVOX_ERR_AUTH);
+        n_auth++;
+        ck_assert_int_eq(push(r, foreign, i, t), TOKVOX_ERR_AUTH);
+        n_auth++;
+        memcpy(forged, call->data[i], fl = call->len[i]);
+        forged[fl - 1 - i % 20] ^= 0x10; /* one bit anywhere in ciphertext or tag */
+        ck_assert_int_eq(tokvox_receiver_push(r, forged, fl, t), TOKVOX_ERR_AUTH);
+        n_auth++;
+        memcpy(forged, call->data[i], fl);
+        forged[12] ^= 1; /* another sequence number: another nonce */
+        ck_assert_int_eq(tokvox_receiver_push(r, forged, fl, t), TOKVOX_ERR_AUTH);
+        n_auth++;
+        ck_assert_int_eq(push(r, call, i, t), TOKVOX_ERR_REPLAY);
+        n_replay++;
+        if (i >= 3) {
+            ck_assert_int_eq(push(r, call, i - 3, t), TOKVOX_ERR_REPLAY);
+            n_replay++;
+        }
+        ck_assert_int_eq(push(r, earlier, i, t), TOKVOX_ERR_REPLAY);
+        n_replay++;
+        size_t got = 0;
+        float pcm[4096];
+        ck_assert_int_eq(tokvox_receiver_pull(r, t, pcm, 4096, &got), TOKVOX_OK);
+    }
+    tokvox_receiver_stats st = {.size = sizeof st};
+    tokvox_receiver_get_stats(r, &st);
+    ck_assert_uint_eq(st.unauthenticated, (uint64_t)n_auth);
+    ck_assert_uint_eq(st.replayed, (uint64_t)n_replay);
+    ck_assert_uint_eq(st.datagrams, (uint64_t)(call->n - 1));
+    ck_assert_uint_eq(st.streams, 1);
+    ck_assert_uint_eq(st.stream_id, 32);
+    /* the end datagram may come again (senders repeat it) */
+    ck_assert_int_eq(push(r, call, call->n - 1, t), TOKVOX_OK);
+    ck_assert_int_eq(push(r, call, call->n - 1, t), TOKVOX_OK);
+    /* a receiver without the key takes none of it */
+    tokvox_receiver_config_init(&rc);
+    tokvox_receiver *open = tokvox_receiver_create(model, &rc, NULL);
+    ck_assert_int_eq(push(open, call, 0, 0), TOKVOX_ERR_AUTH);
+    tokvox_receiver_destroy(open);
+    /* once the call has gone quiet, a new one (a restarted sender) is taken */
+    ck_assert_int_eq(push(r, earlier, 0, t + 10.0), TOKVOX_OK);
+    tokvox_receiver_get_stats(r, &st);
+    ck_assert_uint_eq(st.streams, 2);
+    tokvox_receiver_destroy(r);
+    capture_free(plain);
+    capture_free(call);
+    capture_free(earlier);
+    capture_free(foreign);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -628,6 +757,8 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, bitrate_changes_follow_the_sender);
     tcase_add_test(tc, foreign_datagrams_are_refused);
     tcase_add_test(tc, configs_are_checked);
+    tcase_add_test(tc, sealed_stream_plays_like_a_plain_one);
+    tcase_add_test(tc, sealed_receiver_refuses_what_it_cannot_trust);
     tcase_set_timeout(tc, 600);
     suite_add_tcase(s, tc);
     return s;

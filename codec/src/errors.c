@@ -24,6 +24,8 @@ static const char *const messages[] = {
     [-TOKVOX_ERR_AUDIO] = "unusable audio",
     [-TOKVOX_ERR_STATE] = "operation not allowed in this state",
     [-TOKVOX_ERR_CODE_RANGE] = "code out of range",
+    [-TOKVOX_ERR_AUTH] = "not authenticated",
+    [-TOKVOX_ERR_REPLAY] = "replayed",
 };
 
 const char *tokvox_strerror(int error)

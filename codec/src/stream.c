@@ -7,10 +7,16 @@
  *   4  1  version (2)          12  4  seq: audio, the first frame's number;
  *   5  1  type: 1 audio, 2 end            end, the frames in the stream
  *   6  1  FEC packets that follow 16  8  model id
- *   7  1  flags (0)            24  -  audio: the packet (tokvox.h's format),
+ *   7  1  flags: 1 = sealed     24  -  audio: the packet (tokvox.h's format),
  *                                     then the FEC packets, each holding the
  *                                     frames just before the one before it;
  *                                     end: u64 stream length in samples
+ * A sealed datagram has, after the header, an 8-byte salt (random per
+ * stream) and the payload encrypted with ChaCha20-Poly1305 (IETF, from
+ * libsodium) followed by its 16-byte tag; header and salt are authenticated
+ * as associated data, and the nonce is the salt then the sequence number:
+ * unique for every datagram of a stream, as sequence numbers only grow
+ * (the end datagram's is one no audio datagram has).
  */
 #include "tokvox/stream.h"
 
@@ -20,9 +26,18 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "model_internal.h"
 
-enum { TYPE_AUDIO = 1, TYPE_END = 2, END_PAYLOAD = 8 };
+enum { TYPE_AUDIO = 1, TYPE_END = 2, END_PAYLOAD = 8, FLAG_SEALED = 1, SALT_BYTES = 8 };
+#define TAG_BYTES crypto_aead_chacha20poly1305_ietf_ABYTES
+#define MAX_PAYLOAD (TOKVOX_STREAM_MAX_DATAGRAM - TOKVOX_STREAM_HEADER_SIZE)
+/* Sequence numbers a sealed stream remembers behind its newest, for
+ * replays; a datagram older than that is refused as one. */
+#define REPLAY_WINDOW 256
+/* A sealed stream that sent nothing for this long may be displaced. */
+#define DISPLACE_AFTER_S 2.0
 #define MAX_CODES (TOKVOX_PACKET_MAX_FRAMES * TOKVOX_PACKET_CODEBOOKS_MAX)
 
 static const uint8_t stream_magic[4] = {'T', 'V', 'X', 'P'};
@@ -60,13 +75,14 @@ typedef struct datagram {
     frames_block copies[TOKVOX_STREAM_MAX_FEC];
 } datagram;
 
-static void put_header(uint8_t *out, int type, int fec, uint32_t id, uint32_t seq, uint64_t model)
+static void put_header(uint8_t *out, int type, int fec, int flags, uint32_t id, uint32_t seq,
+                       uint64_t model)
 {
     memcpy(out, stream_magic, 4);
     out[4] = TOKVOX_STREAM_VERSION;
     out[5] = (uint8_t)type;
     out[6] = (uint8_t)fec;
-    out[7] = 0;
+    out[7] = (uint8_t)flags;
     put_u32(out + 8, id);
     put_u32(out + 12, seq);
     put_u64(out + 16, model);
@@ -88,7 +104,10 @@ static int take_packet(const tokvox_model *m, const uint8_t **p, size_t *left, f
     return err;
 }
 
-static int parse_datagram(const tokvox_model *m, const uint8_t *data, size_t len, datagram *d)
+/* The header, up to the model check: what can be read before a sealed
+ * datagram is authenticated (the magic and version say whether the rest
+ * means anything; the stream id and sequence number make the nonce). */
+static int parse_header(const uint8_t *data, size_t len, datagram *d, int *flags)
 {
     if (!data || len < 4 || memcmp(data, stream_magic, 4) != 0)
         return len < 4 && data && memcmp(data, stream_magic, len) == 0 ? TOKVOX_ERR_TRUNCATED
@@ -101,16 +120,21 @@ static int parse_datagram(const tokvox_model *m, const uint8_t *data, size_t len
         return TOKVOX_ERR_TRUNCATED;
     d->type = data[5];
     d->fec = data[6];
+    *flags = data[7];
     d->stream_id = get_u32(data + 8);
     d->seq = get_u32(data + 12);
     d->model_id = get_u64(data + 16);
-    if (data[7] != 0 || (d->type != TYPE_AUDIO && d->type != TYPE_END) ||
+    if ((*flags & ~FLAG_SEALED) || (d->type != TYPE_AUDIO && d->type != TYPE_END) ||
         d->fec > TOKVOX_STREAM_MAX_FEC || (d->type == TYPE_END && d->fec) || d->stream_id == 0)
         return TOKVOX_ERR_FORMAT;
+    return TOKVOX_OK;
+}
+
+/* What follows the header (decrypted, for a sealed datagram). */
+static int parse_payload(const tokvox_model *m, const uint8_t *p, size_t left, datagram *d)
+{
     if (d->model_id != m->info.model_id)
         return TOKVOX_ERR_MODEL_MISMATCH;
-    const uint8_t *p = data + TOKVOX_STREAM_HEADER_SIZE;
-    size_t left = len - TOKVOX_STREAM_HEADER_SIZE;
     if (d->type == TYPE_END) {
         if (left != END_PAYLOAD)
             return left < END_PAYLOAD ? TOKVOX_ERR_TRUNCATED : TOKVOX_ERR_FORMAT;
@@ -123,6 +147,27 @@ static int parse_datagram(const tokvox_model *m, const uint8_t *data, size_t len
     if (!err && left)
         err = TOKVOX_ERR_FORMAT; /* bytes past the last packet */
     return err;
+}
+
+static void make_nonce(uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES],
+                       const uint8_t *salt, uint32_t seq)
+{
+    memcpy(nonce, salt, SALT_BYTES);
+    put_u32(nonce + SALT_BYTES, seq);
+}
+
+/* libsodium must be initialised once before use; it makes that call safe
+ * from any thread and idempotent. */
+static int crypto_ready(void) { return sodium_init() >= 0; }
+
+int tokvox_stream_make_key(uint8_t *key)
+{
+    if (!key)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    if (!crypto_ready())
+        return TOKVOX_ERR_UNSUPPORTED;
+    crypto_aead_chacha20poly1305_ietf_keygen(key);
+    return TOKVOX_OK;
 }
 
 /* ---- sender ---------------------------------------------------------------- */
@@ -140,6 +185,10 @@ struct tokvox_sender {
     frames_block history[TOKVOX_STREAM_MAX_FEC]; /* the last packets sent, newest first */
     int history_n;
     int finished;
+    int sealed;
+    uint8_t key[TOKVOX_STREAM_KEY_BYTES];
+    uint8_t salt[SALT_BYTES];   /* random per stream: the nonces' prefix */
+    uint8_t payload[MAX_PAYLOAD]; /* what follows the header, in the clear */
     uint8_t out[TOKVOX_STREAM_MAX_DATAGRAM];
 };
 
@@ -203,6 +252,17 @@ tokvox_sender *tokvox_sender_create(const tokvox_model *m, const tokvox_sender_c
         return NULL;
     }
     s->stream_id = c->stream_id ? c->stream_id : random_stream_id(s);
+    if (c->key) {
+        if (!crypto_ready()) {
+            tokvox_sender_destroy(s);
+            *error = TOKVOX_ERR_UNSUPPORTED;
+            return NULL;
+        }
+        s->sealed = 1;
+        memcpy(s->key, c->key, sizeof s->key);
+        randombytes_buf(s->salt, sizeof s->salt);
+    }
+    s->c.key = NULL; /* the copy in s->key is what is used */
     *error = TOKVOX_OK;
     return s;
 }
@@ -212,6 +272,7 @@ void tokvox_sender_destroy(tokvox_sender *s)
     if (!s)
         return;
     tokvox_encoder_destroy(s->enc);
+    sodium_memzero(s->key, sizeof s->key);
     free(s);
 }
 
@@ -236,6 +297,31 @@ static int pack_prefix(const tokvox_model *m, const frames_block *b, int codeboo
     return tokvox_packet_pack(m, codes, b->frames, codebooks, out, cap, len);
 }
 
+/* Header and payload as one datagram, sealed when there is a key. */
+static void send_datagram(tokvox_sender *s, int type, int fec, uint32_t seq, size_t len,
+                          tokvox_datagram_sink sink, void *ctx)
+{
+    uint8_t *out = s->out;
+    put_header(out, type, fec, s->sealed ? FLAG_SEALED : 0, s->stream_id, seq,
+               s->m->info.model_id);
+    size_t at = TOKVOX_STREAM_HEADER_SIZE;
+    if (!s->sealed) {
+        memcpy(out + at, s->payload, len);
+        at += len;
+    } else {
+        uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+        unsigned long long sealed_len = 0;
+        memcpy(out + at, s->salt, SALT_BYTES);
+        at += SALT_BYTES;
+        make_nonce(nonce, s->salt, seq);
+        crypto_aead_chacha20poly1305_ietf_encrypt(out + at, &sealed_len, s->payload, len, out,
+                                                  at, NULL, nonce, s->key);
+        at += (size_t)sealed_len;
+    }
+    if (sink)
+        sink(ctx, out, at);
+}
+
 /* The pending packet, and copies of the last fec_depth ones, as one
  * datagram. */
 static int emit(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
@@ -243,20 +329,22 @@ static int emit(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
     frames_block *b = &s->pending;
     if (b->frames == 0)
         return TOKVOX_OK;
+    /* sealed: the nonce holds 32 bits of sequence number, which must not
+     * wrap (994 days of 20 ms frames): a longer call takes a new stream */
+    if (s->sealed && s->packed + (uint64_t)b->frames >= UINT32_MAX)
+        return TOKVOX_ERR_STATE;
     int fec = s->history_n < s->c.fec_depth ? s->history_n : s->c.fec_depth;
-    size_t at = TOKVOX_STREAM_HEADER_SIZE, len = 0;
-    put_header(s->out, TYPE_AUDIO, fec, s->stream_id, (uint32_t)s->packed, s->m->info.model_id);
-    int err = pack_prefix(s->m, b, b->codebooks, s->out + at, sizeof s->out - at, &len);
+    size_t at = 0, len = 0;
+    int err = pack_prefix(s->m, b, b->codebooks, s->payload, sizeof s->payload, &len);
     for (int k = 0; !err && k < fec; k++) {
         const frames_block *h = &s->history[k];
         int cb = s->c.fec_codebooks < h->codebooks ? s->c.fec_codebooks : h->codebooks;
         at += len;
-        err = pack_prefix(s->m, h, cb, s->out + at, sizeof s->out - at, &len);
+        err = pack_prefix(s->m, h, cb, s->payload + at, sizeof s->payload - at, &len);
     }
     if (err)
         return err;
-    if (sink)
-        sink(ctx, s->out, at + len);
+    send_datagram(s, TYPE_AUDIO, fec, (uint32_t)s->packed, at + len, sink, ctx);
     memmove(s->history + 1, s->history, sizeof s->history[0] * (TOKVOX_STREAM_MAX_FEC - 1));
     s->history[0] = *b;
     if (s->history_n < TOKVOX_STREAM_MAX_FEC)
@@ -324,10 +412,8 @@ int tokvox_sender_finish(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
         err = emit(s, sink, ctx);
     if (err)
         return err;
-    put_header(s->out, TYPE_END, 0, s->stream_id, (uint32_t)s->packed, s->m->info.model_id);
-    put_u64(s->out + TOKVOX_STREAM_HEADER_SIZE, s->samples);
-    if (sink)
-        sink(ctx, s->out, TOKVOX_STREAM_HEADER_SIZE + END_PAYLOAD);
+    put_u64(s->payload, s->samples);
+    send_datagram(s, TYPE_END, 0, (uint32_t)s->packed, END_PAYLOAD, sink, ctx);
     return TOKVOX_OK;
 }
 
@@ -351,11 +437,12 @@ enum { SLOT_EMPTY = 0, SLOT_COPY = 1, SLOT_OWN = 2 };
  * frames, plus one, and never less than the configured hold.  The buffer
  * grows at once (a frame that is missing while the buffer is short of its
  * depth is waited for: concealed without moving on) and shrinks slowly (a
- * frame skipped when the buffer stayed deeper than depth + 1 for
- * ADAPT_EVERY frames). */
+ * frame skipped when the buffer stayed deeper than depth + 2 for
+ * ADAPT_EVERY frames: a sender's bursts and a loaded receiver's stalls
+ * must not make it churn). */
 #define JITTER_WINDOW 128
 #define JITTER_QUANTILE 0.95
-#define ADAPT_EVERY 25
+#define ADAPT_EVERY 50
 
 struct tokvox_receiver {
     const tokvox_model *m;
@@ -383,6 +470,14 @@ struct tokvox_receiver {
     float gain;
     tokvox_receiver_stats st;
     datagram parsed;            /* the datagram being pushed */
+    /* sealed streams */
+    int sealed;
+    uint8_t key[TOKVOX_STREAM_KEY_BYTES];
+    uint8_t plain[MAX_PAYLOAD]; /* a sealed datagram's payload, decrypted */
+    double last_auth;           /* arrival of the stream's last datagram */
+    int window_any;             /* a sequence number has been seen */
+    uint32_t window_top;        /* the newest one */
+    uint64_t window[REPLAY_WINDOW / 64]; /* bit k: window_top - k was seen */
     float scratch[2][4096];     /* two frames when skipping one */
 };
 
@@ -437,6 +532,16 @@ tokvox_receiver *tokvox_receiver_create(const tokvox_model *m, const tokvox_rece
     }
     r->gain = 1.0f;
     r->st.size = sizeof r->st;
+    if (c->key) {
+        if (!crypto_ready()) {
+            tokvox_receiver_destroy(r);
+            *error = TOKVOX_ERR_UNSUPPORTED;
+            return NULL;
+        }
+        r->sealed = 1;
+        memcpy(r->key, c->key, sizeof r->key);
+    }
+    r->c.key = NULL;
     *error = TOKVOX_OK;
     return r;
 }
@@ -447,6 +552,7 @@ void tokvox_receiver_destroy(tokvox_receiver *r)
         return;
     tokvox_decoder_destroy(r->dec);
     free(r->slots);
+    sodium_memzero(r->key, sizeof r->key);
     free(r);
 }
 
@@ -472,6 +578,8 @@ static void start_stream(tokvox_receiver *r, uint32_t id)
     r->window_min_span = INT32_MAX;
     r->burst = 0;
     r->gain = 1.0f;
+    r->window_any = 0;
+    memset(r->window, 0, sizeof r->window);
     r->st.streams++;
     r->st.stream_id = id;
     r->st.stream_samples = 0;
@@ -560,22 +668,109 @@ static void take_audio(tokvox_receiver *r, const datagram *d, double arrival)
     }
 }
 
+static int stream_over(const tokvox_receiver *r);
+
+/* A sealed datagram's payload, authenticated and decrypted into r->plain. */
+static int open_sealed(tokvox_receiver *r, const uint8_t *data, size_t len, int flags,
+                       const datagram *d, const uint8_t **payload, size_t *payload_len)
+{
+    size_t at = TOKVOX_STREAM_HEADER_SIZE + SALT_BYTES;
+    if (!(flags & FLAG_SEALED) || len < at + TAG_BYTES || len - at - TAG_BYTES > MAX_PAYLOAD)
+        return TOKVOX_ERR_AUTH;
+    uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+    make_nonce(nonce, data + TOKVOX_STREAM_HEADER_SIZE, d->seq);
+    unsigned long long n = 0;
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(r->plain, &n, NULL, data + at, len - at, data,
+                                                  at, nonce, r->key) != 0)
+        return TOKVOX_ERR_AUTH;
+    *payload = r->plain;
+    *payload_len = (size_t)n;
+    return TOKVOX_OK;
+}
+
+/* The replay window of a sealed stream: a sequence number newer than any
+ * seen moves it on; an older one must be inside it and not seen yet.  Only
+ * authenticated datagrams get here, so an attacker cannot move it. */
+static int replayed(tokvox_receiver *r, uint32_t seq)
+{
+    const int words = REPLAY_WINDOW / 64;
+    if (!r->window_any) {
+        r->window_any = 1;
+        r->window_top = seq;
+        r->window[0] = 1;
+        return 0;
+    }
+    int32_t ahead = (int32_t)(seq - r->window_top);
+    if (ahead > 0) {
+        for (int32_t k = 0; k < ahead && k < REPLAY_WINDOW; k++) { /* shift by one bit */
+            for (int w = words - 1; w > 0; w--)
+                r->window[w] = r->window[w] << 1 | r->window[w - 1] >> 63;
+            r->window[0] <<= 1;
+        }
+        r->window_top = seq;
+        r->window[0] |= 1;
+        return 0;
+    }
+    uint32_t age = (uint32_t)-ahead;
+    if (age >= REPLAY_WINDOW || (r->window[age / 64] >> (age % 64) & 1))
+        return 1;
+    r->window[age / 64] |= (uint64_t)1 << (age % 64);
+    return 0;
+}
+
+static int refuse(tokvox_receiver *r, int err)
+{
+    r->st.refused++;
+    if (err == TOKVOX_ERR_AUTH)
+        r->st.unauthenticated++;
+    if (err == TOKVOX_ERR_REPLAY)
+        r->st.replayed++;
+    return err;
+}
+
+/* Header, authentication, payload: everything that can refuse a datagram,
+ * before anything in the receiver changes. */
+static int check_datagram(tokvox_receiver *r, const uint8_t *data, size_t len, datagram *d)
+{
+    int flags = 0;
+    int err = parse_header(data, len, d, &flags);
+    if (err)
+        return err;
+    const uint8_t *payload = data + TOKVOX_STREAM_HEADER_SIZE;
+    size_t payload_len = len - TOKVOX_STREAM_HEADER_SIZE;
+    if (r->sealed)
+        err = open_sealed(r, data, len, flags, d, &payload, &payload_len);
+    else if (flags & FLAG_SEALED)
+        err = TOKVOX_ERR_AUTH; /* sealed, and no key to open it */
+    return err ? err : parse_payload(r->m, payload, payload_len, d);
+}
+
 int tokvox_receiver_push(tokvox_receiver *r, const uint8_t *data, size_t len, double arrival_s)
 {
     if (!r || (!data && len))
         return TOKVOX_ERR_INVALID_ARGUMENT;
     datagram *d = &r->parsed;
-    int err = parse_datagram(r->m, data, len, d);
-    if (err) {
-        r->st.refused++;
-        return err;
-    }
+    int err = check_datagram(r, data, len, d);
+    if (err)
+        return refuse(r, err);
     if (r->have_old && d->stream_id == r->old_stream_id) {
         r->st.stale++;
         return TOKVOX_OK;
     }
-    if (!r->have_stream || d->stream_id != r->stream_id)
+    int other = !r->have_stream || d->stream_id != r->stream_id;
+    /* a sealed stream is displaced only once it has ended or gone quiet:
+     * a recording of an earlier call under the same key is authentic */
+    if (other && r->sealed && r->have_stream && !stream_over(r) &&
+        arrival_s - r->last_auth < DISPLACE_AFTER_S)
+        return refuse(r, TOKVOX_ERR_REPLAY);
+    if (r->sealed && !other && d->type == TYPE_AUDIO && replayed(r, d->seq))
+        return refuse(r, TOKVOX_ERR_REPLAY);
+    if (other) {
         start_stream(r, d->stream_id);
+        if (r->sealed && d->type == TYPE_AUDIO)
+            replayed(r, d->seq); /* opens the window */
+    }
+    r->last_auth = arrival_s;
     r->st.datagrams++;
     if (d->type == TYPE_END) {
         r->end_known = 1;
@@ -637,7 +832,7 @@ static int adapt(tokvox_receiver *r, int span, int have_next)
         int reserve = r->window_min_span;
         r->window_frames = 0;
         r->window_min_span = INT32_MAX;
-        if (reserve > r->depth + 1 && !r->end_known)
+        if (reserve > r->depth + 2 && !r->end_known)
             return -1;
     }
     /* a frame not there while the buffer is short: more likely late than

@@ -19,7 +19,12 @@ live_setup() {
 live_cleanup() {
     # CONT: a process stopped by a test takes the TERM only once it runs
     for p in $PIDS; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
-    rm -rf "$WORK"
+    # TOKVOX_KEEP_WORK=1 keeps the files of a failed run for a look
+    if [ "${TOKVOX_KEEP_WORK:-0}" = 1 ] && [ "$failed" -gt 0 ]; then
+        echo "kept $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
 }
 
 # field JSON KEY: a number from a one-line JSON object (the last line: the

@@ -30,6 +30,9 @@ typedef enum tokvox_error {
     TOKVOX_ERR_AUDIO = -14,           /* unreadable or unusable audio */
     TOKVOX_ERR_STATE = -15,           /* call not allowed in this state */
     TOKVOX_ERR_CODE_RANGE = -16,      /* a code >= the codebook size (or 2^bits) */
+    TOKVOX_ERR_AUTH = -17,            /* a sealed datagram that fails authentication, or
+                                         an unsealed one where a key is required */
+    TOKVOX_ERR_REPLAY = -18,          /* an authenticated datagram seen before */
 } tokvox_error;
 
 #ifdef __cplusplus

@@ -33,12 +33,16 @@ extern "C" {
 
 #define TOKVOX_STREAM_VERSION 2
 #define TOKVOX_STREAM_HEADER_SIZE 24
+/* Sealed streams (docs/stream.md): a pre-shared key of this many bytes;
+ * each sealed datagram adds a salt and an authentication tag. */
+#define TOKVOX_STREAM_KEY_BYTES 32
+#define TOKVOX_STREAM_SEAL_OVERHEAD (8 + 16)
 /* Previous packets one datagram may carry again at a lower bitrate. */
 #define TOKVOX_STREAM_MAX_FEC 3
 /* The largest datagram of a valid stream (4 packets of 4 frames x 32 codes
  * of 16 bits, and the header): size receive buffers with it. */
 #define TOKVOX_STREAM_MAX_DATAGRAM \
-    (TOKVOX_STREAM_HEADER_SIZE + (1 + TOKVOX_STREAM_MAX_FEC) * \
+    (TOKVOX_STREAM_HEADER_SIZE + TOKVOX_STREAM_SEAL_OVERHEAD + (1 + TOKVOX_STREAM_MAX_FEC) * \
      (1 + TOKVOX_PACKET_MAX_FRAMES * TOKVOX_PACKET_CODEBOOKS_MAX * 2))
 
 /* ---- sender ---------------------------------------------------------------- */
@@ -52,6 +56,8 @@ typedef struct tokvox_sender_config {
     int fec_depth;          /* previous packets each datagram repeats, 0..3 (default 0) */
     int fec_codebooks;      /* codes per frame of those copies (default 2) */
     uint32_t stream_id;     /* 0 (default): a random one; nonzero: this one (tests) */
+    const uint8_t *key;     /* NULL (default): plain; else TOKVOX_STREAM_KEY_BYTES bytes
+                               that seal every datagram (copied at create) */
 } tokvox_sender_config;
 
 /* Where datagrams go: called from inside push and finish, once per datagram,
@@ -79,6 +85,11 @@ TOKVOX_API uint32_t tokvox_sender_stream_id(const tokvox_sender *s);
 /* Frames coded so far (the flush included after finish). */
 TOKVOX_API uint64_t tokvox_sender_frames(const tokvox_sender *s);
 
+/* A fresh random key (libsodium's generator) into key[TOKVOX_STREAM_KEY_BYTES].
+ * TOKVOX_OK, or TOKVOX_ERR_UNSUPPORTED if the generator cannot start.
+ * [thread-safe] */
+TOKVOX_API int tokvox_stream_make_key(uint8_t *key);
+
 /* ---- receiver -------------------------------------------------------------- */
 
 typedef struct tokvox_receiver tokvox_receiver;
@@ -89,6 +100,8 @@ typedef struct tokvox_receiver_config {
     int adaptive;           /* 1 (default): the depth follows the measured jitter */
     int max_jitter_ms;      /* the most the adaptive depth holds (default 500) */
     int fade;               /* 1 (default): fade out a long burst of concealed frames */
+    const uint8_t *key;     /* NULL (default): plain datagrams; else only datagrams
+                               sealed with this key are taken (copied at create) */
 } tokvox_receiver_config;
 
 /* Counters since create.  Every frame pulled is one of decoded, recovered
@@ -96,7 +109,7 @@ typedef struct tokvox_receiver_config {
 typedef struct tokvox_receiver_stats {
     size_t size;              /* the caller sets sizeof(tokvox_receiver_stats) */
     uint64_t datagrams;       /* accepted */
-    uint64_t refused;         /* not parsed, another model/version, bad codes */
+    uint64_t refused;         /* every refused datagram (unauthenticated, replayed incl.) */
     uint64_t duplicates;      /* a frame received twice */
     uint64_t late;            /* a frame that came after its turn */
     uint64_t stale;           /* datagrams of a stream already replaced */
@@ -113,6 +126,9 @@ typedef struct tokvox_receiver_stats {
     int ended;                /* the end datagram came and every frame was pulled */
     uint64_t stream_samples;  /* the stream's length, from its end datagram (0 before) */
     uint32_t stream_id;
+    uint64_t unauthenticated; /* with a key: unsealed, or failing authentication */
+    uint64_t replayed;        /* with a key: authenticated but seen before, or a
+                                 stream that would displace a live one */
 } tokvox_receiver_stats;
 
 TOKVOX_API void tokvox_receiver_config_init(tokvox_receiver_config *c);
@@ -124,9 +140,14 @@ TOKVOX_API void tokvox_receiver_destroy(tokvox_receiver *r);
  * stream (even if it turns out a duplicate or too late, which are counted);
  * otherwise it is refused, counted, and changes nothing:
  * TOKVOX_ERR_FORMAT / TOKVOX_ERR_TRUNCATED (not a valid datagram),
- * TOKVOX_ERR_VERSION, TOKVOX_ERR_MODEL_MISMATCH, TOKVOX_ERR_CODE_RANGE.
+ * TOKVOX_ERR_VERSION, TOKVOX_ERR_MODEL_MISMATCH, TOKVOX_ERR_CODE_RANGE;
+ * with a key, TOKVOX_ERR_AUTH (unsealed, forged, or sealed with another
+ * key: checked before anything else is read) and TOKVOX_ERR_REPLAY.
  * A datagram with a new stream id starts a new stream (a sender that
- * restarted); the previous stream's late datagrams are then ignored. */
+ * restarted); the previous stream's late datagrams are then ignored.  With
+ * a key, a new stream displaces the current one only once that has ended
+ * or sent nothing for 2 s, so a recording of an earlier call cannot
+ * interrupt a live one. */
 TOKVOX_API int tokvox_receiver_push(tokvox_receiver *r, const uint8_t *data, size_t len,
                                     double arrival_s);
 /* Whether a frame is due at now_s: the stream has started and its hold has

@@ -81,6 +81,7 @@ test)
     install "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     build build
     meson test -C build --print-errorlogs | tee build/test-summary.txt
+    examples/run.sh build   # the examples, against the installed library via pkg-config
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false
     # not the soak: memory flatness under ASan's allocator means nothing
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

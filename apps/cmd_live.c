@@ -255,7 +255,7 @@ static void frame_done(session *s, double seconds, double latency_s)
         s->latency_sum = 0;
         s->latency_n = 0;
         live_stats_report(s->stats, &s->report);
-        s->report.buffered = 0; /* a maximum per report */
+        s->report.buffered = s->report.depth = 0; /* maxima per report */
     }
 }
 
@@ -602,8 +602,10 @@ static int tick_due(session *s, listener *l)
 }
 
 /* The jitter buffer's fill after a frame was played. */
-static void note_buffered(session *s, int span)
+static void note_buffered(session *s, int span, int depth)
 {
+    if (depth > s->report.depth)
+        s->report.depth = depth;
     if (span > s->report.buffered)
         s->report.buffered = span;
     if (span > s->buffered_max)
@@ -625,7 +627,7 @@ static int play_frame(session *s, listener *l)
     size_t drop = l->skip < n ? l->skip : n;
     l->skip -= drop;
     play_trimmed(s, l->pcm + drop, n - drop, &l->played, listen_limit(s, l));
-    note_buffered(s, st.buffered);
+    note_buffered(s, st.buffered, st.depth);
     if (l->next_tick == 0)
         l->next_tick = t0;
     l->next_tick += frame_seconds(s);

@@ -163,6 +163,8 @@ typedef struct live_report {
     uint64_t stretched, skipped; /* receiver: hops added / frames dropped by the
                                     adaptive jitter buffer */
     uint64_t unauthenticated, replayed; /* receiver, sealed calls: refused as such */
+    int depth;                   /* receiver: the adaptive jitter buffer's target, frames
+                                    (the most over the report's second) */
     int buffered;                /* receiver: most frames in the jitter buffer
                                     over the report's second (summary: the run) */
     uint64_t sent, dropped;                    /* sender */

@@ -102,13 +102,13 @@ static void json_fields(FILE *f, const live_report *r, double p50_ms, double p99
         fprintf(f, ",\"concealed\":%llu,\"lost\":%llu,\"late\":%llu,\"refused\":%llu,"
                    "\"received\":%llu,\"recovered\":%llu,\"stretched\":%llu,"
                    "\"skipped\":%llu,\"unauthenticated\":%llu,\"replayed\":%llu,"
-                   "\"buffered\":%d",
+                   "\"buffered\":%d,\"depth\":%d",
                 (unsigned long long)r->concealed, (unsigned long long)r->lost,
                 (unsigned long long)r->late, (unsigned long long)r->refused,
                 (unsigned long long)r->received, (unsigned long long)r->recovered,
                 (unsigned long long)r->stretched, (unsigned long long)r->skipped,
                 (unsigned long long)r->unauthenticated, (unsigned long long)r->replayed,
-                r->buffered);
+                r->buffered, r->depth);
     if (!strcmp(r->mode, "send"))
         fprintf(f, ",\"sent\":%llu,\"dropped\":%llu,\"stream_frames\":%llu",
                 (unsigned long long)r->sent, (unsigned long long)r->dropped,

@@ -52,6 +52,8 @@ START_TEST(version_string_matches_number)
     ck_assert(minor < 100 && patch < 100);
     ck_assert_int_eq(tokvox_version_number(), (int)(major * 10000 + minor * 100 + patch));
     ck_assert_int_gt(tokvox_version_number(), 0);
+    /* the headers' macros are the library's version */
+    ck_assert_int_eq(TOKVOX_VERSION_NUMBER, tokvox_version_number());
 }
 END_TEST
 

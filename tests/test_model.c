@@ -300,6 +300,50 @@ static void *encode_job(void *arg)
     return NULL;
 }
 
+/* A model from memory is the model from its file: same id, same layout,
+ * same codes; damage in memory is reported with the given name. */
+START_TEST(model_loads_from_memory)
+{
+    read_original();
+    int err;
+    tokvox_model *file = tokvox_model_load(tu_model_path(), &err, detail, sizeof detail);
+    tokvox_model *mem = tokvox_model_load_memory(original, original_size, "embedded.safetensors",
+                                                 &err, detail, sizeof detail);
+    ck_assert_msg(file && mem, "%s", detail);
+    tokvox_model_info a, b;
+    tokvox_model_get_info(file, &a);
+    tokvox_model_get_info(mem, &b);
+    ck_assert(a.model_id == b.model_id);
+    ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
+    ck_assert_str_eq(tokvox_model_path(mem), "embedded.safetensors");
+    float pcm[3200];
+    for (int i = 0; i < 3200; i++)
+        pcm[i] = 0.3f * sinf(0.05f * (float)i) * sinf(0.0007f * (float)i);
+    uint16_t ca[11 * 8], cb[11 * 8];
+    size_t na = 0, nb = 0;
+    tokvox_encoder *ea = tokvox_encoder_create(file, 0, NULL), *eb = tokvox_encoder_create(mem, 0, NULL);
+    ck_assert_int_eq(tokvox_encoder_push(ea, pcm, 3200, ca, 11, &na), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_encoder_push(eb, pcm, 3200, cb, 11, &nb), TOKVOX_OK);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_int_eq(memcmp(ca, cb, sizeof(uint16_t) * na * (size_t)a.num_codebooks), 0);
+    tokvox_encoder_destroy(ea);
+    tokvox_encoder_destroy(eb);
+    tokvox_model_destroy(file);
+    tokvox_model_destroy(mem);
+    /* cut short: refused, named by the name given */
+    ck_assert_ptr_null(tokvox_model_load_memory(original, original_size / 2, "embedded.safetensors",
+                                                &err, detail, sizeof detail));
+    ck_assert_int_ne(err, TOKVOX_OK);
+    ck_assert_ptr_nonnull(strstr(detail, "embedded.safetensors"));
+    ck_assert_ptr_null(tokvox_model_load_memory(NULL, 10, NULL, &err, detail, sizeof detail));
+    ck_assert_int_eq(err, TOKVOX_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(tokvox_model_load_memory(original, 0, NULL, &err, detail, sizeof detail));
+    ck_assert_ptr_nonnull(strstr(detail, "<memory>"));
+    free(original);
+    original = NULL;
+}
+END_TEST
+
 START_TEST(model_is_shareable_between_threads)
 {
     tokvox_model *m = tokvox_model_load(tu_model_path(), NULL, NULL, 0);
@@ -338,6 +382,7 @@ int main(void)
     tcase_add_test(tc, truncated_model_is_refused);
     tcase_add_test(tc, previous_minor_model_plugin_runs);
     tcase_add_test(tc, model_is_shareable_between_threads);
+    tcase_add_test(tc, model_loads_from_memory);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -391,23 +391,14 @@ static const char *default_model_path(char *buf, size_t size)
     return buf;
 }
 
-tokvox_model *tokvox_model_load(const char *path, int *error, char *detail, size_t detail_size)
+/* Config, framing, plugins and layouts of an opened file: the part of
+ * loading that does not care where the bytes came from.  Takes m; returns
+ * it ready, or NULL (destroyed) with *error. */
+static tokvox_model *finish_load(tokvox_model *m, int err, int *error, char *detail,
+                                 size_t detail_size)
 {
-    int dummy;
-    error = error ? error : &dummy;
-    char fallback[PATH_MAX];
-    if (!path)
-        path = default_model_path(fallback, sizeof fallback);
-    tokvox_model *m = calloc(1, sizeof *m);
-    if (!m || !(m->path = strdup(path))) {
-        free(m);
-        *error = TOKVOX_ERR_NO_MEMORY;
-        return NULL;
-    }
     cJSON *config = NULL;
-    int err = TOKVOX_OK;
-    m->file = st_open(path, &err, detail, detail_size);
-    if (m->file)
+    if (!err)
         err = parse_config(m, &config, detail, detail_size);
     if (!err)
         err = create_plugins(m, config, detail, detail_size);
@@ -424,6 +415,49 @@ tokvox_model *tokvox_model_load(const char *path, int *error, char *detail, size
     count_params(m);
     *error = TOKVOX_OK;
     return m;
+}
+
+static tokvox_model *model_named(const char *name, int *error)
+{
+    tokvox_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(name))) {
+        free(m);
+        *error = TOKVOX_ERR_NO_MEMORY;
+        return NULL;
+    }
+    return m;
+}
+
+tokvox_model *tokvox_model_load(const char *path, int *error, char *detail, size_t detail_size)
+{
+    int dummy;
+    error = error ? error : &dummy;
+    char fallback[PATH_MAX];
+    if (!path)
+        path = default_model_path(fallback, sizeof fallback);
+    tokvox_model *m = model_named(path, error);
+    if (!m)
+        return NULL;
+    int err = TOKVOX_OK;
+    m->file = st_open(path, &err, detail, detail_size);
+    return finish_load(m, m->file ? TOKVOX_OK : err, error, detail, detail_size);
+}
+
+tokvox_model *tokvox_model_load_memory(const void *data, size_t size, const char *name,
+                                       int *error, char *detail, size_t detail_size)
+{
+    int dummy;
+    error = error ? error : &dummy;
+    if (!data && size) {
+        *error = TOKVOX_ERR_INVALID_ARGUMENT;
+        return NULL;
+    }
+    tokvox_model *m = model_named(name ? name : "<memory>", error);
+    if (!m)
+        return NULL;
+    int err = TOKVOX_OK;
+    m->file = st_open_memory(data ? data : "", size, m->path, &err, detail, detail_size);
+    return finish_load(m, m->file ? TOKVOX_OK : err, error, detail, detail_size);
 }
 
 void tokvox_model_destroy(tokvox_model *m)

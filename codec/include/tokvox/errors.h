@@ -17,8 +17,8 @@ typedef enum tokvox_error {
     TOKVOX_ERR_INVALID_ARGUMENT = -1, /* a NULL handle, a bad count, ... */
     TOKVOX_ERR_NO_MEMORY = -2,
     TOKVOX_ERR_IO = -3,               /* open, read, write, rename failed */
-    TOKVOX_ERR_FORMAT = -4,           /* the bytes are not what they claim */
-    TOKVOX_ERR_TRUNCATED = -5,        /* the file ends early */
+    TOKVOX_ERR_FORMAT = -4,           /* the bytes are not what they claim (file, packet) */
+    TOKVOX_ERR_TRUNCATED = -5,        /* the file, packet or datagram ends early */
     TOKVOX_ERR_CHECKSUM = -6,         /* a block failed its checksum */
     TOKVOX_ERR_VERSION = -7,          /* a format version we do not know */
     TOKVOX_ERR_MODEL_MISMATCH = -8,   /* codes from another model */

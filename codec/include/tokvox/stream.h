@@ -68,7 +68,7 @@ typedef void (*tokvox_datagram_sink)(void *ctx, const uint8_t *data, size_t len)
 TOKVOX_API void tokvox_sender_config_init(tokvox_sender_config *c);
 /* NULL with *error on a bad config (TOKVOX_ERR_INVALID_ARGUMENT) or no
  * memory.  The model must outlive the sender. */
-TOKVOX_API tokvox_sender *tokvox_sender_create(const tokvox_model *model,
+TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_sender *tokvox_sender_create(const tokvox_model *model,
                                                const tokvox_sender_config *config, int *error);
 TOKVOX_API void tokvox_sender_destroy(tokvox_sender *s);
 /* n samples at the model rate, any n; every datagram completed goes to sink. */
@@ -132,7 +132,7 @@ typedef struct tokvox_receiver_stats {
 } tokvox_receiver_stats;
 
 TOKVOX_API void tokvox_receiver_config_init(tokvox_receiver_config *c);
-TOKVOX_API tokvox_receiver *tokvox_receiver_create(const tokvox_model *model,
+TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_receiver *tokvox_receiver_create(const tokvox_model *model,
                                                    const tokvox_receiver_config *config,
                                                    int *error);
 TOKVOX_API void tokvox_receiver_destroy(tokvox_receiver *r);

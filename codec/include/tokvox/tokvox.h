@@ -9,13 +9,24 @@
  * Every create has a destroy; destroy(NULL) does nothing.  Functions return
  * TOKVOX_OK (0) or a negative tokvox_error; tokvox_strerror() names each.  A
  * human-readable detail (file, tensor, offset) is written into the caller's
- * buffer where a function takes one.  There is no global mutable state.
+ * buffer where a function takes one.  All state lives in the handles but
+ * one process-wide setting, the thread count of tokvox_set_threads (like a
+ * BLAS library's), which never changes results.
+ *
+ * Every function says how it may be called: [thread-safe] from any thread
+ * at any time; [one thread per handle] by one thread at a time per handle
+ * (different handles, even of one model, may be used in parallel).  Creators
+ * return a handle the caller owns and must destroy; strings and structs a
+ * function returns a pointer to are owned by the handle they came from.
  *
  * Framing (the same for files, tokens and live streams): the model codes one
  * frame per `hop` samples.  Frame t is produced once samples [0, (t+1)*hop)
  * have been pushed.  Decoding frame t releases output samples
- * [(t-1)*hop, t*hop), so the algorithmic latency is 2*hop samples plus the
- * window overhang (reported by tokvox_model_info.latency_samples).  Flushing
+ * [(t-1)*hop, t*hop), so the algorithmic latency is n_fft samples: a hop
+ * for the encoder (a sample waits for its hop) and n_fft - hop for the
+ * decoder (the window overhang); 640 samples = 40 ms for the shipped model
+ * (tokvox_model_info.latency_samples, tokvox_encoder_latency,
+ * tokvox_decoder_latency).  Flushing
  * the encoder pads the stream with zeros and emits one extra frame, so the
  * decoder can complete every input sample.
  */
@@ -36,11 +47,27 @@ extern "C" {
 #else
 #define TOKVOX_API
 #endif
+/* On creators and loaders: dropping the handle they return is a leak. */
+#if defined(__GNUC__)
+#define TOKVOX_WARN_UNUSED_RESULT __attribute__((warn_unused_result))
+#else
+#define TOKVOX_WARN_UNUSED_RESULT
+#endif
 
 /* Error codes (tokvox_error, TOKVOX_OK, TOKVOX_ERR_*): tokvox/errors.h. */
 
 /* A static English message for every code, "unknown error" otherwise. [thread-safe] */
 TOKVOX_API const char *tokvox_strerror(int error);
+
+/* The version of these headers, for #if: a program can check at compile
+ * time what it builds against, and compare with tokvox_version_number() at
+ * run time what it runs with (tests/test_errors.c keeps them equal to
+ * meson.build's project version). */
+#define TOKVOX_VERSION_MAJOR 0
+#define TOKVOX_VERSION_MINOR 1
+#define TOKVOX_VERSION_PATCH 0
+#define TOKVOX_VERSION_NUMBER \
+    (TOKVOX_VERSION_MAJOR * 10000 + TOKVOX_VERSION_MINOR * 100 + TOKVOX_VERSION_PATCH)
 
 /* Library version, e.g. "0.1.0", and as a number major*10000+minor*100+patch. */
 TOKVOX_API const char *tokvox_version(void);
@@ -72,22 +99,36 @@ typedef struct tokvox_model_info {
  * path == NULL loads the default model (TOKVOX_MODEL, then the build's and the
  * installed models folder).  On failure returns NULL, sets *error, and writes a
  * message naming the file and the problem into detail (may be NULL).
- * The model owns its mapping and plugins until tokvox_model_destroy. */
-TOKVOX_API tokvox_model *tokvox_model_load(const char *path, int *error,
-                                           char *detail, size_t detail_size);
+ * The model owns its mapping and plugins until tokvox_model_destroy.
+ * [thread-safe] */
+TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_model *
+tokvox_model_load(const char *path, int *error, char *detail, size_t detail_size);
+/* The same from the bytes of a model file in memory (linked into the
+ * program, read from an archive, fetched): no file system, no mapping.  name
+ * (NULL: "<memory>") stands for the file in messages and is what
+ * tokvox_model_path returns.  The bytes are used in place: they stay the
+ * caller's and must stay valid and unchanged until tokvox_model_destroy.
+ * Plugins are still loaded from the plugin search path.  [thread-safe] */
+TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_model *
+tokvox_model_load_memory(const void *data, size_t size, const char *name, int *error,
+                         char *detail, size_t detail_size);
+/* After every session made from it is destroyed.  [one thread, once] */
 TOKVOX_API void tokvox_model_destroy(tokvox_model *model);
+/* Copies the model's description into the caller's struct.  [thread-safe] */
 TOKVOX_API void tokvox_model_get_info(const tokvox_model *model, tokvox_model_info *info);
-/* The config JSON from the model file's metadata; owned by the model. */
+/* The config JSON from the model file's metadata; owned by the model.
+ * [thread-safe] */
 TOKVOX_API const char *tokvox_model_config_json(const tokvox_model *model);
-/* Path the model was loaded from; owned by the model. */
+/* Path (or name) the model was loaded from; owned by the model.  [thread-safe] */
 TOKVOX_API const char *tokvox_model_path(const tokvox_model *model);
 
 /* Encoder session.  num_codebooks: 0 for all, otherwise 1..info.num_codebooks;
- * the frames it writes have exactly that many codes. */
-TOKVOX_API tokvox_encoder *tokvox_encoder_create(const tokvox_model *model, int num_codebooks,
-                                                 int *error);
+ * the frames it writes have exactly that many codes.  The model must outlive
+ * it.  [thread-safe]; everything else on an encoder: [one thread per handle] */
+TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_encoder *
+tokvox_encoder_create(const tokvox_model *model, int num_codebooks, int *error);
 TOKVOX_API void tokvox_encoder_destroy(tokvox_encoder *enc);
-/* Codes per frame this session writes. */
+/* Codes per frame this session writes (now). */
 TOKVOX_API int tokvox_encoder_num_codebooks(const tokvox_encoder *enc);
 /* Push n mono samples at the model rate, any n, in [-1, 1] (NaN/Inf count as
  * 0, values beyond are clamped).  Complete frames are written
@@ -104,9 +145,11 @@ TOKVOX_API void tokvox_encoder_reset(tokvox_encoder *enc);
 
 /* Decoder session.  Frames pushed carry stream_codebooks codes each; the
  * first use_codebooks of them are decoded (0 = all), which lowers the bitrate
- * without re-encoding. */
-TOKVOX_API tokvox_decoder *tokvox_decoder_create(const tokvox_model *model, int stream_codebooks,
-                                                 int use_codebooks, int *error);
+ * without re-encoding.  The model must outlive it.  [thread-safe];
+ * everything else on a decoder: [one thread per handle] */
+TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_decoder *
+tokvox_decoder_create(const tokvox_model *model, int stream_codebooks, int use_codebooks,
+                      int *error);
 TOKVOX_API void tokvox_decoder_destroy(tokvox_decoder *dec);
 /* Push n_frames code frames; writes hop samples per frame (none for a
  * stream's first frame) into pcm, which must hold n_frames * hop floats. */
@@ -131,12 +174,14 @@ typedef struct tokvox_plugin_info {
     const char *detail;       /* message when error != TOKVOX_OK */
 } tokvox_plugin_info;
 typedef void (*tokvox_plugin_visitor)(void *ctx, const tokvox_plugin_info *info);
+/* The strings in info are valid during the call only.  [thread-safe] */
 TOKVOX_API void tokvox_plugins_scan(tokvox_plugin_visitor visit, void *ctx);
 /* The folders searched, in order, as one colon-separated string written
- * into buf. */
+ * into buf.  [thread-safe] */
 TOKVOX_API void tokvox_plugin_search_path(char *buf, size_t size);
 
-/* Number of frames a stream of n samples encodes to (flush included). */
+/* Number of frames a stream of n samples encodes to (flush included).
+ * [thread-safe] */
 TOKVOX_API size_t tokvox_frames_for_samples(const tokvox_model *model, size_t n);
 
 /* Latency of a live stream, in samples at the model rate: the encoder's share

@@ -77,13 +77,22 @@ static tokvox_model_info fake_info(int codebooks, int bits)
     return info;
 }
 
-/* A header for `frames` frames: sample_count = (frames - 1) * hop. */
+/* A version-1 header for `frames` frames: sample_count = (frames - 1) * hop.
+ * (Most damage tests pin version 1; the version-2 tests use make_header_v2.) */
 static tokvox_tvx_header make_header(int codebooks, int bits, uint32_t fpb, uint64_t frames)
 {
     tokvox_model_info info = fake_info(codebooks, bits);
     tokvox_tvx_header h;
     tokvox_tvx_header_init(&h, &info, codebooks, (frames - 1) * (uint64_t)info.hop, 44100);
+    h.version = TOKVOX_TVX_VERSION_1;
     h.frames_per_block = fpb;
+    return h;
+}
+
+static tokvox_tvx_header make_header_v2(int codebooks, int bits, uint32_t fpb, uint64_t frames)
+{
+    tokvox_tvx_header h = make_header(codebooks, bits, fpb, frames);
+    h.version = 2;
     return h;
 }
 
@@ -305,6 +314,7 @@ START_TEST(test_roundtrip_max_layout)
     tokvox_model_info info = fake_info(64, 16);
     tokvox_tvx_header h;
     tokvox_tvx_header_init(&h, &info, 64, 4097 * 240, 24000);
+    h.version = TOKVOX_TVX_VERSION_1;
     h.frames_per_block = TOKVOX_TVX_MAX_FRAMES_PER_BLOCK;
     uint64_t frames = tokvox_tvx_expected_frames(&h);
     ck_assert_uint_eq(frames, 4098);
@@ -336,6 +346,7 @@ START_TEST(test_exact_bytes)
     tokvox_model_info info = fake_info(1, 10);
     tokvox_tvx_header h;
     tokvox_tvx_header_init(&h, &info, 1, 240, 44100);
+    h.version = TOKVOX_TVX_VERSION_1;
     const uint16_t codes[2] = {0x3ff, 0x001};
     bytes b = write_stream(&h, codes, 2, &s);
     ck_assert_uint_eq(b.size, HDR + BLOCK_COUNT + 3 + BLOCK_CHECKSUM);
@@ -497,18 +508,18 @@ START_TEST(test_bad_magic)
 }
 END_TEST
 
-START_TEST(test_version_2)
+START_TEST(test_version_3)
 {
     uint32_t s = g_seed;
     bytes b = small_stream(NULL);
-    b.data[4] = 2;
+    b.data[4] = 3;
     /* Version is checked before the checksum, resealed or not. */
     outcome o = read_stream(b.data, b.size, &s);
     ck_assert_int_eq(o.error, TOKVOX_ERR_VERSION);
     reseal_header(b.data);
     o = read_stream(b.data, b.size, &s);
     ck_assert_int_eq(o.error, TOKVOX_ERR_VERSION);
-    ck_assert_msg(strstr(o.detail, "version 2") != NULL, "%s", o.detail);
+    ck_assert_msg(strstr(o.detail, "version 3") != NULL, "%s", o.detail);
     b.data[4] = 0;
     reseal_header(b.data);
     o = read_stream(b.data, b.size, &s);
@@ -650,6 +661,7 @@ START_TEST(test_huge_sample_count)
     info.hop = 1;
     tokvox_tvx_header h;
     tokvox_tvx_header_init(&h, &info, 64, UINT64_C(1) << 48, 24000);
+    h.version = TOKVOX_TVX_VERSION_1;
     h.frames_per_block = TOKVOX_TVX_MAX_FRAMES_PER_BLOCK;
     FILE *f = tmpfile();
     ck_assert_ptr_nonnull(f);
@@ -669,6 +681,308 @@ START_TEST(test_huge_sample_count)
 #ifndef TVX_ASAN
     setrlimit(RLIMIT_DATA, &old);
 #endif
+}
+END_TEST
+
+/* ---- version 2 ---------------------------------------------------------- */
+
+enum { TRAILER = 22 };
+
+static void roundtrip_v2(int nc, int bits, uint32_t fpb, uint64_t frames, uint32_t *s)
+{
+    tokvox_tvx_header h = make_header_v2(nc, bits, fpb, frames);
+    uint16_t *codes = random_codes(frames * (size_t)nc, (unsigned)bits, s);
+    bytes b = write_stream(&h, codes, frames, s);
+    ck_assert_uint_eq(le(b.data + 4, 2), 2);
+    ck_assert_uint_eq(le(b.data + 32, 8), 0); /* the count is in the trailer */
+    outcome o = read_stream(b.data, b.size, s);
+    ck_assert_msg(o.error == TOKVOX_OK, "nc %d bits %d frames %d: %s", nc, bits, (int)frames,
+                  o.detail);
+    ck_assert_uint_eq(o.frames, frames);
+    ck_assert_int_eq(memcmp(o.codes, codes, frames * (size_t)nc * sizeof *codes), 0);
+    free(o.codes);
+    free(codes);
+    free(b.data);
+}
+
+START_TEST(test_v2_roundtrip_layouts)
+{
+    static const int bits[] = {1, 10, 16};
+    static const int books[] = {1, 3, 8};
+    static const uint32_t fpbs[] = {50, 7};
+    uint32_t s = g_seed ^ 0x7777u;
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = 0; j < 3; j++)
+            for (int k = 0; k < 2; k++) {
+                roundtrip_v2(books[j], bits[i], fpbs[k], 1, &s);
+                roundtrip_v2(books[j], bits[i], fpbs[k], fpbs[k], &s);
+                roundtrip_v2(books[j], bits[i], fpbs[k], 3 * fpbs[k] + 1, &s);
+            }
+}
+END_TEST
+
+/* Reads a whole stream and returns the header as the reader has it at the end. */
+static tokvox_tvx_header header_at_end(const bytes *b, outcome *o)
+{
+    uint32_t s = 9;
+    FILE *f = open_bytes(b->data, b->size);
+    tokvox_tvx_reader *r = tokvox_tvx_reader_open(f, "test.tvx", NULL, NULL, 0);
+    ck_assert_ptr_nonnull(r);
+    uint16_t codes[64 * 8];
+    size_t got = 1;
+    memset(o, 0, sizeof *o);
+    while (!(o->error = tokvox_tvx_read_frames(r, codes, 1 + rng_next(&s) % 8, &got)) && got)
+        o->frames += got;
+    ck_assert_uint_eq(tokvox_tvx_reader_frames(r), o->frames);
+    tokvox_tvx_header h = *tokvox_tvx_reader_header(r);
+    tokvox_tvx_reader_destroy(r);
+    fclose(f);
+    return h;
+}
+
+START_TEST(test_v2_exact_trailer)
+{
+    /* 2 frames of 1 code (10 bits), 240 samples, written with the count
+     * learnt only at the end: header, one block, the 22-byte trailer. */
+    tokvox_model_info info = fake_info(1, 10);
+    tokvox_tvx_header h;
+    tokvox_tvx_header_init(&h, &info, 1, 0, 44100);
+    ck_assert_uint_eq(h.version, 2);
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    tokvox_tvx_writer *w = tokvox_tvx_writer_create(f, &h, NULL);
+    ck_assert_ptr_nonnull(w);
+    const uint16_t codes[2] = {0x3ff, 0x001};
+    ck_assert_int_eq(tokvox_tvx_write_frames(w, codes, 2), TOKVOX_OK);
+    tokvox_tvx_writer_set_sample_count(w, 240);
+    ck_assert_int_eq(tokvox_tvx_writer_finish(w), TOKVOX_OK);
+    tokvox_tvx_writer_destroy(w);
+    bytes b = file_contents(f);
+    fclose(f);
+    ck_assert_uint_eq(b.size, HDR + 2 + 3 + 4 + TRAILER);
+    const uint8_t block[] = {0x02, 0x00, 0xff, 0x07, 0x00};
+    ck_assert_int_eq(memcmp(b.data + HDR, block, sizeof block), 0);
+    ck_assert_uint_eq(le(b.data + HDR + 5, 4), XXH32(block, sizeof block, 0)); /* block 0: seed 0 */
+    const uint8_t *t = b.data + HDR + 9;
+    ck_assert_uint_eq(le(t, 2), 0);
+    ck_assert_uint_eq(le(t + 2, 8), 240);
+    ck_assert_uint_eq(le(t + 10, 8), 2);
+    ck_assert_uint_eq(le(t + 18, 4), XXH32(t, 18, 1)); /* seed: the block count */
+    outcome o;
+    tokvox_tvx_header end = header_at_end(&b, &o);
+    ck_assert_int_eq(o.error, TOKVOX_OK);
+    ck_assert_uint_eq(o.frames, 2);
+    ck_assert_uint_eq(end.sample_count, 240);
+    free(b.data);
+}
+END_TEST
+
+/* 10 frames of 3 10-bit codes in blocks of 4, flushed short after frame 5:
+ * blocks of 4, 1, 4, 1 frames, then the trailer. */
+static bytes small_v2(uint16_t **codes_out, size_t block_end[4])
+{
+    uint32_t s = 4321;
+    tokvox_tvx_header h = make_header_v2(3, 10, 4, 10);
+    uint16_t *codes = random_codes(10 * 3, 10, &s);
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    tokvox_tvx_writer *w = tokvox_tvx_writer_create(f, &h, NULL);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(tokvox_tvx_write_frames(w, codes, 5), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_tvx_writer_flush(w), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_tvx_writer_flush(w), TOKVOX_OK); /* nothing pending: no block */
+    ck_assert_int_eq(tokvox_tvx_write_frames(w, codes + 15, 5), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_tvx_writer_finish(w), TOKVOX_OK);
+    tokvox_tvx_writer_destroy(w);
+    bytes b = file_contents(f);
+    fclose(f);
+    static const size_t frames[4] = {4, 1, 4, 1};
+    size_t at = HDR;
+    for (int i = 0; i < 4; i++) {
+        at += 2 + (frames[i] * 30 + 7) / 8 + 4;
+        block_end[i] = at;
+    }
+    ck_assert_uint_eq(b.size, at + TRAILER);
+    *codes_out = codes;
+    return b;
+}
+
+START_TEST(test_v2_cut_at_every_length)
+{
+    /* A cut stream gives exactly the frames of its complete blocks, then
+     * TOKVOX_ERR_TRUNCATED; never a clean end, never a wrong code. */
+    static const size_t frames_before[5] = {0, 4, 5, 9, 10};
+    uint16_t *codes;
+    size_t block_end[4];
+    uint32_t s = g_seed ^ 0x8888u;
+    bytes b = small_v2(&codes, block_end);
+    for (size_t len = 0; len < b.size; len++) {
+        outcome o = read_stream(b.data, len, &s);
+        ck_assert_msg(o.error == TOKVOX_ERR_TRUNCATED, "length %zu: error %d (%s)", len, o.error,
+                      o.detail);
+        ck_assert_int_eq(o.at_open, len < HDR);
+        size_t intact = 0;
+        for (int i = 0; i < 4; i++)
+            if (len >= block_end[i])
+                intact = frames_before[i + 1];
+        ck_assert_msg(o.frames == intact, "length %zu: %zu frames, %zu intact", len, o.frames,
+                      intact);
+        if (o.frames)
+            ck_assert_int_eq(memcmp(o.codes, codes, o.frames * 3 * sizeof *codes), 0);
+        free(o.codes);
+    }
+    outcome o = read_stream(b.data, b.size, &s);
+    ck_assert_int_eq(o.error, TOKVOX_OK);
+    ck_assert_uint_eq(o.frames, 10);
+    ck_assert_int_eq(memcmp(o.codes, codes, 30 * sizeof *codes), 0);
+    free(o.codes);
+    free(codes);
+    free(b.data);
+}
+END_TEST
+
+START_TEST(test_v2_flip_every_byte)
+{
+    uint16_t *codes;
+    size_t block_end[4];
+    uint32_t s = g_seed ^ 0x9999u;
+    bytes b = small_v2(&codes, block_end);
+    for (size_t i = 0; i < b.size; i++) {
+        b.data[i] ^= 0x10;
+        outcome o = read_stream(b.data, b.size, &s);
+        b.data[i] ^= 0x10;
+        ck_assert_msg(o.error != TOKVOX_OK, "byte %zu flipped reads cleanly", i);
+        ck_assert_msg(o.error != TOKVOX_ERR_TRUNCATED || i >= block_end[0],
+                      "byte %zu: truncated", i);
+        if (o.frames)
+            ck_assert_int_eq(memcmp(o.codes, codes, o.frames * 3 * sizeof *codes), 0);
+        free(o.codes);
+    }
+    free(codes);
+    free(b.data);
+}
+END_TEST
+
+START_TEST(test_v2_swapped_blocks)
+{
+    /* Blocks 0 and 2 have the same size: swapped, each is intact, but the
+     * index in the checksum's seed gives them away. */
+    uint16_t *codes;
+    size_t block_end[4];
+    uint32_t s = g_seed;
+    bytes b = small_v2(&codes, block_end);
+    size_t size0 = block_end[0] - HDR;
+    uint8_t tmp[64];
+    memcpy(tmp, b.data + HDR, size0);
+    memcpy(b.data + HDR, b.data + block_end[1], size0);
+    memcpy(b.data + block_end[1], tmp, size0);
+    outcome o = read_stream(b.data, b.size, &s);
+    ck_assert_int_eq(o.error, TOKVOX_ERR_CHECKSUM);
+    ck_assert_uint_eq(o.frames, 0);
+    free(o.codes);
+    /* A block dropped (with its trailer resealed or not) fails too. */
+    bytes c = small_v2(&codes, block_end);
+    memmove(c.data + HDR, c.data + block_end[0], c.size - block_end[0]);
+    o = read_stream(c.data, c.size - size0, &s);
+    ck_assert_int_eq(o.error, TOKVOX_ERR_CHECKSUM);
+    free(o.codes);
+    free(codes);
+    free(b.data);
+    free(c.data);
+}
+END_TEST
+
+START_TEST(test_v2_rules)
+{
+    uint32_t s = g_seed;
+    uint16_t *codes;
+    size_t block_end[4];
+    bytes b = small_v2(&codes, block_end);
+    /* A header sample_count other than 0 is refused (resealed). */
+    put_le(b.data + 32, 5, 8);
+    reseal_header(b.data);
+    outcome o = read_stream(b.data, b.size, &s);
+    ck_assert_int_eq(o.error, TOKVOX_ERR_FORMAT);
+    ck_assert_int_eq(o.at_open, 1);
+    put_le(b.data + 32, 0, 8);
+    reseal_header(b.data);
+    /* A trailer whose counts disagree with the blocks, resealed. */
+    uint8_t *t = b.data + block_end[3];
+    put_le(t + 2, 10 * 240, 8); /* 2400 samples need 11 frames */
+    put_le(t + 18, XXH32(t, 18, 4), 4);
+    o = read_stream(b.data, b.size, &s);
+    ck_assert_int_eq(o.error, TOKVOX_ERR_FORMAT);
+    ck_assert_uint_eq(o.frames, 10);
+    free(o.codes);
+    put_le(t + 2, 9 * 240, 8);
+    put_le(t + 18, XXH32(t, 18, 4), 4);
+    o = read_stream(b.data, b.size, &s);
+    ck_assert_int_eq(o.error, TOKVOX_OK);
+    free(o.codes);
+    /* A block claiming more than frames_per_block. */
+    put_le(b.data + HDR, 5, 2);
+    o = read_stream(b.data, b.size, &s);
+    ck_assert_int_eq(o.error, TOKVOX_ERR_FORMAT);
+    free(o.codes);
+    free(b.data);
+    /* Bytes after the trailer. */
+    bytes c = small_v2(&codes, block_end);
+    uint8_t *longer = malloc(c.size + 1);
+    memcpy(longer, c.data, c.size);
+    longer[c.size] = 0;
+    o = read_stream(longer, c.size + 1, &s);
+    ck_assert_int_eq(o.error, TOKVOX_ERR_FORMAT);
+    free(o.codes);
+    free(longer);
+    free(c.data);
+    free(codes);
+}
+END_TEST
+
+START_TEST(test_v2_writer_wrong_count)
+{
+    /* A stated count that the frames do not match: no trailer, STATE. */
+    tokvox_tvx_header h = make_header_v2(1, 8, 4, 3);
+    uint16_t zeros[4] = {0};
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    tokvox_tvx_writer *w = tokvox_tvx_writer_create(f, &h, NULL);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(tokvox_tvx_write_frames(w, zeros, 4), TOKVOX_OK); /* no limit in v2 */
+    ck_assert_int_eq(tokvox_tvx_writer_finish(w), TOKVOX_ERR_STATE);   /* 480 samples: 3 */
+    tokvox_tvx_writer_destroy(w);
+    bytes b = file_contents(f);
+    fclose(f);
+    ck_assert_uint_eq(b.size, HDR + 2 + 4 + 4); /* the block, no trailer */
+    free(b.data);
+}
+END_TEST
+
+START_TEST(test_v2_through_a_pipe)
+{
+    /* The writer never seeks: a pipe is a fine destination. */
+    uint32_t s = g_seed ^ 0xaaaau;
+    tokvox_tvx_header h = make_header_v2(2, 10, 5, 12);
+    uint16_t *codes = random_codes(12 * 2, 10, &s);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    FILE *wf = fdopen(fds[1], "wb");
+    ck_assert_ptr_nonnull(wf);
+    tokvox_tvx_writer *w = tokvox_tvx_writer_create(wf, &h, NULL);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(tokvox_tvx_write_frames(w, codes, 12), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_tvx_writer_finish(w), TOKVOX_OK);
+    tokvox_tvx_writer_destroy(w);
+    fclose(wf);
+    FILE *rf = fdopen(fds[0], "rb");
+    ck_assert_ptr_nonnull(rf);
+    outcome o = read_stream_from(rf, &s);
+    fclose(rf);
+    ck_assert_msg(o.error == TOKVOX_OK, "%s", o.detail);
+    ck_assert_uint_eq(o.frames, 12);
+    ck_assert_int_eq(memcmp(o.codes, codes, 24 * sizeof *codes), 0);
+    free(o.codes);
+    free(codes);
 }
 END_TEST
 
@@ -775,7 +1089,7 @@ START_TEST(test_writer_bad_header)
     ck_assert_ptr_null(tokvox_tvx_writer_create(f, &h, &err));
     ck_assert_int_eq(err, TOKVOX_ERR_INVALID_ARGUMENT);
     h = make_header(3, 10, 4, 5);
-    h.version = 2;
+    h.version = 3;
     ck_assert_ptr_null(tokvox_tvx_writer_create(f, &h, &err));
     ck_assert_int_eq(err, TOKVOX_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_null(tokvox_tvx_writer_create(NULL, &h, &err));
@@ -910,6 +1224,14 @@ START_TEST(test_write_corpus)
     a.data[60] ^= 0x20; /* a payload bit of block 0 */
     save(dir, "damaged-checksum.tvx", a.data, a.size);
     save(dir, "damaged-truncated.tvx", c.data, c.size - 9); /* cut mid-block */
+    uint16_t *codes;
+    size_t ends[4];
+    bytes d = small_v2(&codes, ends); /* version 2: short blocks, trailer */
+    save(dir, "valid-v2-3x10bit-10frames.tvx", d.data, d.size);
+    save(dir, "damaged-v2-no-trailer.tvx", d.data, ends[3]);
+    save(dir, "damaged-v2-cut-trailer.tvx", d.data, d.size - 5);
+    free(d.data);
+    free(codes);
     free(a.data);
     free(b.data);
     free(c.data);
@@ -934,7 +1256,7 @@ static Suite *bitstream_suite(void)
     tcase_add_test(damage, test_truncation_every_length);
     tcase_add_test(damage, test_flip_every_byte);
     tcase_add_test(damage, test_bad_magic);
-    tcase_add_test(damage, test_version_2);
+    tcase_add_test(damage, test_version_3);
     tcase_add_test(damage, test_header_ranges);
     tcase_add_test(damage, test_trailing_garbage);
     tcase_add_test(damage, test_block_count_too_big);
@@ -948,6 +1270,16 @@ static Suite *bitstream_suite(void)
     tcase_add_test(api, test_writer_frame_count);
     tcase_add_test(api, test_writer_bad_header);
     tcase_add_test(api, test_dev_full);
+    TCase *v2 = tcase_create("version 2");
+    tcase_add_test(v2, test_v2_roundtrip_layouts);
+    tcase_add_test(v2, test_v2_exact_trailer);
+    tcase_add_test(v2, test_v2_cut_at_every_length);
+    tcase_add_test(v2, test_v2_flip_every_byte);
+    tcase_add_test(v2, test_v2_swapped_blocks);
+    tcase_add_test(v2, test_v2_rules);
+    tcase_add_test(v2, test_v2_writer_wrong_count);
+    tcase_add_test(v2, test_v2_through_a_pipe);
+    suite_add_tcase(suite, v2);
     tcase_add_test(api, test_null_arguments);
     suite_add_tcase(suite, api);
     return suite;

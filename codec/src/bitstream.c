@@ -1,6 +1,7 @@
 /* The .tvx bitstream: header, blocks of bit-packed code frames, XXH32
- * checksums.  docs/bitstream.md is the specification; this file follows it
- * byte for byte.
+ * checksums, and in version 2 a trailer with the sample count.
+ * docs/bitstream.md is the specification; this file follows it byte for
+ * byte.
  *
  * Everything is serialised explicitly in little-endian order (no struct
  * dumps), so the format does not depend on the compiler's padding or the
@@ -26,6 +27,7 @@ enum {
     TVX_PREFIX_SIZE = 8,      /* magic, version, header_size: read first */
     TVX_BLOCK_COUNT_SIZE = 2, /* u16 frame_count */
     TVX_CHECKSUM_SIZE = 4,    /* u32 XXH32 */
+    TVX_TRAILER_SIZE = 22,    /* version 2: u16 0, u64 sample_count, u64 frames, checksum */
     TVX_DEFAULT_FRAMES_PER_BLOCK = 50,
 };
 
@@ -37,15 +39,19 @@ enum {
 /* 2^48 samples is ~23 years at 384 kHz; it keeps expected frames and
  * frames * hop far from 64-bit overflow for every consumer. */
 #define TVX_MAX_SAMPLE_COUNT (UINT64_C(1) << 48)
+/* The most frames any stream may hold: that many samples at hop 1. */
+#define TVX_MAX_FRAMES (TVX_MAX_SAMPLE_COUNT + 1)
 
 #define TVX_NAME_MAX 160
 #define TVX_DETAIL_MAX 400
 
 struct tokvox_tvx_writer {
     FILE *out;
-    tokvox_tvx_header h;
-    uint64_t expected;   /* frames the header promises */
-    uint64_t written;    /* frames accepted so far */
+    tokvox_tvx_header h;  /* as written: sample_count 0 in version 2 */
+    uint64_t expected;    /* frames the header promises (version 2: the limit) */
+    uint64_t trailer_samples; /* version 2: the trailer's sample count */
+    uint64_t written;     /* frames accepted so far */
+    uint64_t blocks;      /* blocks written so far */
     uint32_t in_block;   /* frames packed into the pending block */
     size_t frame_bits;   /* num_codebooks * codebook_bits */
     uint16_t *codes;     /* the pending block's codes, packed when it is emitted */
@@ -57,8 +63,10 @@ struct tokvox_tvx_writer {
 struct tokvox_tvx_reader {
     FILE *in;
     tokvox_tvx_header h;
-    uint64_t expected;    /* frames the header promises */
+    uint64_t expected;    /* frames the header promises (version 2: the limit) */
     uint64_t frames_read; /* frames in all blocks read so far */
+    uint64_t returned;    /* frames handed to the caller */
+    int ended;            /* version 2: the trailer was read and checked */
     uint64_t offset;      /* bytes consumed, for messages */
     uint64_t block_index; /* index of the next block to read */
     size_t frame_bits;
@@ -133,13 +141,19 @@ void tokvox_tvx_header_init(tokvox_tvx_header *h, const tokvox_model_info *info,
     h->model_id = info->model_id;
 }
 
+/* ceil(samples / hop) + 1, written without samples + hop - 1, which could
+ * overflow. */
+static uint64_t frames_for(uint64_t samples, uint32_t hop)
+{
+    if (hop == 0)
+        return 0;
+    uint64_t frames = samples / hop + (samples % hop != 0);
+    return frames == UINT64_MAX ? UINT64_MAX : frames + 1;
+}
+
 uint64_t tokvox_tvx_expected_frames(const tokvox_tvx_header *h)
 {
-    if (!h || h->hop == 0)
-        return 0;
-    /* Written without sample_count + hop - 1, which could overflow. */
-    uint64_t frames = h->sample_count / h->hop + (h->sample_count % h->hop != 0);
-    return frames == UINT64_MAX ? UINT64_MAX : frames + 1;
+    return h ? frames_for(h->sample_count, h->hop) : 0;
 }
 
 /* The range rules of docs/bitstream.md.  Returns 0 or writes the first
@@ -167,6 +181,11 @@ static int header_problem(const tokvox_tvx_header *h, char *msg, size_t size)
                      rules[i].value);
             return 1;
         }
+    if (h->version == 2 && h->sample_count != 0) {
+        snprintf(msg, size, "header field sample_count = %" PRIu64 " must be 0 in version 2",
+                 h->sample_count);
+        return 1;
+    }
     /* Codebook k is stage k / groups of group k % groups: it must exist. */
     if ((uint32_t)h->num_codebooks > (uint32_t)h->groups * h->stages) {
         snprintf(msg, size, "%u codebooks do not fit %u groups x %u stages",
@@ -176,7 +195,7 @@ static int header_problem(const tokvox_tvx_header *h, char *msg, size_t size)
     return 0;
 }
 
-/* Version-1 layout; offsets are listed in docs/bitstream.md. */
+/* The same layout in versions 1 and 2; offsets are listed in docs/bitstream.md. */
 static void header_encode(const tokvox_tvx_header *h, uint8_t out[TVX_HEADER_SIZE])
 {
     memcpy(out, tvx_magic, 4);
@@ -240,7 +259,7 @@ static tokvox_tvx_writer *writer_new(FILE *out, const tokvox_tvx_header *h)
     }
     w->out = out;
     w->h = *h;
-    w->expected = tokvox_tvx_expected_frames(h);
+    w->expected = h->version == 2 ? TVX_MAX_FRAMES : tokvox_tvx_expected_frames(h);
     w->frame_bits = (size_t)h->num_codebooks * h->codebook_bits;
     return w;
 }
@@ -251,16 +270,23 @@ tokvox_tvx_writer *tokvox_tvx_writer_create(FILE *out, const tokvox_tvx_header *
     char msg[128];
     error = error ? error : &dummy;
     *error = TOKVOX_ERR_INVALID_ARGUMENT;
-    /* The reader's rules, so the writer cannot produce a refused stream. */
-    if (!out || !h || h->version != TOKVOX_TVX_VERSION || header_problem(h, msg, sizeof msg))
+    if (!out || !h || (h->version != 1 && h->version != 2))
         return NULL;
-    tokvox_tvx_writer *w = writer_new(out, h);
+    /* Version 2 states the sample count in the trailer, not the header. */
+    tokvox_tvx_header written = *h;
+    if (h->version == 2)
+        written.sample_count = 0;
+    /* The reader's rules, so the writer cannot produce a refused stream. */
+    if (header_problem(&written, msg, sizeof msg))
+        return NULL;
+    tokvox_tvx_writer *w = writer_new(out, &written);
     if (!w) {
         *error = TOKVOX_ERR_NO_MEMORY;
         return NULL;
     }
+    w->trailer_samples = h->sample_count;
     uint8_t bytes[TVX_HEADER_SIZE];
-    header_encode(h, bytes);
+    header_encode(&written, bytes);
     *error = write_bytes(w, bytes, sizeof bytes);
     if (*error) {
         tokvox_tvx_writer_destroy(w);
@@ -279,6 +305,13 @@ static int codes_in_range(const uint16_t *codes, size_t n, unsigned bits)
     return 1;
 }
 
+/* Version 2 seeds each checksum with the block's index (the trailer's with
+ * the block count), so a dropped, repeated or swapped block is caught. */
+static uint32_t checksum_seed(uint16_t version, uint64_t block_index)
+{
+    return version == 2 ? (uint32_t)block_index : 0;
+}
+
 /* Frame count, checksum, write; the pending block then starts empty. */
 static int emit_block(tokvox_tvx_writer *w)
 {
@@ -288,7 +321,8 @@ static int emit_block(tokvox_tvx_writer *w)
     /* codes_in_range held for every frame, so packing cannot fail */
     tokvox_bits_pack(w->codes, (size_t)w->in_block * w->h.num_codebooks, w->h.codebook_bits,
                      w->block + TVX_BLOCK_COUNT_SIZE, payload);
-    put_u32(w->block + covered, XXH32(w->block, covered, 0));
+    put_u32(w->block + covered, XXH32(w->block, covered, checksum_seed(w->h.version, w->blocks)));
+    w->blocks++;
     write_bytes(w, w->block, covered + TVX_CHECKSUM_SIZE);
     w->in_block = 0;
     return w->error;
@@ -324,6 +358,43 @@ int tokvox_tvx_write_frames(tokvox_tvx_writer *w, const uint16_t *codes, size_t 
     return TOKVOX_OK;
 }
 
+static int flush_out(tokvox_tvx_writer *w)
+{
+    if (!w->error && (fflush(w->out) != 0 || ferror(w->out)))
+        w->error = TOKVOX_ERR_IO;
+    return w->error;
+}
+
+int tokvox_tvx_writer_flush(tokvox_tvx_writer *w)
+{
+    if (!w)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    if (w->finished)
+        return TOKVOX_ERR_STATE;
+    if (!w->error && w->h.version == 2 && w->in_block > 0)
+        emit_block(w);
+    return flush_out(w);
+}
+
+void tokvox_tvx_writer_set_sample_count(tokvox_tvx_writer *w, uint64_t sample_count)
+{
+    if (w)
+        w->trailer_samples = sample_count;
+}
+
+/* Version 2's end: a zero frame count (never a block's), the sample count
+ * and the frame total, checksummed with the block count as seed. */
+static int emit_trailer(tokvox_tvx_writer *w)
+{
+    uint8_t t[TVX_TRAILER_SIZE];
+    put_u16(t, 0);
+    put_u64(t + 2, w->trailer_samples);
+    put_u64(t + 10, w->written);
+    put_u32(t + 18, XXH32(t, TVX_TRAILER_SIZE - TVX_CHECKSUM_SIZE,
+                          checksum_seed(w->h.version, w->blocks)));
+    return write_bytes(w, t, sizeof t);
+}
+
 int tokvox_tvx_writer_finish(tokvox_tvx_writer *w)
 {
     if (!w)
@@ -331,15 +402,21 @@ int tokvox_tvx_writer_finish(tokvox_tvx_writer *w)
     if (w->finished)
         return TOKVOX_ERR_STATE;
     w->finished = 1;
+    int v2 = w->h.version == 2;
+    uint64_t promised = !v2 ? w->expected
+                        : w->trailer_samples <= TVX_MAX_SAMPLE_COUNT
+                            ? frames_for(w->trailer_samples, w->h.hop)
+                            : 0;
     if (!w->error && w->in_block > 0)
         emit_block(w);
+    /* Fewer frames than promised: the reader would say "truncated"; a
+     * version-2 trailer would be refused, so none is written. */
+    if (!w->error && w->written != promised)
+        return flush_out(w) ? w->error : TOKVOX_ERR_STATE;
+    if (!w->error && v2)
+        emit_trailer(w);
     /* Flush so a full disk is reported here and not lost at fclose. */
-    if (!w->error && (fflush(w->out) != 0 || ferror(w->out)))
-        w->error = TOKVOX_ERR_IO;
-    if (w->error)
-        return w->error;
-    /* Fewer frames than promised: the reader would say "truncated". */
-    return w->written == w->expected ? TOKVOX_OK : TOKVOX_ERR_STATE;
+    return flush_out(w);
 }
 
 void tokvox_tvx_writer_destroy(tokvox_tvx_writer *w)
@@ -384,6 +461,11 @@ static int short_read(tokvox_tvx_reader *r, const char *what)
 {
     if (ferror(r->in))
         return reader_fail(r, TOKVOX_ERR_IO, "read error at byte offset %" PRIu64, r->offset);
+    if (r->h.version == 2) /* no frame count known before the trailer */
+        return reader_fail(r, TOKVOX_ERR_TRUNCATED,
+                           "stream cut off inside a %s at byte offset %" PRIu64 " after %" PRIu64
+                           " intact frames",
+                           what, r->offset, r->frames_read);
     return reader_fail(r, TOKVOX_ERR_TRUNCATED,
                        "truncated %s at byte offset %" PRIu64 " (%" PRIu64 " of %" PRIu64
                        " frames read)",
@@ -406,14 +488,14 @@ static int check_prefix(tokvox_tvx_reader *r, const uint8_t *p, size_t got)
                            TVX_HEADER_SIZE);
     }
     uint16_t version = get_u16(p + 4);
-    if (version != TOKVOX_TVX_VERSION)
+    if (version != 1 && version != 2)
         return reader_fail(r, TOKVOX_ERR_VERSION,
-                           "unsupported tvx format version %u (this reader knows version %d)",
-                           (unsigned)version, TOKVOX_TVX_VERSION);
+                           "unsupported tvx format version %u (this reader knows versions 1 and 2)",
+                           (unsigned)version);
     uint16_t header_size = get_u16(p + 6);
     if (header_size != TVX_HEADER_SIZE)
-        return reader_fail(r, TOKVOX_ERR_FORMAT, "header size %u, version 1 needs %d",
-                           (unsigned)header_size, TVX_HEADER_SIZE);
+        return reader_fail(r, TOKVOX_ERR_FORMAT, "header size %u, version %u needs %d",
+                           (unsigned)header_size, (unsigned)version, TVX_HEADER_SIZE);
     return TOKVOX_OK;
 }
 
@@ -460,7 +542,7 @@ static int reader_start(tokvox_tvx_reader *r)
     r->codes = malloc(sizeof(uint16_t) * r->h.frames_per_block * r->h.num_codebooks);
     if (!r->block || !r->codes)
         return reader_fail(r, TOKVOX_ERR_NO_MEMORY, "out of memory");
-    r->expected = tokvox_tvx_expected_frames(&r->h);
+    r->expected = r->h.version == 2 ? TVX_MAX_FRAMES : tokvox_tvx_expected_frames(&r->h);
     r->frame_bits = (size_t)r->h.num_codebooks * r->h.codebook_bits;
     return TOKVOX_OK;
 }
@@ -495,6 +577,8 @@ const tokvox_tvx_header *tokvox_tvx_reader_header(const tokvox_tvx_reader *r)
 
 const char *tokvox_tvx_reader_detail(const tokvox_tvx_reader *r) { return r ? r->detail : ""; }
 
+uint64_t tokvox_tvx_reader_frames(const tokvox_tvx_reader *r) { return r ? r->returned : 0; }
+
 void tokvox_tvx_reader_destroy(tokvox_tvx_reader *r)
 {
     if (!r)
@@ -509,8 +593,39 @@ void tokvox_tvx_reader_destroy(tokvox_tvx_reader *r)
 /* Blocks are full except the last, so the count is fully determined; any
  * other value is damage (or a writer bug) and is refused before the payload
  * size is trusted. */
+static int read_trailer(tokvox_tvx_reader *r, uint64_t start);
+
+/* Version 2: a block holds 1 ..= frames_per_block frames (a writer may
+ * flush a short block to keep a pipe moving); a count of 0 starts the
+ * trailer. */
+static int read_block_count_v2(tokvox_tvx_reader *r, uint64_t start)
+{
+    uint8_t *p = r->block;
+    size_t got = read_bytes(r, p, TVX_BLOCK_COUNT_SIZE);
+    if (got < TVX_BLOCK_COUNT_SIZE) {
+        if (ferror(r->in))
+            return reader_fail(r, TOKVOX_ERR_IO, "read error at byte offset %" PRIu64, r->offset);
+        return reader_fail(r, TOKVOX_ERR_TRUNCATED,
+                           "stream cut off at byte offset %" PRIu64 " after %" PRIu64
+                           " intact frames (no trailer)",
+                           r->offset, r->frames_read);
+    }
+    uint16_t count = get_u16(p);
+    if (count == 0)
+        return read_trailer(r, start);
+    if (count > r->h.frames_per_block || count > TVX_MAX_FRAMES - r->frames_read)
+        return reader_fail(r, TOKVOX_ERR_FORMAT,
+                           "block %" PRIu64 " at byte offset %" PRIu64
+                           " claims %u frames, at most %" PRIu32 " allowed",
+                           r->block_index, start, (unsigned)count, r->h.frames_per_block);
+    r->block_frames = count;
+    return TOKVOX_OK;
+}
+
 static int read_block_count(tokvox_tvx_reader *r, uint64_t start)
 {
+    if (r->h.version == 2)
+        return read_block_count_v2(r, start);
     uint8_t *p = r->block;
     size_t got = read_bytes(r, p, TVX_BLOCK_COUNT_SIZE);
     if (got < TVX_BLOCK_COUNT_SIZE)
@@ -534,7 +649,7 @@ static int read_block_body(tokvox_tvx_reader *r, uint64_t start)
     if (read_bytes(r, r->block + TVX_BLOCK_COUNT_SIZE, want) < want)
         return short_read(r, "block");
     uint32_t stored = get_u32(r->block + covered);
-    uint32_t computed = XXH32(r->block, covered, 0);
+    uint32_t computed = XXH32(r->block, covered, checksum_seed(r->h.version, r->block_index));
     if (stored != computed)
         return reader_fail(r, TOKVOX_ERR_CHECKSUM,
                            "block %" PRIu64 " at byte offset %" PRIu64
@@ -564,17 +679,47 @@ static int expect_end(tokvox_tvx_reader *r)
     return TOKVOX_OK;
 }
 
+/* The version-2 trailer after its zero count: checksum, then the counts
+ * against the frames actually read, then the end of the stream. */
+static int read_trailer(tokvox_tvx_reader *r, uint64_t start)
+{
+    uint8_t t[TVX_TRAILER_SIZE];
+    memcpy(t, r->block, TVX_BLOCK_COUNT_SIZE);
+    size_t want = TVX_TRAILER_SIZE - TVX_BLOCK_COUNT_SIZE;
+    if (read_bytes(r, t + TVX_BLOCK_COUNT_SIZE, want) < want)
+        return short_read(r, "trailer");
+    uint32_t stored = get_u32(t + 18);
+    uint32_t computed = XXH32(t, TVX_TRAILER_SIZE - TVX_CHECKSUM_SIZE,
+                              checksum_seed(r->h.version, r->block_index));
+    if (stored != computed)
+        return reader_fail(r, TOKVOX_ERR_CHECKSUM,
+                           "trailer at byte offset %" PRIu64
+                           " fails its checksum (stored %08" PRIx32 ", computed %08" PRIx32 ")",
+                           start, stored, computed);
+    uint64_t samples = get_u64(t + 2), frames = get_u64(t + 10);
+    if (samples > TVX_MAX_SAMPLE_COUNT || frames != r->frames_read ||
+        frames_for(samples, r->h.hop) != frames)
+        return reader_fail(r, TOKVOX_ERR_FORMAT,
+                           "trailer at byte offset %" PRIu64 " states %" PRIu64
+                           " samples in %" PRIu64 " frames, but %" PRIu64 " frames were read",
+                           start, samples, frames, r->frames_read);
+    r->h.sample_count = samples;
+    r->ended = 1;
+    r->block_frames = r->block_pos = 0;
+    return expect_end(r);
+}
+
 static int next_block(tokvox_tvx_reader *r)
 {
     uint64_t start = r->offset;
-    if (read_block_count(r, start) || read_block_body(r, start))
+    if (read_block_count(r, start) || r->ended || read_block_body(r, start))
         return r->error;
     r->block_pos = 0;
     r->block_index++;
     r->frames_read += r->block_frames;
     /* Checked eagerly, so a caller that stops after the expected frames
      * still learns about trailing bytes. */
-    return r->frames_read == r->expected ? expect_end(r) : TOKVOX_OK;
+    return r->h.version == 1 && r->frames_read == r->expected ? expect_end(r) : TOKVOX_OK;
 }
 
 static void unpack_frames(tokvox_tvx_reader *r, uint16_t *codes, size_t n)
@@ -594,15 +739,18 @@ int tokvox_tvx_read_frames(tokvox_tvx_reader *r, uint16_t *codes, size_t max_fra
     if (r->error)
         return r->error;
     if (r->block_pos == r->block_frames) {
-        if (r->frames_read == r->expected)
+        if (r->ended || (r->h.version == 1 && r->frames_read == r->expected))
             return TOKVOX_OK; /* clean end, already verified by expect_end */
         if (next_block(r))
             return r->error;
+        if (r->ended)
+            return TOKVOX_OK;
     }
     /* One block per call: callers loop anyway, and it keeps this simple. */
     size_t left = r->block_frames - r->block_pos;
     size_t n = max_frames < left ? max_frames : left;
     unpack_frames(r, codes, n);
+    r->returned += n;
     *frames_out = n;
     return TOKVOX_OK;
 }

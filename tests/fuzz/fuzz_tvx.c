@@ -2,7 +2,9 @@
  * is a whole stream, opened with fmemopen and read to the end or the first
  * error.  Besides the sanitizers' checks it asserts the reader's promises:
  * codes fit codebook_bits, no frames come with an error, and a clean end
- * means exactly tokvox_tvx_expected_frames frames.
+ * means exactly tokvox_tvx_expected_frames frames (for version 2 from the
+ * sample count its trailer gave the header).  The seeds cover both versions,
+ * short v2 blocks, a v2 stream without its trailer and one cut inside it.
  *
  *   clang -g -fsanitize=fuzzer,address,undefined -Icodec/include \
  *     tests/fuzz/fuzz_tvx.c codec/src/bitstream.c codec/src/errors.c \

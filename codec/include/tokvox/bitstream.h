@@ -1,15 +1,23 @@
 /* tokvox bitstream (.tvx): packed code frames with a self-describing header.
  * The format is specified in docs/bitstream.md; in short (little-endian):
  *
- *   header  "TVX\x01"-style magic, format version, sample rate, hop, codebook
- *           layout, bits per code, model id, sample count, source rate,
- *           frames per block, header checksum (XXH32)
- *   blocks  frame count, codes bit-packed LSB first, checksum (XXH32)
+ *   header  "TVX\x1A" magic, format version, sample rate, hop, codebook
+ *           layout, bits per code, model id, sample count (version 1; 0 in
+ *           version 2), source rate, frames per block, checksum (XXH32)
+ *   blocks  frame count, codes bit-packed LSB first, checksum (XXH32;
+ *           version 2 seeds it with the block's index)
+ *   trailer (version 2 only) a zero frame count, the sample count and the
+ *           frame total, checksum
+ *
+ * Version 2 (written by default) is streamable: written strictly front to
+ * back with nothing known in advance, so `encode - -` can feed a pipe.
+ * Version 1 files are still read.
  *
  * The reader never trusts a size from the file: every count is bounded and
  * checked against what is actually there; truncation, bad magic, unknown
  * versions, a model mismatch and checksum failures are reported as distinct
- * errors with a message.  [one thread per handle]
+ * errors with a message.  A cut-off stream gives every frame of its intact
+ * blocks, then TOKVOX_ERR_TRUNCATED.  [one thread per handle]
  */
 #ifndef TOKVOX_BITSTREAM_H
 #define TOKVOX_BITSTREAM_H
@@ -24,12 +32,14 @@
 extern "C" {
 #endif
 
-#define TOKVOX_TVX_VERSION 1
+/* The version writers produce by default; readers take 1 and 2. */
+#define TOKVOX_TVX_VERSION 2
+#define TOKVOX_TVX_VERSION_1 1
 #define TOKVOX_TVX_MAX_CODEBOOKS 64
 #define TOKVOX_TVX_MAX_FRAMES_PER_BLOCK 4096
 
 typedef struct tokvox_tvx_header {
-    uint16_t version;          /* format version (TOKVOX_TVX_VERSION when writing) */
+    uint16_t version;          /* format version: 1, or 2 (TOKVOX_TVX_VERSION, the default) */
     uint32_t sample_rate;      /* model rate, Hz */
     uint32_t hop;              /* samples per frame */
     uint16_t num_codebooks;    /* codes per frame in this stream (1..64) */
@@ -37,7 +47,8 @@ typedef struct tokvox_tvx_header {
     uint16_t groups;           /* quantizer layout, informational */
     uint16_t stages;
     uint64_t model_id;         /* tokvox_model_info.model_id of the encoder */
-    uint64_t sample_count;     /* samples at sample_rate the stream decodes to */
+    uint64_t sample_count;     /* samples at sample_rate the stream decodes to; in version 2
+                                  known only at the end (reader: after the clean end) */
     uint32_t source_rate;      /* rate of the encoded file, for decoding back */
     uint32_t frames_per_block; /* 1..TOKVOX_TVX_MAX_FRAMES_PER_BLOCK */
 } tokvox_tvx_header;
@@ -45,21 +56,35 @@ typedef struct tokvox_tvx_header {
 typedef struct tokvox_tvx_writer tokvox_tvx_writer;
 typedef struct tokvox_tvx_reader tokvox_tvx_reader;
 
-/* Fill a header for a model's stream: layout and id from info. */
+/* Fill a header for a model's stream: layout and id from info, version
+ * TOKVOX_TVX_VERSION (2).  sample_count may be 0 (unknown yet) for version 2. */
 TOKVOX_API void tokvox_tvx_header_init(tokvox_tvx_header *h, const tokvox_model_info *info,
                                        int num_codebooks, uint64_t sample_count,
                                        uint32_t source_rate);
 
-/* Frames a stream of this header must carry: ceil(sample_count/hop) + 1. */
+/* Frames a stream of sample_count samples carries: ceil(sample_count/hop) + 1. */
 TOKVOX_API uint64_t tokvox_tvx_expected_frames(const tokvox_tvx_header *h);
 
-/* Writes the header to out at once.  out stays owned by the caller. */
+/* Writes the header to out at once.  out stays owned by the caller; it is
+ * only written to, never sought (a pipe will do). */
 TOKVOX_API tokvox_tvx_writer *tokvox_tvx_writer_create(FILE *out, const tokvox_tvx_header *h,
                                                        int *error);
-/* codes: frames * num_codebooks values, each < 2^codebook_bits. */
+/* codes: frames * num_codebooks values, each < 2^codebook_bits.  Full
+ * blocks are written as they fill. */
 TOKVOX_API int tokvox_tvx_write_frames(tokvox_tvx_writer *w, const uint16_t *codes,
                                        size_t frames);
-/* Writes the last partial block; call once at the end, before destroy. */
+/* Version 2: writes the frames pending in a short block now and flushes
+ * out, so a listener on a pipe gets them without waiting for a full block
+ * (a short block costs 6 bytes).  Version 1 (blocks must be full): only
+ * flushes. */
+TOKVOX_API int tokvox_tvx_writer_flush(tokvox_tvx_writer *w);
+/* Version 2: the sample count the trailer will state (default: the
+ * header's sample_count), for a writer that learns it at the end. */
+TOKVOX_API void tokvox_tvx_writer_set_sample_count(tokvox_tvx_writer *w, uint64_t sample_count);
+/* Writes the last partial block (and in version 2 the trailer) and
+ * flushes; call once at the end, before destroy.  TOKVOX_ERR_STATE when the
+ * frames written are not ceil(sample_count/hop) + 1 (nothing more is
+ * written then). */
 TOKVOX_API int tokvox_tvx_writer_finish(tokvox_tvx_writer *w);
 TOKVOX_API void tokvox_tvx_writer_destroy(tokvox_tvx_writer *w);
 
@@ -68,11 +93,15 @@ TOKVOX_API tokvox_tvx_reader *tokvox_tvx_reader_open(FILE *in, const char *name,
                                                      char *detail, size_t detail_size);
 TOKVOX_API const tokvox_tvx_header *tokvox_tvx_reader_header(const tokvox_tvx_reader *r);
 /* Up to max_frames frames into codes ([frames][num_codebooks]).  *frames_out
- * is 0 at the clean end of the stream; a stream that ends before
- * tokvox_tvx_expected_frames gives TOKVOX_ERR_TRUNCATED, extra bytes after
- * the last frame TOKVOX_ERR_FORMAT. */
+ * is 0 at the clean end of the stream (version 2: the trailer was read and
+ * checked, and the header's sample_count now holds its count); a stream
+ * that ends before its last frame (version 1) or its trailer (version 2)
+ * gives TOKVOX_ERR_TRUNCATED after every frame of its intact blocks, extra
+ * bytes after the end TOKVOX_ERR_FORMAT. */
 TOKVOX_API int tokvox_tvx_read_frames(tokvox_tvx_reader *r, uint16_t *codes, size_t max_frames,
                                       size_t *frames_out);
+/* Frames returned so far (after a TOKVOX_ERR_TRUNCATED: the intact ones). */
+TOKVOX_API uint64_t tokvox_tvx_reader_frames(const tokvox_tvx_reader *r);
 /* The message for the reader's last error. */
 TOKVOX_API const char *tokvox_tvx_reader_detail(const tokvox_tvx_reader *r);
 TOKVOX_API void tokvox_tvx_reader_destroy(tokvox_tvx_reader *r);

@@ -171,13 +171,6 @@ static int is_tvx_file(const char *path)
     return got == sizeof head && memcmp(head, magic, sizeof magic) == 0;
 }
 
-static int is_audio_file(const char *path)
-{
-    char detail[256];
-    tokvox_audio_reader *r = tokvox_audio_reader_open(path, 0, NULL, detail, sizeof detail);
-    tokvox_audio_reader_close(r);
-    return r != NULL;
-}
 
 int app_check_output(const char *cmd, const char *out, const char *const *inputs, int n_inputs,
                      app_output_kind kind, int force)
@@ -195,7 +188,7 @@ int app_check_output(const char *cmd, const char *out, const char *const *inputs
         }
     if (force || so.st_size == 0 || strcmp(out, "-") == 0)
         return 0;
-    int fits = kind == APP_OUTPUT_TVX ? is_tvx_file(out) : is_audio_file(out);
+    int fits = kind == APP_OUTPUT_TVX ? is_tvx_file(out) : tokvox_audio_is_audio(out);
     if (fits)
         return 0;
     fprintf(stderr, "tokvox %s: %s exists and is not %s; --force replaces it\n", cmd, out,

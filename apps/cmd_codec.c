@@ -1,9 +1,14 @@
-/* tokvox encode / decode / transcode. */
+/* tokvox encode / decode / transcode: each streams through the engine a
+ * block at a time, so memory does not grow with the input and a pipe gets
+ * output while its input still arrives. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "tokvox/bitstream.h"
@@ -16,6 +21,8 @@ typedef struct codec_options {
     int rate;        /* output rate, 0 = default */
     int quiet;
     int force;       /* --force: replace an existing output of another kind */
+    int raw;         /* --raw: headerless PCM in (encode, transcode) or out (decode, transcode) */
+    tokvox_raw_format raw_format;
     const char *in, *out;
 } codec_options;
 
@@ -27,6 +34,10 @@ static const struct option long_options[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"force", no_argument, NULL, 'f'},
     {"threads", required_argument, NULL, 't'},
+    {"raw", no_argument, NULL, 'R'},
+    {"raw-rate", required_argument, NULL, 'A'},
+    {"raw-chan", required_argument, NULL, 'C'},
+    {"raw-format", required_argument, NULL, 'F'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -37,8 +48,11 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                  app_output_kind kind)
 {
     memset(o, 0, sizeof *o);
+    o->raw_format = (tokvox_raw_format){16000, 1, TOKVOX_RAW_S16LE};
+    int raw_detail = 0; /* a --raw-* option was given */
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "m:n:b:r:qft:h", long_options, NULL)) != -1;) {
+    opterr = 0; /* getopt's own two-line complaint replaced by one line below */
+    for (int c; (c = getopt_long(argc, argv, ":m:n:b:r:qft:h", long_options, NULL)) != -1;) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'n':
@@ -59,14 +73,46 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
             if (app_parse_threads(cmd, optarg))
                 return 1;
             break;
+        case 'R': o->raw = 1; break;
+        case 'A':
+            raw_detail = 1;
+            if ((o->raw_format.rate = app_parse_int(optarg, 1000, 384000)) < 0)
+                return app_fail(cmd, "--raw-rate wants a rate in Hz (1000-384000), not '%s'", optarg);
+            break;
+        case 'C':
+            raw_detail = 1;
+            if ((o->raw_format.channels = app_parse_int(optarg, 1, 64)) < 0)
+                return app_fail(cmd, "--raw-chan wants a channel count (1-64), not '%s'", optarg);
+            break;
+        case 'F':
+            raw_detail = 1;
+            if (tokvox_raw_encoding_parse(optarg, &o->raw_format.encoding))
+                return app_fail(cmd, "--raw-format wants s16le, s24le, s32le, f32le or u8, not '%s'",
+                                optarg);
+            break;
         case 'h': fputs(usage, stdout); return 2;
-        default: return app_fail(cmd, "see 'tokvox %s --help'", cmd);
+        case ':': return app_fail(cmd, "option %s wants a value (see 'tokvox %s --help')",
+                                  argv[optind - 1], cmd);
+        default:
+            return app_fail(cmd, "unknown option %s (see 'tokvox %s --help')", argv[optind - 1], cmd);
         }
     }
+    /* Nothing accepted and ignored: each command takes only what it uses. */
+    if (o->rate && kind == APP_OUTPUT_TVX)
+        return app_fail(cmd, "--rate: a bitstream is always at the model's rate (decode --rate "
+                             "picks the output's)");
+    if (raw_detail && !o->raw)
+        return app_fail(cmd, "--raw-rate, --raw-chan and --raw-format describe --raw input; "
+                             "give --raw too");
+    if (raw_detail && kind == APP_OUTPUT_AUDIO && strcmp(cmd, "decode") == 0 &&
+        (o->raw_format.rate != 16000 || o->raw_format.channels != 1))
+        return app_fail(cmd, "--raw-rate and --raw-chan describe raw input; decode writes mono "
+                             "at --rate");
     if (o->codebooks && o->kbps > 0)
         return app_fail(cmd, "give --codebooks or --bitrate, not both");
     if (argc - optind != 2)
-        return app_fail(cmd, "wants an input and an output (see 'tokvox %s --help')", cmd);
+        return app_fail(cmd, "wants an input and an output, got %d argument%s (see 'tokvox %s --help')",
+                        argc - optind, argc - optind == 1 ? "" : "s", cmd);
     o->in = argv[optind];
     o->out = argv[optind + 1];
     const char *inputs[] = {o->in};
@@ -101,82 +147,167 @@ static int check_codebooks(const char *cmd, const tokvox_model_info *info, int c
     return 0;
 }
 
-static int write_tvx(const char *cmd, const codec_options *o, const tokvox_model_info *info,
-                     const uint16_t *codes, size_t frames, int codebooks, size_t samples,
-                     int source_rate)
+/* Samples coded per step: whole blocks of the engine's frames, read,
+ * coded and written before the next are read. */
+enum { CHUNK_FRAMES = 64, EXIT_CUT_OFF = 3 };
+
+/* ---- progress on a terminal ---------------------------------------------------- */
+
+typedef struct progress {
+    int on;          /* stderr is a terminal and not --quiet */
+    double start, last;
+    double total_s;  /* seconds of audio in all, 0 = unknown (a pipe) */
+    int drawn;
+} progress;
+
+static double now_s(void)
 {
-    char detail[1024] = "";
-    int err;
-    tokvox_atomic_file *f = tokvox_atomic_open(o->out, &err, detail, sizeof detail);
-    if (!f)
-        return app_fail(cmd, "%s", detail);
-    tokvox_tvx_header h;
-    tokvox_tvx_header_init(&h, info, codebooks, samples, (uint32_t)source_rate);
-    errno = 0;
-    tokvox_tvx_writer *w = tokvox_tvx_writer_create(tokvox_atomic_stream(f), &h, &err);
-    if (w)
-        err = tokvox_tvx_write_frames(w, codes, frames);
-    if (w && !err)
-        err = tokvox_tvx_writer_finish(w);
-    /* The writer only says "I/O error"; the failed write's errno says why
-     * (a full disk, a file too large), so keep it before cleaning up. */
-    int sys = err == TOKVOX_ERR_IO ? errno : 0;
-    tokvox_tvx_writer_destroy(w);
-    if (err) {
-        tokvox_atomic_abort(f);
-        return app_fail(cmd, "%s: %s", strcmp(o->out, "-") ? o->out : "stdout",
-                        sys ? strerror(sys) : tokvox_strerror(err));
-    }
-    if (tokvox_atomic_commit(f, detail, sizeof detail))
-        return app_fail(cmd, "%s", detail);
-    return 0;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* A coded input: what encode and transcode both start from. */
-typedef struct coded_input {
-    float *pcm;
-    size_t n;
-    tokvox_audio_source source;
+static void progress_start(progress *p, int quiet, double total_s)
+{
+    memset(p, 0, sizeof *p);
+    p->on = !quiet && isatty(STDERR_FILENO);
+    p->start = p->last = now_s();
+    p->total_s = total_s;
+}
+
+/* "12.3 / 60.0 s  41x real time  ETA 1 s", redrawn at most 4 times a second. */
+static void progress_update(progress *p, const char *cmd, double done_s)
+{
+    double t = now_s();
+    if (!p->on || t - p->last < 0.25)
+        return;
+    p->last = t;
+    double rtf = done_s / (t - p->start > 1e-9 ? t - p->start : 1e-9);
+    if (p->total_s > 0)
+        fprintf(stderr, "\rtokvox %s: %.1f / %.1f s  %.0fx real time  ETA %.0f s   ", cmd, done_s,
+                p->total_s, rtf, rtf > 0 ? (p->total_s - done_s) / rtf : 0.0);
+    else
+        fprintf(stderr, "\rtokvox %s: %.1f s  %.0fx real time   ", cmd, done_s, rtf);
+    p->drawn = 1;
+}
+
+static void progress_end(progress *p)
+{
+    if (p->drawn)
+        fputs("\r\033[K", stderr);
+}
+
+/* Seconds of audio in a seekable input file, 0 when unknown (a pipe). */
+static double input_seconds(const tokvox_audio_source *src)
+{
+    return src->declared > 0 ? (double)src->declared / src->rate : 0.0;
+}
+
+/* ---- streaming pieces ------------------------------------------------------------ */
+
+static const char *shown(const char *path, const char *dash)
+{
+    return strcmp(path, "-") ? path : dash;
+}
+
+static tokvox_audio_reader *open_input(const char *cmd, const codec_options *o, int rate)
+{
+    char detail[1024] = "";
+    tokvox_audio_reader *r =
+        o->raw ? tokvox_audio_reader_open_raw(o->in, &o->raw_format, rate, NULL, detail, sizeof detail)
+               : tokvox_audio_reader_open(o->in, rate, NULL, detail, sizeof detail);
+    if (!r)
+        app_fail(cmd, "%s", detail);
+    return r;
+}
+
+/* Encoder output: the frames of one step, then written. */
+typedef struct frame_buffer {
     uint16_t *codes;
+    size_t cap;   /* frames */
     size_t frames;
-} coded_input;
+} frame_buffer;
 
-static void coded_input_free(coded_input *c)
+static int frame_buffer_init(frame_buffer *b, size_t frames, int codebooks)
 {
-    free(c->pcm);
-    free(c->codes);
-}
-
-/* Read o->in at the model rate and encode it with `codebooks` codebooks. */
-static int read_and_encode(const char *cmd, const codec_options *o, const tokvox_model *m,
-                           int codebooks, coded_input *c)
-{
-    tokvox_model_info info;
-    tokvox_model_get_info(m, &info);
-    memset(c, 0, sizeof *c);
-    char detail[1024] = "";
-    int rc = check_codebooks(cmd, &info, codebooks);
-    if (!rc && tokvox_audio_read(o->in, info.sample_rate, &c->pcm, &c->n, &c->source, detail,
-                                 sizeof detail))
-        rc = app_fail(cmd, "%s", detail);
-    if (!rc)
-        app_warn_cleaned(cmd, o->in, &c->source);
-    int err;
-    if (!rc && (err = app_encode_all(m, c->pcm, c->n, codebooks, &c->codes, &c->frames)))
-        rc = app_fail(cmd, "%s: %s", o->in, tokvox_strerror(err));
-    return rc;
+    b->codes = malloc(frames * (size_t)codebooks * sizeof *b->codes);
+    b->cap = frames;
+    b->frames = 0;
+    return b->codes ? 0 : -1;
 }
 
 static const char encode_usage[] =
-    "usage: tokvox encode IN OUT.tvx [--model M] [--codebooks N | --bitrate KBPS]\n"
-    "Encode an audio file (any format libsndfile reads, any rate; '-' = stdin)\n"
-    "into a tokvox bitstream ('-' = stdout).\n"
+    "usage: tokvox encode IN OUT.tvx [--model M] [--codebooks N | --bitrate KBPS] [--raw ...]\n"
+    "Encode audio (any format libsndfile reads, any rate; '-' = stdin) into a tokvox\n"
+    "bitstream ('-' = stdout), streaming: memory does not grow with the input, and on a\n"
+    "pipe the bitstream (.tvx version 2) goes out while the input still arrives.\n"
     "  -m, --model M      model file (default: the shipped model)\n"
     "  -n, --codebooks N  codebooks per frame (default: all; fewer = lower bitrate)\n"
-    "  -b, --bitrate KBPS codebooks chosen by bitrate (shipped model: 0.5 to 4 in steps of 0.5)\n"
-    "  -q, --quiet        no summary on stderr\n"
+    "  -b, --bitrate KBPS bitrate in kbps (shipped model: 0.5 to 4 in steps of 0.5)\n"
+    "      --raw          IN is headerless PCM: --raw-rate HZ (16000), --raw-chan N (1),\n"
+    "                     --raw-format s16le|s24le|s32le|f32le|u8 (s16le)\n"
+    "  -q, --quiet        no progress and no summary on stderr\n"
     "  -f, --force        replace an existing OUT that is not a .tvx bitstream\n"
-    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
+    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n"
+    "Exit status: 0 done, 1 error, 2 usage or a refused OUT (an input, or not a .tvx).\n";
+
+/* Encoder frames into the bitstream; flushes a pipe so a listener gets them. */
+static int put_frames(tokvox_tvx_writer *w, const frame_buffer *b, FILE *out)
+{
+    int err = b->frames ? tokvox_tvx_write_frames(w, b->codes, b->frames) : TOKVOX_OK;
+    if (!err && b->frames && fflush(out) != 0)
+        err = TOKVOX_ERR_IO;
+    return err;
+}
+
+/* The encode loop: IN -> encoder -> .tvx writer. */
+static int encode_stream(const codec_options *o, const tokvox_model *m, int codebooks,
+                         tokvox_audio_reader *r, tokvox_tvx_writer *w, FILE *out, uint64_t *n_out)
+{
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    int err;
+    tokvox_encoder *enc = tokvox_encoder_create(m, codebooks, &err);
+    if (!enc)
+        return app_fail("encode", "%s", tokvox_strerror(err));
+    size_t chunk = (size_t)CHUNK_FRAMES * info.hop;
+    float *pcm = malloc(chunk * sizeof *pcm);
+    frame_buffer b = {0};
+    int rc = !pcm || frame_buffer_init(&b, CHUNK_FRAMES + 2, codebooks)
+                 ? app_fail("encode", "out of memory")
+                 : 0;
+    tokvox_audio_source src;
+    tokvox_audio_reader_source(r, &src);
+    progress p;
+    progress_start(&p, o->quiet, input_seconds(&src));
+    uint64_t n = 0;
+    char detail[1024] = "";
+    while (!rc) {
+        size_t got = 0;
+        if (tokvox_audio_reader_read(r, pcm, chunk, &got, detail, sizeof detail)) {
+            rc = app_fail("encode", "%s", detail);
+            break;
+        }
+        n += got;
+        errno = 0;
+        err = got ? tokvox_encoder_push(enc, pcm, got, b.codes, b.cap, &b.frames)
+                  : tokvox_encoder_flush(enc, b.codes, b.cap, &b.frames);
+        if (!err)
+            err = put_frames(w, &b, out);
+        if (err)
+            rc = app_fail("encode", "%s: %s", shown(o->out, "stdout"),
+                          err == TOKVOX_ERR_IO && errno ? strerror(errno) : tokvox_strerror(err));
+        if (got == 0)
+            break;
+        progress_update(&p, "encode", (double)n / info.sample_rate);
+    }
+    progress_end(&p);
+    free(pcm);
+    free(b.codes);
+    tokvox_encoder_destroy(enc);
+    *n_out = n;
+    return rc;
+}
 
 int cmd_encode(int argc, char **argv)
 {
@@ -189,98 +320,203 @@ int cmd_encode(int argc, char **argv)
         return 1;
     tokvox_model_info info;
     tokvox_model_get_info(m, &info);
-    coded_input c = {0};
     rc = resolve_bitrate("encode", &info, info.num_codebooks, "the model", &o);
     int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
     if (!rc)
-        rc = read_and_encode("encode", &o, m, codebooks, &c);
+        rc = check_codebooks("encode", &info, codebooks);
+    tokvox_audio_reader *r = rc ? NULL : open_input("encode", &o, info.sample_rate);
+    rc = rc || !r;
+    char detail[1024] = "";
+    int err = 0;
+    tokvox_atomic_file *f = rc ? NULL : tokvox_atomic_open(o.out, &err, detail, sizeof detail);
+    if (!rc && !f)
+        rc = app_fail("encode", "%s", detail);
+    tokvox_audio_source src = {0};
+    tokvox_audio_reader_source(r, &src);
+    tokvox_tvx_writer *w = NULL;
+    if (!rc) {
+        tokvox_tvx_header h;
+        tokvox_tvx_header_init(&h, &info, codebooks, 0, (uint32_t)src.rate);
+        errno = 0;
+        w = tokvox_tvx_writer_create(tokvox_atomic_stream(f), &h, &err);
+        if (!w)
+            rc = app_fail("encode", "%s: %s", shown(o.out, "stdout"),
+                          err == TOKVOX_ERR_IO && errno ? strerror(errno) : tokvox_strerror(err));
+    }
+    uint64_t n = 0;
     if (!rc)
-        rc = write_tvx("encode", &o, &info, c.codes, c.frames, codebooks, c.n, c.source.rate);
-    if (!rc && !o.quiet)
-        fprintf(stderr, "%s: %.2f s, %zu frames x %d codebooks, %.2f kbps\n", o.in,
-                (double)c.n / info.sample_rate, c.frames, codebooks,
-                bitrate_kbps(&info, codebooks));
-    coded_input_free(&c);
+        rc = encode_stream(&o, m, codebooks, r, w, tokvox_atomic_stream(f), &n);
+    if (!rc) {
+        tokvox_tvx_writer_set_sample_count(w, n);
+        errno = 0;
+        if ((err = tokvox_tvx_writer_finish(w)))
+            rc = app_fail("encode", "%s: %s", shown(o.out, "stdout"),
+                          err == TOKVOX_ERR_IO && errno ? strerror(errno) : tokvox_strerror(err));
+    }
+    tokvox_tvx_writer_destroy(w);
+    if (f && rc)
+        tokvox_atomic_abort(f);
+    else if (f && tokvox_atomic_commit(f, detail, sizeof detail))
+        rc = app_fail("encode", "%s", detail);
+    if (!rc) {
+        tokvox_audio_reader_source(r, &src);
+        app_warn_cleaned("encode", o.in, &src);
+        if (!o.quiet)
+            fprintf(stderr, "%s: %.2f s, %llu frames x %d codebooks, %.2f kbps\n", o.in,
+                    (double)n / info.sample_rate,
+                    (unsigned long long)(n / (uint64_t)info.hop + (n % (uint64_t)info.hop != 0) + 1),
+                    codebooks, bitrate_kbps(&info, codebooks));
+    }
+    tokvox_audio_reader_close(r);
     tokvox_model_destroy(m);
     return rc;
 }
 
-/* Doubles *codes (frames of k codes) from *cap frames; 0 or app_fail's 1. */
-static int grow_codes(const char *cmd, const char *path, uint16_t **codes, size_t *cap, int k)
+/* ---- decode --------------------------------------------------------------------- */
+
+/* Decoded audio on its way out: the last `hold` samples wait, because a
+ * version-2 stream tells its exact length (the trailer) only at the end and
+ * the decoder gives up to 2 hops more than the signal had. */
+typedef struct held_output {
+    tokvox_audio_writer *w;
+    float *buf;      /* hold + room samples */
+    size_t hold, n;  /* n: samples in buf */
+    uint64_t out;    /* samples handed to the writer */
+} held_output;
+
+static int held_push(held_output *h, const float *x, size_t n, char *detail, size_t size)
 {
-    size_t want = *cap ? *cap * 2 : 4096;
-    uint16_t *grown = want < SIZE_MAX / sizeof(uint16_t) / (size_t)k
-                          ? realloc(*codes, want * (size_t)k * sizeof(uint16_t))
-                          : NULL;
-    if (!grown)
-        return app_fail(cmd, "%s: out of memory after %zu frames", path, *cap);
-    *codes = grown;
-    *cap = want;
-    return 0;
+    memcpy(h->buf + h->n, x, n * sizeof *x);
+    h->n += n;
+    if (h->n <= h->hold)
+        return 0;
+    size_t go = h->n - h->hold;
+    int rc = tokvox_audio_writer_write(h->w, h->buf, go, detail, size);
+    memmove(h->buf, h->buf + go, h->hold * sizeof *h->buf);
+    h->n = h->hold;
+    h->out += go;
+    return rc;
 }
 
-/* Read a whole .tvx stream, checked against the model. */
-static int read_tvx(const char *cmd, const char *path, const tokvox_model *m,
-                    tokvox_tvx_header *h, uint16_t **codes, size_t *frames)
+/* The end: what is held, up to `total` samples in all (UINT64_MAX: all). */
+static int held_finish(held_output *h, uint64_t total, char *detail, size_t size)
 {
-    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!in)
-        return app_fail(cmd, "%s: cannot open (%s)", path, strerror(errno));
-    char detail[1024] = "";
-    int err, rc = 0;
-    tokvox_tvx_reader *r = tokvox_tvx_reader_open(in, path, &err, detail, sizeof detail);
-    tokvox_model_info info;
-    tokvox_model_get_info(m, &info);
-    *codes = NULL;
-    *frames = 0;
-    if (!r)
-        rc = app_fail(cmd, "%s", detail);
-    else if (tokvox_tvx_check_model(tokvox_tvx_reader_header(r), &info, detail, sizeof detail))
-        rc = app_fail(cmd, "%s: %s", path, detail);
-    if (!rc) {
-        *h = *tokvox_tvx_reader_header(r);
-        /* sample_count is only a claim (up to 2^48 samples): the buffer grows
-         * with the frames actually read, so a lying header gets "truncated",
-         * not a huge allocation. */
-        uint64_t expected = tokvox_tvx_expected_frames(h);
-        size_t cap = 0;
-        while (!rc && *frames < expected) {
-            if (*frames == cap && (rc = grow_codes(cmd, path, codes, &cap, h->num_codebooks)))
-                break;
-            size_t got = 0;
-            uint64_t left = expected - *frames;
-            size_t room = cap - *frames;
-            err = tokvox_tvx_read_frames(r, *codes + *frames * h->num_codebooks,
-                                         left < room ? (size_t)left : room, &got);
-            if (err || got == 0)
-                rc = app_fail(cmd, "%s", err ? tokvox_tvx_reader_detail(r) : "stream ends early");
-            *frames += got;
-        }
-        size_t extra = 0;
-        uint16_t probe[TOKVOX_TVX_MAX_CODEBOOKS];
-        if (!rc && (tokvox_tvx_read_frames(r, probe, 1, &extra) || extra))
-            rc = app_fail(cmd, "%s: data after the last frame", path);
-    }
-    tokvox_tvx_reader_destroy(r);
-    if (in != stdin)
-        fclose(in);
-    if (rc) {
-        free(*codes);
-        *codes = NULL;
+    uint64_t left = total > h->out ? total - h->out : 0;
+    size_t go = left < h->n ? (size_t)left : h->n;
+    int rc = tokvox_audio_writer_write(h->w, h->buf, go, detail, size);
+    h->out += go;
+    /* a stream shorter than its count (never from our writer): silence */
+    static const float zeros[512];
+    while (!rc && total != UINT64_MAX && h->out < total) {
+        uint64_t pad = total - h->out;
+        size_t k = pad < 512 ? (size_t)pad : 512;
+        rc = tokvox_audio_writer_write(h->w, zeros, k, detail, size);
+        h->out += k;
     }
     return rc;
 }
 
 static const char decode_usage[] =
     "usage: tokvox decode IN.tvx OUT [--model M] [--codebooks N | --bitrate KBPS] [--rate R]\n"
-    "Decode a tokvox bitstream ('-' = stdin) to audio (.wav, .flac, .ogg; '-' = WAV on\n"
-    "stdout), by default at the rate of the file that was encoded.\n"
+    "Decode a tokvox bitstream (.tvx version 1 or 2; '-' = stdin) to audio (.wav, .flac,\n"
+    ".ogg; '-' = WAV on stdout, with 'unknown' sizes on a pipe), streaming, by default at\n"
+    "the rate of the file that was encoded.\n"
     "  -m, --model M      model file (default: the shipped model); must be the encoder's\n"
     "  -n, --codebooks N  decode only the first N codebooks of each frame\n"
-    "  -b, --bitrate KBPS codebooks chosen by bitrate, at most the file's\n"
+    "  -b, --bitrate KBPS bitrate in kbps, at most the file's\n"
     "  -r, --rate R       output sample rate in Hz\n"
+    "      --raw          write headerless mono PCM (--raw-format, default s16le)\n"
+    "  -q, --quiet        no progress and no summary on stderr\n"
     "  -f, --force        replace an existing OUT that is not an audio file\n"
-    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
+    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n"
+    "Exit status: 0 done, 1 error, 2 usage or a refused OUT, 3 a version-2 stream cut\n"
+    "off: OUT holds the audio of every intact block.\n";
+
+/* Opens IN and checks it against the model and the options. */
+static tokvox_tvx_reader *open_tvx(codec_options *o, const tokvox_model *m, FILE **in)
+{
+    *in = strcmp(o->in, "-") == 0 ? stdin : fopen(o->in, "rb");
+    if (!*in) {
+        app_fail("decode", "%s: %s", o->in, strerror(errno));
+        return NULL;
+    }
+    char detail[1024] = "";
+    int err;
+    tokvox_tvx_reader *r = tokvox_tvx_reader_open(*in, shown(o->in, "stdin"), &err, detail, sizeof detail);
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    int rc = 0;
+    if (!r)
+        rc = app_fail("decode", "%s", detail);
+    else if (tokvox_tvx_check_model(tokvox_tvx_reader_header(r), &info, detail, sizeof detail))
+        rc = app_fail("decode", "%s: %s", o->in, detail);
+    const tokvox_tvx_header *h = tokvox_tvx_reader_header(r);
+    if (!rc && o->kbps > 0)
+        rc = resolve_bitrate("decode", &info, h->num_codebooks, o->in, o);
+    if (!rc && o->codebooks > h->num_codebooks)
+        rc = app_fail("decode", "--codebooks %d: %s has only %u codebooks per frame", o->codebooks,
+                      o->in, h->num_codebooks);
+    if (rc) {
+        tokvox_tvx_reader_destroy(r);
+        if (*in != stdin)
+            fclose(*in);
+        *in = NULL;
+        return NULL;
+    }
+    return r;
+}
+
+/* The decode loop.  Returns 0, 1 or EXIT_CUT_OFF (after its message). */
+static int decode_stream(const codec_options *o, const tokvox_model *m, tokvox_tvx_reader *r,
+                         held_output *held)
+{
+    const tokvox_tvx_header *h = tokvox_tvx_reader_header(r);
+    int err, k = h->num_codebooks;
+    tokvox_decoder *dec = tokvox_decoder_create(m, k, o->codebooks, &err);
+    if (!dec)
+        return app_fail("decode", "%s", tokvox_strerror(err));
+    uint16_t *codes = malloc((size_t)CHUNK_FRAMES * (size_t)k * sizeof *codes);
+    float *pcm = malloc(((size_t)CHUNK_FRAMES + 1) * h->hop * sizeof *pcm);
+    int rc = !codes || !pcm ? app_fail("decode", "out of memory") : 0;
+    progress p;
+    progress_start(&p, o->quiet, h->version == 1 ? (double)h->sample_count / h->sample_rate : 0);
+    char detail[1024] = "";
+    int ended = 0, cut = 0;
+    while (!rc && !ended) {
+        size_t frames = 0, got = 0, samples = 0;
+        while (frames < CHUNK_FRAMES) { /* blocks of the engine's size */
+            err = tokvox_tvx_read_frames(r, codes + frames * k, CHUNK_FRAMES - frames, &got);
+            if (err == TOKVOX_ERR_TRUNCATED && h->version == 2)
+                cut = 1;
+            else if (err)
+                rc = app_fail("decode", "%s", tokvox_tvx_reader_detail(r));
+            if (err || got == 0) {
+                ended = 1;
+                break;
+            }
+            frames += got;
+        }
+        if (!rc && frames && (err = tokvox_decoder_push(dec, codes, frames, pcm, &samples)))
+            rc = app_fail("decode", "%s: %s", o->in, tokvox_strerror(err));
+        if (!rc && samples && held_push(held, pcm, samples, detail, sizeof detail))
+            rc = app_fail("decode", "%s", detail);
+        progress_update(&p, "decode", (double)tokvox_tvx_reader_frames(r) * h->hop / h->sample_rate);
+    }
+    progress_end(&p);
+    size_t samples = 0;
+    if (!rc && (err = tokvox_decoder_flush(dec, pcm, &samples)))
+        rc = app_fail("decode", "%s: %s", o->in, tokvox_strerror(err));
+    if (!rc && held_push(held, pcm, samples, detail, sizeof detail))
+        rc = app_fail("decode", "%s", detail);
+    if (!rc && held_finish(held, cut ? UINT64_MAX : h->sample_count, detail, sizeof detail))
+        rc = app_fail("decode", "%s", detail);
+    if (!rc && cut)
+        rc = EXIT_CUT_OFF;
+    free(codes);
+    free(pcm);
+    tokvox_decoder_destroy(dec);
+    return rc;
+}
 
 int cmd_decode(int argc, char **argv)
 {
@@ -291,72 +527,158 @@ int cmd_decode(int argc, char **argv)
     tokvox_model *m = app_load_model("decode", o.model);
     if (!m)
         return 1;
-    tokvox_tvx_header h;
-    uint16_t *codes = NULL;
-    float *pcm = NULL;
-    size_t frames = 0;
-    rc = read_tvx("decode", o.in, m, &h, &codes, &frames);
-    if (!rc && o.kbps > 0) {
-        tokvox_model_info info;
-        tokvox_model_get_info(m, &info);
-        rc = resolve_bitrate("decode", &info, h.num_codebooks, o.in, &o);
-    }
-    if (!rc && o.codebooks > h.num_codebooks)
-        rc = app_fail("decode", "--codebooks %d: %s has only %u codebooks per frame", o.codebooks,
-                      o.in, h.num_codebooks);
-    int err;
-    if (!rc && (err = app_decode_all(m, codes, frames, h.num_codebooks, o.codebooks,
-                                     (size_t)h.sample_count, &pcm)))
-        rc = app_fail("decode", "%s: %s", o.in, tokvox_strerror(err));
+    FILE *in = NULL;
+    tokvox_tvx_reader *r = open_tvx(&o, m, &in);
+    rc = !r;
+    const tokvox_tvx_header *h = tokvox_tvx_reader_header(r);
     char detail[1024] = "";
-    int rate = o.rate ? o.rate : (int)h.source_rate;
-    if (!rc && tokvox_audio_write(o.out, pcm, (size_t)h.sample_count, (int)h.sample_rate, rate,
-                                  detail, sizeof detail))
-        rc = app_fail("decode", "%s", detail);
-    free(codes);
-    free(pcm);
+    held_output held = {0};
+    if (!rc) {
+        int rate = o.rate ? o.rate : (int)h->source_rate;
+        held.w = tokvox_audio_writer_open(o.out, (int)h->sample_rate, rate, o.raw ? &o.raw_format : NULL,
+                                          NULL, detail, sizeof detail);
+        held.hold = 2 * (size_t)h->hop;
+        held.buf = malloc((held.hold + ((size_t)CHUNK_FRAMES + 1) * h->hop) * sizeof *held.buf);
+        if (!held.w)
+            rc = app_fail("decode", "%s", detail);
+        else if (!held.buf)
+            rc = app_fail("decode", "out of memory");
+    }
+    if (!rc)
+        rc = decode_stream(&o, m, r, &held);
+    if (held.w && (rc == 0 || rc == EXIT_CUT_OFF)) {
+        if (tokvox_audio_writer_commit(held.w, 0, detail, sizeof detail))
+            rc = app_fail("decode", "%s", detail);
+    } else {
+        tokvox_audio_writer_abort(held.w);
+    }
+    if (rc == EXIT_CUT_OFF)
+        fprintf(stderr, "tokvox decode: %s; %s has the audio of the %llu intact frames (%.2f s)\n",
+                tokvox_tvx_reader_detail(r), shown(o.out, "stdout"),
+                (unsigned long long)tokvox_tvx_reader_frames(r),
+                (double)held.out / h->sample_rate);
+    else if (!rc && !o.quiet)
+        fprintf(stderr, "%s: %.2f s, %llu frames x %u codebooks decoded\n", o.in,
+                (double)held.out / h->sample_rate,
+                (unsigned long long)tokvox_tvx_reader_frames(r),
+                (unsigned)(o.codebooks ? o.codebooks : h->num_codebooks));
+    free(held.buf);
+    tokvox_tvx_reader_destroy(r);
+    if (in && in != stdin)
+        fclose(in);
     tokvox_model_destroy(m);
     return rc;
 }
 
+/* ---- transcode ------------------------------------------------------------------ */
+
 static const char transcode_usage[] =
     "usage: tokvox transcode IN OUT [--model M] [--codebooks N | --bitrate KBPS] [--rate R]\n"
-    "Encode and decode in one pass, to hear what the codec does; prints the bitrate.\n"
-    "Output is written at the input's rate unless --rate says otherwise.\n"
+    "Encode and decode in one pass, streaming, to hear what the codec does; prints the\n"
+    "bitrate.  Output is written at the input's rate unless --rate says otherwise.\n"
     "  -m, --model M      model file (default: the shipped model)\n"
     "  -n, --codebooks N  codebooks per frame (default: all)\n"
-    "  -b, --bitrate KBPS codebooks chosen by bitrate (shipped model: 0.5 to 4 in steps of 0.5)\n"
+    "  -b, --bitrate KBPS bitrate in kbps (shipped model: 0.5 to 4 in steps of 0.5)\n"
     "  -r, --rate R       output sample rate in Hz\n"
-    "  -q, --quiet        do not print the bitrate\n"
+    "      --raw          IN and OUT are headerless PCM: IN as --raw-rate HZ (16000),\n"
+    "                     --raw-chan N (1), --raw-format s16le|s24le|s32le|f32le|u8\n"
+    "                     (s16le); OUT mono in the same format\n"
+    "  -q, --quiet        no progress, and do not print the bitrate\n"
     "  -f, --force        replace an existing OUT that is not an audio file\n"
-    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n";
+    "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n"
+    "Exit status: 0 done, 1 error, 2 usage or a refused OUT (an input, or not audio).\n";
 
-/* Resamples *pcm (n at the model rate) to the input's rate with exactly the
- * input's frame count: going through the model rate rounds the length twice,
- * which gave 3 samples back for a 1-sample 44.1 kHz file (and could be one
- * off for any length). */
-static int back_to_source_rate(const codec_options *o, const tokvox_model_info *info,
-                               const tokvox_audio_source *src, float **pcm, size_t *n)
+typedef struct transcoder {
+    tokvox_encoder *enc;
+    tokvox_decoder *dec;
+    frame_buffer codes;
+    float *pcm;
+    uint64_t decoded; /* samples at the model rate given to the writer */
+} transcoder;
+
+/* Codes of one step through the decoder to the writer, up to `limit`
+ * samples in all (the input's length, once known). */
+static int pass_on(transcoder *t, tokvox_audio_writer *w, uint64_t limit, char *detail,
+                   size_t size)
 {
-    float *back = NULL;
-    size_t n_back = 0, want = (size_t)src->frames;
-    if (tokvox_resample(*pcm, *n, info->sample_rate, src->rate, &back, &n_back))
-        return app_fail("transcode", "%s: cannot resample %d Hz to %d Hz", o->out,
-                        info->sample_rate, src->rate);
-    if (n_back < want) {
-        float *grown = realloc(back, want * sizeof *back);
-        if (!grown) {
-            free(back);
-            return app_fail("transcode", "%s: out of memory", o->out);
-        }
-        back = grown;
-        for (size_t i = n_back; i < want; i++)
-            back[i] = 0.0f;
+    size_t samples = 0;
+    int err = t->codes.frames
+                  ? tokvox_decoder_push(t->dec, t->codes.codes, t->codes.frames, t->pcm, &samples)
+                  : TOKVOX_OK;
+    if (err) {
+        snprintf(detail, size, "%s", tokvox_strerror(err));
+        return err;
     }
-    free(*pcm);
-    *pcm = back;
-    *n = want;
-    return 0;
+    if (samples > limit - t->decoded)
+        samples = (size_t)(limit - t->decoded);
+    t->decoded += samples;
+    return tokvox_audio_writer_write(w, t->pcm, samples, detail, size);
+}
+
+static int transcode_stream(const codec_options *o, const tokvox_model *m, int codebooks,
+                            tokvox_audio_reader *r, tokvox_audio_writer *w, uint64_t *n_out)
+{
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    int err = 0;
+    transcoder t = {0};
+    t.enc = tokvox_encoder_create(m, codebooks, &err);
+    t.dec = t.enc ? tokvox_decoder_create(m, codebooks, 0, &err) : NULL;
+    if (!t.dec) {
+        tokvox_encoder_destroy(t.enc);
+        return app_fail("transcode", "%s", tokvox_strerror(err));
+    }
+    size_t chunk = (size_t)CHUNK_FRAMES * info.hop;
+    float *in = malloc(chunk * sizeof *in);
+    t.pcm = malloc(((size_t)CHUNK_FRAMES + 3) * info.hop * sizeof *t.pcm);
+    int rc = !in || !t.pcm || frame_buffer_init(&t.codes, CHUNK_FRAMES + 2, codebooks)
+                 ? app_fail("transcode", "out of memory")
+                 : 0;
+    tokvox_audio_source src;
+    tokvox_audio_reader_source(r, &src);
+    progress p;
+    progress_start(&p, o->quiet, input_seconds(&src));
+    uint64_t n = 0;
+    char detail[1024] = "";
+    while (!rc) {
+        size_t got = 0;
+        if (tokvox_audio_reader_read(r, in, chunk, &got, detail, sizeof detail)) {
+            rc = app_fail("transcode", "%s", detail);
+            break;
+        }
+        n += got;
+        err = got ? tokvox_encoder_push(t.enc, in, got, t.codes.codes, t.codes.cap, &t.codes.frames)
+                  : tokvox_encoder_flush(t.enc, t.codes.codes, t.codes.cap, &t.codes.frames);
+        if (err) {
+            rc = app_fail("transcode", "%s: %s", o->in, tokvox_strerror(err));
+            break;
+        }
+        /* decoded samples trail the input by a hop, so n bounds them until the end */
+        if (pass_on(&t, w, n, detail, sizeof detail)) {
+            rc = app_fail("transcode", "%s", detail);
+            break;
+        }
+        if (got == 0)
+            break;
+        progress_update(&p, "transcode", (double)n / info.sample_rate);
+    }
+    progress_end(&p);
+    size_t samples = 0;
+    if (!rc && (err = tokvox_decoder_flush(t.dec, t.pcm, &samples)))
+        rc = app_fail("transcode", "%s: %s", o->in, tokvox_strerror(err));
+    if (!rc) {
+        if (samples > n - t.decoded)
+            samples = (size_t)(n - t.decoded);
+        if (tokvox_audio_writer_write(w, t.pcm, samples, detail, sizeof detail))
+            rc = app_fail("transcode", "%s", detail);
+    }
+    free(in);
+    free(t.pcm);
+    free(t.codes.codes);
+    tokvox_encoder_destroy(t.enc);
+    tokvox_decoder_destroy(t.dec);
+    *n_out = n;
+    return rc;
 }
 
 int cmd_transcode(int argc, char **argv)
@@ -370,30 +692,42 @@ int cmd_transcode(int argc, char **argv)
         return 1;
     tokvox_model_info info;
     tokvox_model_get_info(m, &info);
-    coded_input c = {0};
-    float *out = NULL;
-    char detail[1024] = "";
-    int err;
     rc = resolve_bitrate("transcode", &info, info.num_codebooks, "the model", &o);
     int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
     if (!rc)
-        rc = read_and_encode("transcode", &o, m, codebooks, &c);
-    if (!rc && (err = app_decode_all(m, c.codes, c.frames, codebooks, 0, c.n, &out)))
-        rc = app_fail("transcode", "%s: %s", o.in, tokvox_strerror(err));
-    size_t n_out = c.n;
-    int rate = info.sample_rate, out_rate = o.rate ? o.rate : c.source.rate;
-    if (!rc && out_rate != rate && out_rate == c.source.rate) {
-        rc = back_to_source_rate(&o, &info, &c.source, &out, &n_out);
-        rate = out_rate;
+        rc = check_codebooks("transcode", &info, codebooks);
+    tokvox_audio_reader *r = rc ? NULL : open_input("transcode", &o, info.sample_rate);
+    rc = rc || !r;
+    tokvox_audio_source src = {0};
+    tokvox_audio_reader_source(r, &src);
+    int out_rate = o.rate ? o.rate : src.rate;
+    char detail[1024] = "";
+    tokvox_audio_writer *w = NULL;
+    if (!rc) {
+        w = tokvox_audio_writer_open(o.out, info.sample_rate, out_rate, o.raw ? &o.raw_format : NULL,
+                                     NULL, detail, sizeof detail);
+        if (!w)
+            rc = app_fail("transcode", "%s", detail);
     }
-    if (!rc && tokvox_audio_write(o.out, out, n_out, rate, out_rate, detail, sizeof detail))
+    uint64_t n = 0;
+    if (!rc)
+        rc = transcode_stream(&o, m, codebooks, r, w, &n);
+    tokvox_audio_reader_source(r, &src);
+    /* Back at the input's own rate: exactly its frame count (going through
+     * the model rate rounds the length twice). */
+    uint64_t exact = out_rate == src.rate ? (uint64_t)src.frames : 0;
+    if (rc)
+        tokvox_audio_writer_abort(w);
+    else if (tokvox_audio_writer_commit(w, exact, detail, sizeof detail))
         rc = app_fail("transcode", "%s", detail);
-    if (!rc && !o.quiet)
-        printf("%s -> %s: %.2f s, %d codebooks x %d bits x %.0f frames/s = %.2f kbps\n", o.in,
-               o.out, (double)c.n / info.sample_rate, codebooks, info.codebook_bits,
-               (double)info.sample_rate / info.hop, bitrate_kbps(&info, codebooks));
-    coded_input_free(&c);
-    free(out);
+    if (!rc) {
+        app_warn_cleaned("transcode", o.in, &src);
+        if (!o.quiet)
+            printf("%s -> %s: %.2f s, %d codebooks x %d bits x %.0f frames/s = %.2f kbps\n", o.in,
+                   o.out, (double)n / info.sample_rate, codebooks, info.codebook_bits,
+                   (double)info.sample_rate / info.hop, bitrate_kbps(&info, codebooks));
+    }
+    tokvox_audio_reader_close(r);
     tokvox_model_destroy(m);
     return rc;
 }

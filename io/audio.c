@@ -1,4 +1,5 @@
 /* tokvox io: reading, resampling and writing audio (libsndfile + libsoxr). */
+#define _GNU_SOURCE /* tee(2): a look at a pipe's first bytes without taking them */
 #include "audio_internal.h"
 #include "tokvox/io.h"
 #include "tokvox/tokvox.h"
@@ -136,6 +137,32 @@ static int open_locked(int fd, memfile *vio, int mode, SF_INFO *info, SNDFILE **
 
 static int rate_ok(int rate) { return rate >= TOKVOX_AUDIO_MIN_RATE && rate <= TOKVOX_AUDIO_MAX_RATE; }
 
+int tokvox_raw_encoding_parse(const char *name, tokvox_raw_encoding *encoding)
+{
+    static const struct {
+        const char *name;
+        tokvox_raw_encoding encoding;
+    } names[] = {{"s16le", TOKVOX_RAW_S16LE}, {"s24le", TOKVOX_RAW_S24LE},
+                 {"s32le", TOKVOX_RAW_S32LE}, {"f32le", TOKVOX_RAW_F32LE},
+                 {"u8", TOKVOX_RAW_U8}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (name && strcasecmp(name, names[i].name) == 0) {
+            *encoding = names[i].encoding;
+            return 0;
+        }
+    return -1;
+}
+
+/* libsndfile's headerless format for a raw encoding. */
+static int raw_sf_format(tokvox_raw_encoding e)
+{
+    static const int sub[] = {SF_FORMAT_PCM_16, SF_FORMAT_PCM_24, SF_FORMAT_PCM_32,
+                              SF_FORMAT_FLOAT, SF_FORMAT_PCM_U8};
+    int i = (int)e >= 0 && (size_t)e < sizeof sub / sizeof sub[0] ? (int)e : 0;
+    return SF_FORMAT_RAW | sub[i] | SF_ENDIAN_LITTLE;
+}
+
+
 /* libsoxr as every resampling here runs it: mono float, high quality, one
  * thread.  With the same settings, the streaming reader's soxr_process in
  * blocks gives the very samples of soxr_oneshot on the whole (tested). */
@@ -241,6 +268,7 @@ struct tokvox_audio_reader {
     char *name;                  /* in messages: the path, "stdin" or a memory name */
     memfile mem;                 /* stdin from a pipe, or tokvox_audio_read_memory's bytes */
     int owns_mem;                /* mem.data was read from a pipe: ours to free */
+    int raw;                     /* headerless PCM: info was set by the caller */
     SNDFILE *sf;
     SF_INFO info;
     int target_rate;             /* of the samples handed out */
@@ -526,9 +554,41 @@ static int slurp(tokvox_audio_reader *r, int fd)
     return TOKVOX_OK;
 }
 
-/* Opens libsndfile on fd: files and block devices directly; pipes and
- * terminals through memory, since they cannot seek, which most formats
- * need. */
+/* Whether a pipe starts like WAV or AIFF, which libsndfile reads from a
+ * pipe as the bytes arrive.  tee(2) copies the pipe's first bytes without
+ * taking them, so whatever the answer, the reader still gets them all.  A
+ * writer that has not sent 12 bytes within about a second gets the
+ * whole-stream path (correct, only not incremental). */
+static int pipe_streams(int fd)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return 0;
+    unsigned char head[12];
+    ssize_t n = 0;
+    for (int tries = 0; tries < 1000; tries++) {
+        n = tee(fd, p[1], sizeof head, 0); /* waits for the first byte */
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || (size_t)n == sizeof head || read(p[0], head, (size_t)n) != n)
+            break;
+        n = 0; /* too few bytes so far: drop the copy, look again */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    int full = n == (ssize_t)sizeof head && read(p[0], head, sizeof head) == n;
+    close(p[0]);
+    close(p[1]);
+    if (!full)
+        return 0;
+    int wav = (!memcmp(head, "RIFF", 4) || !memcmp(head, "RF64", 4)) && !memcmp(head + 8, "WAVE", 4);
+    int aiff = !memcmp(head, "FORM", 4) && (!memcmp(head + 8, "AIFF", 4) || !memcmp(head + 8, "AIFC", 4));
+    return wav || aiff;
+}
+
+/* Opens libsndfile on fd: files and block devices directly; pipes of WAV,
+ * AIFF or raw PCM directly too (libsndfile reads them front to back);
+ * other pipes and terminals through memory, since they cannot seek, which
+ * the other formats need. */
 static int open_fd(tokvox_audio_reader *r, int fd)
 {
     struct stat st;
@@ -538,7 +598,8 @@ static int open_fd(tokvox_audio_reader *r, int fd)
         return fail_errno(r, EISDIR);
     if (S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) >= st.st_size)
         return reader_fail(r, TOKVOX_ERR_AUDIO, "%s: empty file, no audio samples", r->name);
-    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || r->raw ||
+        (S_ISFIFO(st.st_mode) && pipe_streams(fd)))
         return open_sndfile(r, fd);
     int rc = slurp(r, fd);
     return rc != TOKVOX_OK ? rc : open_sndfile(r, -1);
@@ -578,6 +639,9 @@ static int reader_start(tokvox_audio_reader *r, int target_rate)
                            r->name, ch, TOKVOX_AUDIO_MAX_CHANNELS);
     r->source.rate = rate;
     r->source.channels = ch;
+    /* libsndfile's count is a guess on a pipe (and from a raw or lying file) */
+    if (r->info.seekable && !r->raw && r->info.frames > 0 && r->info.frames < INT64_MAX / 2)
+        r->source.declared = r->info.frames;
     r->target_rate = target_rate ? target_rate : rate;
     r->frames = malloc((size_t)READ_CHUNK_FRAMES * (size_t)ch * sizeof *r->frames);
     r->mono = malloc((size_t)READ_CHUNK_FRAMES * sizeof *r->mono);
@@ -611,9 +675,11 @@ static tokvox_audio_reader *started(tokvox_audio_reader *r, int target_rate, int
     return NULL;
 }
 
-/* The reader of path ("-": stdin) at most max_frames long (0: any). */
-static tokvox_audio_reader *reader_open(const char *path, int target_rate, size_t max_frames,
-                                        int *error, char *detail, size_t detail_size)
+/* The reader of path ("-": stdin) at most max_frames long (0: any); raw PCM
+ * when raw is not NULL. */
+static tokvox_audio_reader *reader_open(const char *path, const tokvox_raw_format *raw,
+                                        int target_rate, size_t max_frames, int *error,
+                                        char *detail, size_t detail_size)
 {
     if (error)
         *error = TOKVOX_ERR_INVALID_ARGUMENT;
@@ -628,14 +694,55 @@ static tokvox_audio_reader *reader_open(const char *path, int target_rate, size_
         tokvox_io_detail(detail, detail_size, "%s: out of memory", path);
         return NULL;
     }
-    open_path(r, path);
+    if (raw) {
+        r->raw = 1;
+        r->info.samplerate = raw->rate;
+        r->info.channels = raw->channels;
+        r->info.format = raw_sf_format(raw->encoding);
+        if (!rate_ok(raw->rate) || raw->channels < 1 ||
+            raw->channels > TOKVOX_AUDIO_MAX_CHANNELS || !sf_format_check(&r->info))
+            reader_fail(r, TOKVOX_ERR_INVALID_ARGUMENT,
+                        "%s: raw PCM of %d Hz, %d channels is not supported", r->name, raw->rate,
+                        raw->channels);
+    }
+    if (!r->error)
+        open_path(r, path);
     return started(r, target_rate, error, detail, detail_size);
+}
+
+int tokvox_audio_is_audio(const char *path)
+{
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return 0;
+    SF_INFO info;
+    memset(&info, 0, sizeof info);
+    SNDFILE *sf = NULL;
+    char why[256];
+    int rc = open_locked(fd, NULL, SFM_READ, &info, &sf, why, sizeof why);
+    close(fd);
+    if (sf)
+        sf_close(sf);
+    return rc == TOKVOX_OK;
 }
 
 tokvox_audio_reader *tokvox_audio_reader_open(const char *path, int target_rate, int *error,
                                               char *detail, size_t detail_size)
 {
-    return reader_open(path, target_rate, 0, error, detail, detail_size);
+    return reader_open(path, NULL, target_rate, 0, error, detail, detail_size);
+}
+
+tokvox_audio_reader *tokvox_audio_reader_open_raw(const char *path, const tokvox_raw_format *raw,
+                                                  int target_rate, int *error, char *detail,
+                                                  size_t detail_size)
+{
+    if (!raw) {
+        if (error)
+            *error = TOKVOX_ERR_INVALID_ARGUMENT;
+        tokvox_io_detail(detail, detail_size, "tokvox_audio_reader_open_raw: missing format");
+        return NULL;
+    }
+    return reader_open(path, raw, target_rate, 0, error, detail, detail_size);
 }
 
 /* ---- reading whole files ----------------------------------------------------------- */
@@ -716,7 +823,7 @@ int tokvox_audio_read(const char *path, int target_rate, float **samples, size_t
     *n = 0;
     int rc;
     tokvox_audio_reader *r =
-        reader_open(path, target_rate, TOKVOX_AUDIO_MAX_SAMPLES, &rc, detail, detail_size);
+        reader_open(path, NULL, target_rate, TOKVOX_AUDIO_MAX_SAMPLES, &rc, detail, detail_size);
     if (!r)
         return rc;
     rc = read_whole(r, samples, n, source, detail, detail_size);
@@ -803,113 +910,367 @@ static int write_samples(SNDFILE *sf, int format, const float *x, size_t n, char
     return TOKVOX_OK;
 }
 
-/* Renders the whole file into m (for stdout, which cannot seek back to
- * finish a WAV header). */
-static int render_memory(memfile *m, SF_INFO *info, const float *x, size_t n, const char *name,
-                         char *detail, size_t detail_size)
+/* ---- the streaming writer ------------------------------------------------------ */
+
+/* soxr output per call when resampling on the way out. */
+#define WRITER_BLOCK 8192
+
+typedef enum writer_mode {
+    WRITE_TEMP,     /* libsndfile into a temporary, renamed at commit */
+    WRITE_IN_PLACE, /* libsndfile on a seekable stdout or a device */
+    WRITE_STREAM,   /* our own WAV header with unknown sizes, then 16-bit samples */
+} writer_mode;
+
+struct tokvox_audio_writer {
+    char *path;          /* the destination ("-": stdout) */
+    const char *name;    /* in messages: the path or "stdout" */
+    writer_mode mode;
+    SNDFILE *sf;         /* WRITE_TEMP, WRITE_IN_PLACE */
+    SF_INFO info;
+    int fd;              /* what is written: the temporary, stdout or the device */
+    int own_fd;          /* fd was opened here: close it at the end */
+    char *tmp;           /* WRITE_TEMP: the temporary's path */
+    soxr_t resampler;    /* NULL when rate == out_rate */
+    float *scratch;      /* WRITER_BLOCK samples: cleaned input, resampled output */
+    float *resampled;
+    uint64_t written;    /* frames at out_rate so far */
+    uint64_t limit;      /* frames not to go beyond (commit's count), UINT64_MAX: none */
+    int error;
+    char failure[FAILURE_SIZE];
+};
+
+static int writer_fail(tokvox_audio_writer *w, int error, const char *fmt, ...)
+    TOKVOX_IO_PRINTF(3, 4);
+static int writer_fail(tokvox_audio_writer *w, int error, const char *fmt, ...)
 {
-    memset(m, 0, sizeof *m);
-    m->writable = 1;
-    char why[256];
-    SNDFILE *sf = NULL;
-    if (open_locked(-1, m, SFM_WRITE, info, &sf, why, sizeof why) != TOKVOX_OK) {
-        tokvox_io_detail(detail, detail_size, "%s: cannot write audio (%s)", name, why);
-        free(m->data);
-        m->data = NULL;
-        return TOKVOX_ERR_AUDIO;
-    }
-    sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
-    int rc = write_samples(sf, info->format, x, n, why, sizeof why);
-    if (rc == TOKVOX_ERR_IO)
-        tokvox_io_detail(detail, detail_size, "%s: %s", name, why);
-    else if (rc != TOKVOX_OK)
-        tokvox_io_detail(detail, detail_size, "%s: cannot write audio (%s)", name, why);
-    int closed = sf_close(sf);
-    if (rc == TOKVOX_OK && closed != 0) {
-        tokvox_io_detail(detail, detail_size, "%s: %s", name, sf_error_number(closed));
-        rc = TOKVOX_ERR_IO;
-    }
-    if (rc != TOKVOX_OK) {
-        free(m->data);
-        m->data = NULL;
-    }
-    return rc;
+    if (w->error)
+        return w->error;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->failure, sizeof w->failure, fmt, ap);
+    va_end(ap);
+    w->error = error;
+    return error;
 }
 
-/* Streams that cannot seek or be renamed over (stdout, a device, a FIFO):
- * render the file in memory, then write its bytes in one go. */
-static int write_stream(FILE *out, const char *name, SF_INFO *info, const float *x, size_t n,
-                        char *detail, size_t detail_size)
+static int writer_report(const tokvox_audio_writer *w, char *detail, size_t detail_size)
 {
-    memfile m;
-    int rc = render_memory(&m, info, x, n, name, detail, detail_size);
-    if (rc != TOKVOX_OK)
-        return rc;
-    errno = 0;
-    size_t wrote = m.size ? fwrite(m.data, 1, (size_t)m.size, out) : 0;
-    if (wrote != (size_t)m.size || fflush(out) != 0) {
+    tokvox_io_detail(detail, detail_size, "%s", w->failure);
+    return w->error;
+}
+
+/* write(2) all of p, through EINTR and short writes. */
+static int write_all(int fd, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    while (n > 0) {
+        ssize_t got = write(fd, b, n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return got < 0 ? errno : EIO;
+        b += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+static void le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* libsndfile cannot write WAV to a pipe (it seeks back to fill in the
+ * sizes), so a stream gets the 44-byte header of a 16-bit mono WAV whose
+ * RIFF and data sizes say "unknown" (0xFFFFFFFF), as sox and ffmpeg write
+ * it; libsndfile, sox and ffmpeg read it to the end of the stream. */
+static int write_stream_header(tokvox_audio_writer *w)
+{
+    unsigned char h[44];
+    memcpy(h, "RIFF", 4);
+    le32(h + 4, 0xFFFFFFFFu);
+    memcpy(h + 8, "WAVEfmt ", 8);
+    le32(h + 16, 16);
+    le32(h + 20, 1 | 1u << 16);                  /* PCM, 1 channel */
+    le32(h + 24, (uint32_t)w->info.samplerate);
+    le32(h + 28, (uint32_t)w->info.samplerate * 2); /* bytes per second */
+    le32(h + 32, 2 | 16u << 16);                 /* block align 2, 16 bits */
+    memcpy(h + 36, "data", 4);
+    le32(h + 40, 0xFFFFFFFFu);
+    int err = write_all(w->fd, h, sizeof h);
+    if (err) {
         char eb[128];
-        int err = errno ? errno : EIO;
-        tokvox_io_detail(detail, detail_size, "%s: %s", name, tokvox_io_strerror(err, eb, sizeof eb));
-        rc = TOKVOX_ERR_IO;
+        return writer_fail(w, TOKVOX_ERR_IO, "%s: %s", w->name, tokvox_io_strerror(err, eb, sizeof eb));
     }
-    free(m.data);
-    return rc;
+    return TOKVOX_OK;
 }
 
-static int write_special(const char *path, SF_INFO *info, const float *x, size_t n,
-                         char *detail, size_t detail_size)
+/* Samples at out_rate to the destination, up to the limit. */
+static int emit(tokvox_audio_writer *w, const float *x, size_t n)
 {
-    FILE *out = fopen(path, "wb");
-    if (!out)
-        return tokvox_io_fail(detail, detail_size, path, errno);
-    int rc = write_stream(out, path, info, x, n, detail, detail_size);
-    if (fclose(out) != 0 && rc == TOKVOX_OK)
-        rc = tokvox_io_fail(detail, detail_size, path, errno);
-    return rc;
-}
-
-static int write_file(const char *path, SF_INFO *info, const float *x, size_t n, char *detail,
-                      size_t detail_size)
-{
-    char *tmp = NULL;
-    int fd = -1;
-    int rc = tokvox_io_temp_create(path, &tmp, &fd, detail, detail_size);
-    if (rc != TOKVOX_OK)
-        return rc;
+    if (w->error)
+        return w->error;
+    if (w->limit != UINT64_MAX)
+        n = w->written >= w->limit ? 0 : (uint64_t)n > w->limit - w->written ? (size_t)(w->limit - w->written) : n;
+    if (n == 0)
+        return TOKVOX_OK;
     char why[256];
-    SNDFILE *sf = NULL;
-    rc = open_locked(fd, NULL, SFM_WRITE, info, &sf, why, sizeof why);
-    if (rc != TOKVOX_OK) {
+    if (w->mode != WRITE_STREAM) {
+        int rc = write_samples(w->sf, w->info.format, x, n, why, sizeof why);
         if (rc == TOKVOX_ERR_IO)
-            tokvox_io_detail(detail, detail_size, "%s: %s", path, why);
-        else
-            tokvox_io_detail(detail, detail_size, "%s: cannot write audio (%s)", path, why);
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return rc;
+            return writer_fail(w, rc, "%s: %s", w->name, why);
+        if (rc != TOKVOX_OK)
+            return writer_fail(w, rc, "%s: cannot write audio (%s)", w->name, why);
+    } else {
+        unsigned char bytes[2 * WRITE_CHUNK];
+        for (size_t done = 0; done < n;) {
+            size_t count = n - done < WRITE_CHUNK ? n - done : WRITE_CHUNK;
+            for (size_t i = 0; i < count; i++) {
+                long q = lrintf(clip_sample(x[done + i]) * 32768.0f);
+                int16_t v = (int16_t)(q > 32767 ? 32767 : q < -32768 ? -32768 : q);
+                bytes[2 * i] = (unsigned char)((uint16_t)v & 0xff);
+                bytes[2 * i + 1] = (unsigned char)((uint16_t)v >> 8);
+            }
+            int err = write_all(w->fd, bytes, 2 * count);
+            if (err)
+                return writer_fail(w, TOKVOX_ERR_IO, "%s: %s", w->name,
+                                   tokvox_io_strerror(err, why, sizeof why));
+            done += count;
+        }
     }
-    sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
-    rc = write_samples(sf, info->format, x, n, why, sizeof why);
-    if (rc == TOKVOX_ERR_IO)
-        tokvox_io_detail(detail, detail_size, "%s: %s", path, why);
-    else if (rc != TOKVOX_OK)
-        tokvox_io_detail(detail, detail_size, "%s: cannot write audio (%s)", path, why);
-    int closed = sf_close(sf); /* closes its duplicate; fd stays ours to fsync */
-    if (rc == TOKVOX_OK && closed != 0) {
-        tokvox_io_detail(detail, detail_size, "%s: %s", path, sf_error_number(closed));
-        rc = TOKVOX_ERR_IO;
+    w->written += n;
+    return TOKVOX_OK;
+}
+
+/* n samples (NULL: the resampler's tail) through soxr to emit. */
+static int resample_out(tokvox_audio_writer *w, const float *x, size_t n)
+{
+    do {
+        size_t used = 0, made = 0;
+        soxr_error_t e = soxr_process(w->resampler, x, n, &used, w->resampled, WRITER_BLOCK, &made);
+        if (e)
+            return writer_fail(w, TOKVOX_ERR_AUDIO, "%s: cannot resample (%s)", w->name, e);
+        zero_nonfinite(w->resampled, made);
+        if (emit(w, w->resampled, made))
+            return w->error;
+        if (x) {
+            x += used;
+            n -= used;
+            if (used == 0 && made == 0)
+                return writer_fail(w, TOKVOX_ERR_AUDIO, "%s: the resampler made no progress",
+                                   w->name);
+        } else if (made == 0) {
+            break; /* the tail is out */
+        }
+    } while (!x || n > 0);
+    return TOKVOX_OK;
+}
+
+int tokvox_audio_writer_write(tokvox_audio_writer *w, const float *x, size_t n, char *detail,
+                              size_t detail_size)
+{
+    if (!w || (n && !x)) {
+        tokvox_io_detail(detail, detail_size, "tokvox_audio_writer_write: missing argument");
+        return TOKVOX_ERR_INVALID_ARGUMENT;
     }
+    while (!w->error && n > 0) {
+        size_t count = n < WRITER_BLOCK ? n : WRITER_BLOCK;
+        if (w->resampler) {
+            /* a NaN would smear over the filter */
+            for (size_t i = 0; i < count; i++)
+                w->scratch[i] = isfinite(x[i]) ? x[i] : 0.0f;
+            resample_out(w, w->scratch, count);
+        } else {
+            emit(w, x, count);
+        }
+        x += count;
+        n -= count;
+    }
+    return w->error ? writer_report(w, detail, detail_size) : TOKVOX_OK;
+}
+
+uint64_t tokvox_audio_writer_frames(const tokvox_audio_writer *w) { return w ? w->written : 0; }
+
+static void writer_free(tokvox_audio_writer *w)
+{
+    if (w->resampler)
+        soxr_delete(w->resampler);
+    free(w->scratch);
+    free(w->resampled);
+    free(w->tmp);
+    free(w->path);
+    free(w);
+}
+
+void tokvox_audio_writer_abort(tokvox_audio_writer *w)
+{
+    if (!w)
+        return;
+    if (w->sf)
+        sf_close(w->sf);
+    if (w->own_fd && w->fd >= 0)
+        close(w->fd);
+    if (w->tmp)
+        unlink(w->tmp);
+    writer_free(w);
+}
+
+/* sf_close, reporting what it could not write. */
+static int close_sndfile(tokvox_audio_writer *w)
+{
+    if (!w->sf)
+        return w->error;
+    int closed = sf_close(w->sf);
+    w->sf = NULL;
+    if (closed != 0)
+        writer_fail(w, TOKVOX_ERR_IO, "%s: %s", w->name, sf_error_number(closed));
+    return w->error;
+}
+
+int tokvox_audio_writer_commit(tokvox_audio_writer *w, uint64_t frames, char *detail,
+                               size_t detail_size)
+{
+    if (!w) {
+        tokvox_io_detail(detail, detail_size, "tokvox_audio_writer_commit: missing argument");
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    }
+    if (frames > 0)
+        w->limit = frames;
+    if (w->resampler)
+        resample_out(w, NULL, 0);
+    static const float silence[256];
+    while (!w->error && w->written < frames) {
+        uint64_t left = frames - w->written;
+        emit(w, silence, left < 256 ? (size_t)left : 256);
+    }
+    close_sndfile(w);
+    int rc = w->error;
     if (rc != TOKVOX_OK) {
-        close(fd);
-        unlink(tmp);
-        free(tmp);
+        writer_report(w, detail, detail_size);
+        tokvox_audio_writer_abort(w);
         return rc;
     }
-    rc = tokvox_io_temp_install(fd, tmp, path, detail, detail_size);
-    free(tmp);
+    if (w->mode == WRITE_TEMP) /* closes fd; on failure removes the temporary */
+        rc = tokvox_io_temp_install(w->fd, w->tmp, w->path, detail, detail_size);
+    else if (w->own_fd && close(w->fd) != 0)
+        rc = tokvox_io_fail(detail, detail_size, w->name, errno);
+    writer_free(w);
     return rc;
+}
+
+/* Where the bytes go, and how: sets fd, own_fd, tmp and mode. */
+static int writer_destination(tokvox_audio_writer *w, int raw)
+{
+    struct stat st;
+    if (strcmp(w->path, "-") == 0) {
+        w->fd = STDOUT_FILENO;
+        fflush(stdout); /* what printf buffered goes first */
+        if (fstat(w->fd, &st) != 0)
+            return writer_fail(w, TOKVOX_ERR_IO, "stdout: %s", strerror(errno));
+    } else if (tokvox_io_is_special(w->path)) {
+        /* a device or FIFO is written in place: renaming over it would
+         * replace the node itself */
+        do
+            w->fd = open(w->path, O_WRONLY | O_CLOEXEC);
+        while (w->fd < 0 && errno == EINTR);
+        if (w->fd < 0 || fstat(w->fd, &st) != 0) {
+            char eb[128];
+            return writer_fail(w, TOKVOX_ERR_IO, "%s: %s", w->name,
+                               tokvox_io_strerror(errno, eb, sizeof eb));
+        }
+        w->own_fd = 1;
+    } else {
+        char detail[FAILURE_SIZE];
+        int rc = tokvox_io_temp_create(w->path, &w->tmp, &w->fd, detail, sizeof detail);
+        if (rc != TOKVOX_OK)
+            return writer_fail(w, rc, "%s", detail);
+        w->mode = WRITE_TEMP;
+        w->own_fd = 1;
+        return TOKVOX_OK;
+    }
+    /* A pipe or socket cannot seek back to finish a WAV header. */
+    int seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode);
+    w->mode = seekable || raw || (w->info.format & SF_FORMAT_TYPEMASK) != SF_FORMAT_WAV
+                  ? WRITE_IN_PLACE
+                  : WRITE_STREAM;
+    return TOKVOX_OK;
+}
+
+static int writer_start(tokvox_audio_writer *w, int rate, int out_rate, const tokvox_raw_format *raw)
+{
+    if (!rate_ok(rate) || !rate_ok(out_rate))
+        return writer_fail(w, TOKVOX_ERR_INVALID_ARGUMENT, "%s: sample rate %d Hz is not supported",
+                           w->name, rate_ok(rate) ? out_rate : rate);
+    w->info.samplerate = out_rate;
+    w->info.channels = 1;
+    if (raw)
+        w->info.format = raw_sf_format(raw->encoding);
+    else {
+        char detail[FAILURE_SIZE];
+        int rc = format_for(w->path, &w->info.format, detail, sizeof detail);
+        if (rc != TOKVOX_OK)
+            return writer_fail(w, rc, "%s", detail);
+    }
+    if (!sf_format_check(&w->info))
+        return writer_fail(w, TOKVOX_ERR_UNSUPPORTED, "%s: cannot write this format at %d Hz",
+                           w->name, out_rate);
+    w->scratch = malloc(WRITER_BLOCK * sizeof *w->scratch);
+    w->resampled = malloc(WRITER_BLOCK * sizeof *w->resampled);
+    if (!w->scratch || !w->resampled)
+        return writer_fail(w, TOKVOX_ERR_NO_MEMORY, "%s: out of memory", w->name);
+    if (rate != out_rate) {
+        soxr_error_t e = NULL;
+        w->resampler = new_resampler(rate, out_rate, &e);
+        if (!w->resampler)
+            return writer_fail(w, TOKVOX_ERR_AUDIO, "%s: cannot resample %d Hz to %d Hz (%s)",
+                               w->name, rate, out_rate, e ? e : "out of memory");
+    }
+    /* Resampler first, file system last: nothing is created for a bad call. */
+    if (writer_destination(w, raw != NULL))
+        return w->error;
+    if (w->mode == WRITE_STREAM)
+        return write_stream_header(w);
+    char why[256];
+    int rc = open_locked(w->fd, NULL, SFM_WRITE, &w->info, &w->sf, why, sizeof why);
+    if (rc == TOKVOX_ERR_IO)
+        return writer_fail(w, rc, "%s: %s", w->name, why);
+    if (rc != TOKVOX_OK)
+        return writer_fail(w, rc, "%s: cannot write audio (%s)", w->name, why);
+    sf_command(w->sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
+    return TOKVOX_OK;
+}
+
+tokvox_audio_writer *tokvox_audio_writer_open(const char *path, int rate, int out_rate,
+                                              const tokvox_raw_format *raw, int *error,
+                                              char *detail, size_t detail_size)
+{
+    int dummy;
+    error = error ? error : &dummy;
+    *error = TOKVOX_ERR_INVALID_ARGUMENT;
+    if (!path || !*path) {
+        tokvox_io_detail(detail, detail_size, "tokvox_audio_writer_open: missing argument");
+        return NULL;
+    }
+    tokvox_audio_writer *w = calloc(1, sizeof *w);
+    char *copy = strdup(path);
+    if (!w || !copy) {
+        free(w);
+        free(copy);
+        *error = TOKVOX_ERR_NO_MEMORY;
+        tokvox_io_detail(detail, detail_size, "%s: out of memory", path);
+        return NULL;
+    }
+    w->path = copy;
+    w->name = strcmp(path, "-") == 0 ? "stdout" : w->path;
+    w->fd = -1;
+    w->limit = UINT64_MAX;
+    *error = writer_start(w, rate, out_rate ? out_rate : rate, raw);
+    if (*error == TOKVOX_OK)
+        return w;
+    writer_report(w, detail, detail_size);
+    tokvox_audio_writer_abort(w);
+    return NULL;
 }
 
 int tokvox_audio_write(const char *path, const float *samples, size_t n, int rate, int out_rate,
@@ -919,57 +1280,15 @@ int tokvox_audio_write(const char *path, const float *samples, size_t n, int rat
         tokvox_io_detail(detail, detail_size, "tokvox_audio_write: missing argument");
         return TOKVOX_ERR_INVALID_ARGUMENT;
     }
-    if (!rate_ok(rate) || (out_rate != 0 && !rate_ok(out_rate))) {
-        tokvox_io_detail(detail, detail_size, "%s: sample rate %d Hz is not supported", path,
-                         rate_ok(rate) ? out_rate : rate);
-        return TOKVOX_ERR_INVALID_ARGUMENT;
-    }
-    if (out_rate == 0)
-        out_rate = rate;
-    int format = 0;
-    int rc = format_for(path, &format, detail, detail_size);
-    if (rc != TOKVOX_OK)
+    int rc;
+    tokvox_audio_writer *w = tokvox_audio_writer_open(path, rate, out_rate, NULL, &rc, detail,
+                                                      detail_size);
+    if (!w)
         return rc;
-    SF_INFO info;
-    memset(&info, 0, sizeof info);
-    info.samplerate = out_rate;
-    info.channels = 1;
-    info.format = format;
-    if (!sf_format_check(&info)) {
-        tokvox_io_detail(detail, detail_size, "%s: cannot write this format at %d Hz", path, out_rate);
-        return TOKVOX_ERR_UNSUPPORTED;
+    rc = tokvox_audio_writer_write(w, samples, n, detail, detail_size);
+    if (rc != TOKVOX_OK) {
+        tokvox_audio_writer_abort(w);
+        return rc;
     }
-
-    /* Resample before touching the file system. */
-    const float *x = samples;
-    float *resampled = NULL;
-    if (out_rate != rate && n) {
-        float *clean = malloc(n * sizeof *clean);
-        if (!clean) {
-            tokvox_io_detail(detail, detail_size, "%s: out of memory", path);
-            return TOKVOX_ERR_NO_MEMORY;
-        }
-        for (size_t i = 0; i < n; i++) /* a NaN would smear over the filter */
-            clean[i] = isfinite(samples[i]) ? samples[i] : 0.0f;
-        size_t n_out = 0;
-        const char *why = NULL;
-        rc = resample_impl(clean, n, rate, out_rate, &resampled, &n_out, &why);
-        free(clean);
-        if (rc != TOKVOX_OK) {
-            tokvox_io_detail(detail, detail_size, "%s: cannot resample %d Hz to %d Hz (%s)", path,
-                             rate, out_rate, why ? why : "out of memory");
-            return rc;
-        }
-        x = resampled;
-        n = n_out;
-    }
-
-    if (strcmp(path, "-") == 0)
-        rc = write_stream(stdout, "stdout", &info, x, n, detail, detail_size);
-    else if (tokvox_io_is_special(path))
-        rc = write_special(path, &info, x, n, detail, detail_size);
-    else
-        rc = write_file(path, &info, x, n, detail, detail_size);
-    free(resampled);
-    return rc;
+    return tokvox_audio_writer_commit(w, 0, detail, detail_size);
 }

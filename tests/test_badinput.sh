@@ -164,6 +164,23 @@ expect_either() {
     fi
 }
 
+# expect_cut NAME OUT WHERE COMMAND...: a version-2 stream cut off: exit 3,
+# one line naming the file and saying so, OUT holds the intact part.
+expect_cut() {
+    case_name=$1 out=$2 where=$3; shift 3
+    prepare_output "$out"
+    run "$@"
+    why=$(crash_problem)
+    [ -z "$why" ] || { bad "$case_name: $why"; return; }
+    [ "$status" -eq 3 ] || { bad "$case_name: exit $status, not 3: $(cat "$WORK/err.log")"; return; }
+    msg=$(cat "$WORK/err.log")
+    [ "$(wc -l <"$WORK/err.log")" -eq 1 ] || { bad "$case_name: not one line on stderr: $msg"; return; }
+    printf '%s' "$msg" | grep -qF -- "$where" && printf '%s' "$msg" | grep -qE 'cut off|truncated' ||
+        { bad "$case_name: message: $msg"; return; }
+    [ -s "$out" ] && ! same_as_kept "$out" || { bad "$case_name: no output"; return; }
+    ok
+}
+
 # ---- crafting the inputs --------------------------------------------------
 
 # libvorbis and libogg, behind libsndfile's Ogg reader and writer, leak
@@ -194,7 +211,7 @@ M32 = 0xFFFFFFFF
 def case(name, data, problem, expect="fail"):
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)
-    if problem:
+    if problem or expect == "cut":
         print("%s\t%s\t%s" % (expect, name, problem))
 
 
@@ -301,10 +318,10 @@ def rotl(x, r):
     return ((x << r) | (x >> (32 - r))) & M32
 
 
-def xxh32(data):  # seed 0, as the header checksum
+def xxh32(data, seed=0):  # seed 0 for headers and v1 blocks, the index for v2 blocks
     n, i = len(data), 0
     if n >= 16:
-        v = [(P1 + P2) & M32, P2, 0, (-P1) & M32]
+        v = [(seed + P1 + P2) & M32, (seed + P2) & M32, seed, (seed - P1) & M32]
         while i + 16 <= n:
             for j in range(4):
                 lane = struct.unpack_from("<I", data, i + 4 * j)[0]
@@ -312,7 +329,7 @@ def xxh32(data):  # seed 0, as the header checksum
             i += 16
         h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M32
     else:
-        h = P5
+        h = (seed + P5) & M32
     h = (h + n) & M32
     while i + 4 <= n:
         h = (rotl((h + struct.unpack_from("<I", data, i)[0] * P3) & M32, 17) * P4) & M32
@@ -325,8 +342,30 @@ def xxh32(data):  # seed 0, as the header checksum
     return h ^ (h >> 16)
 
 
-tvx = open(os.path.join(work, "real.tvx"), "rb").read()
-assert struct.unpack_from("<I", tvx, 48)[0] == xxh32(tvx[:48]), "xxh32 is wrong"
+tvx2 = open(os.path.join(work, "real.tvx"), "rb").read()  # what encode writes: version 2
+assert struct.unpack_from("<H", tvx2, 4)[0] == 2, "encode does not write version 2"
+assert struct.unpack_from("<I", tvx2, 48)[0] == xxh32(tvx2[:48]), "xxh32 is wrong"
+# its blocks (offset, frames) and trailer, to cut, damage, and rewrite as version 1
+blocks, at = [], 52
+nc_bits = struct.unpack_from("<H", tvx2, 16)[0] * struct.unpack_from("<H", tvx2, 18)[0]
+while struct.unpack_from("<H", tvx2, at)[0]:
+    count = struct.unpack_from("<H", tvx2, at)[0]
+    size = 2 + (count * nc_bits + 7) // 8 + 4
+    assert struct.unpack_from("<I", tvx2, at + size - 4)[0] == xxh32(tvx2[at:at + size - 4], len(blocks))
+    blocks.append((at, size))
+    at += size
+trailer = at
+assert len(tvx2) == trailer + 22 and xxh32(tvx2[at:at + 18], len(blocks)) == struct.unpack_from("<I", tvx2, at + 18)[0]
+samples = struct.unpack_from("<Q", tvx2, trailer + 2)[0]
+
+# the same stream in version 1: the count in the header, blocks seeded 0, no trailer
+v1 = bytearray(tvx2[:trailer])
+struct.pack_into("<H", v1, 4, 1)
+struct.pack_into("<Q", v1, 32, samples)
+struct.pack_into("<I", v1, 48, xxh32(bytes(v1[:48])))
+for at, size in blocks:
+    struct.pack_into("<I", v1, at + size - 4, xxh32(bytes(v1[at:at + size - 4])))
+tvx = bytes(v1)
 
 
 def tvx_with(offset, fmt, value, checksum=True):
@@ -355,11 +394,43 @@ case("tvx-rate0.tvx", tvx_with(8, "<I", 0), "sample_rate .* out of range")
 case("tvx-rate4g.tvx", tvx_with(8, "<I", M32), "sample_rate .* out of range")
 case("tvx-sourcerate0.tvx", tvx_with(40, "<I", 0), "source_rate .* out of range")
 case("tvx-hop0.tvx", tvx_with(12, "<I", 0), "hop .* out of range")
-case("tvx-version2.tvx", tvx_with(4, "<H", 2), "version 2")
+case("tvx-version2.tvx", tvx_with(4, "<H", 2), "sample_count .* must be 0 in version 2")
 case("tvx-headersize.tvx", tvx_with(6, "<H", 0xFFFF), "header size 65535")
 case("tvx-checksum.tvx", tvx_with(24, "<Q", 0x1234, checksum=False), "header checksum")
 case("tvx-othermodel.tvx", tvx_with(24, "<Q", 0x1234), "does not match model")
 case("tvx-trailing.tvx", tvx + b"\0", "unexpected bytes after the last frame")
+case("tvx-version3.tvx", tvx_with(4, "<H", 3), "version 3")
+
+# version 2: cut after its header, the intact blocks decode (exit 3)
+for cut in (2, 20, 48, 51):
+    case("tvx2-cut%d.tvx" % cut, tvx2[:cut], "truncated header")
+for cut in (52, 53, blocks[0][0] + blocks[0][1], blocks[1][0] + 7, trailer, trailer + 10, len(tvx2) - 1):
+    case("tvx2-cut%d.tvx" % cut, tvx2[:cut], "", expect="cut")
+
+
+def tvx2_with(offset, fmt, value, seed=None):
+    b = bytearray(tvx2)
+    struct.pack_into(fmt, b, offset, value)
+    if offset < 48:
+        struct.pack_into("<I", b, 48, xxh32(bytes(b[:48])))
+    if seed is not None:  # reseal the trailer
+        struct.pack_into("<I", b, trailer + 18, xxh32(bytes(b[trailer:trailer + 18]), seed))
+    return bytes(b)
+
+
+nblocks = len(blocks)
+case("tvx2-headercount.tvx", tvx2_with(32, "<Q", samples), "must be 0 in version 2")
+case("tvx2-trailer-samples.tvx", tvx2_with(trailer + 2, "<Q", samples + 10**6, nblocks), "trailer .* states")
+case("tvx2-trailer-frames.tvx", tvx2_with(trailer + 10, "<Q", 1, nblocks), "trailer .* states")
+case("tvx2-trailer-2e64.tvx", tvx2_with(trailer + 2, "<Q", 2**64 - 1, nblocks), "trailer .* states")
+case("tvx2-trailer-checksum.tvx", tvx2_with(trailer + 2, "<Q", samples + 1), "trailer .* checksum")
+case("tvx2-blockcount.tvx", tvx2_with(52, "<H", 0xFFFF), "claims 65535 frames, at most")
+a0, s0 = blocks[0]
+a1, s1 = blocks[1]
+assert s0 == s1
+case("tvx2-swapped.tvx", tvx2[:a0] + tvx2[a1:a1 + s1] + tvx2[a0:a0 + s0] + tvx2[a1 + s1:], "block 0 .* checksum")
+case("tvx2-dropped.tvx", tvx2[:a0] + tvx2[a1:], "block 0 .* checksum")
+case("tvx2-trailing.tvx", tvx2 + b"\0", "unexpected bytes after")
 
 
 # ---- .npy tokens (int16 [frames, 8], as tokenize writes) -------------------------------
@@ -489,6 +560,7 @@ while IFS=$tab read -r expect file problem; do
     out=$(output_for "$in")
     case $expect in
     fail) expect_fail "$file" "$out" "$in" "$problem" read_input "$in" "$out" ;;
+    cut) expect_cut "$file" "$out" "$in" read_input "$in" "$out" ;;
     either) expect_either "$file" "$out" "$in" "${problem:-.}" read_input "$in" "$out" ;;
     esac
 done <"$WORK/matrix"

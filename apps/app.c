@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "tokvox/bitstream.h"
 
 int app_fail(const char *cmd, const char *fmt, ...)
@@ -80,6 +82,23 @@ void app_warn_cleaned(const char *cmd, const char *in, const tokvox_audio_source
     if (s->clipped)
         fprintf(stderr, "tokvox %s: warning: %s: %lld sample%s beyond full scale clamped to [-1, 1]\n",
                 cmd, name, (long long)s->clipped, s->clipped == 1 ? "" : "s");
+}
+
+int app_write_json(const char *cmd, cJSON *o, const char *file)
+{
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!text)
+        return app_fail(cmd, "--json: out of memory");
+    int to_stdout = !file || !strcmp(file, "-");
+    FILE *f = to_stdout ? stdout : fopen(file, "w");
+    int rc = 0;
+    if (!f || fprintf(f, "%s\n", text) < 0 || fflush(f) != 0)
+        rc = app_fail(cmd, "--json: %s: %s", to_stdout ? "stdout" : file, strerror(errno));
+    if (f && !to_stdout && fclose(f) != 0 && !rc)
+        rc = app_fail(cmd, "--json: %s: %s", file, strerror(errno));
+    free(text);
+    return rc;
 }
 
 int app_parse_threads(const char *cmd, const char *text)

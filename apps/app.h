@@ -58,6 +58,11 @@ typedef enum app_output_kind {
 int app_check_output(const char *cmd, const char *out, const char *const *inputs, int n_inputs,
                      app_output_kind kind, int force);
 
+/* --json[=FILE]: writes o (then frees it) as one JSON object to FILE, or to
+ * stdout when FILE is NULL or "-".  Returns 0 or 1 after a message. */
+struct cJSON;
+int app_write_json(const char *cmd, struct cJSON *o, const char *file);
+
 /* A whole signal coded at once: codes [frames][num_codebooks], malloc'ed. */
 int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
                    uint16_t **codes, size_t *frames);

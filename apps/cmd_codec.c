@@ -1,6 +1,7 @@
 /* tokvox encode / decode / transcode: each streams through the engine a
  * block at a time, so memory does not grow with the input and a pipe gets
  * output while its input still arrives. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -23,6 +24,8 @@ typedef struct codec_options {
     int force;       /* --force: replace an existing output of another kind */
     int raw;         /* --raw: headerless PCM in (encode, transcode) or out (decode, transcode) */
     tokvox_raw_format raw_format;
+    int json;        /* --json[=FILE]: a summary object */
+    const char *json_file; /* NULL: stdout */
     const char *in, *out;
 } codec_options;
 
@@ -35,6 +38,7 @@ static const struct option long_options[] = {
     {"force", no_argument, NULL, 'f'},
     {"threads", required_argument, NULL, 't'},
     {"raw", no_argument, NULL, 'R'},
+    {"json", optional_argument, NULL, 'J'},
     {"raw-rate", required_argument, NULL, 'A'},
     {"raw-chan", required_argument, NULL, 'C'},
     {"raw-format", required_argument, NULL, 'F'},
@@ -74,6 +78,10 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                 return 1;
             break;
         case 'R': o->raw = 1; break;
+        case 'J':
+            o->json = 1;
+            o->json_file = optarg;
+            break;
         case 'A':
             raw_detail = 1;
             if ((o->raw_format.rate = app_parse_int(optarg, 1000, 384000)) < 0)
@@ -115,6 +123,10 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                         argc - optind, argc - optind == 1 ? "" : "s", cmd);
     o->in = argv[optind];
     o->out = argv[optind + 1];
+    if (o->json && !o->json_file && !strcmp(o->out, "-"))
+        return app_fail(cmd, "--json would mix with the output on stdout: give --json=FILE");
+    if (o->json && o->json_file && (!strcmp(o->json_file, o->out) || !strcmp(o->json_file, o->in)))
+        return app_fail(cmd, "--json=%s names the input or the output", o->json_file);
     const char *inputs[] = {o->in};
     return app_check_output(cmd, o->out, inputs, 1, kind, o->force) ? 3 : 0;
 }
@@ -203,6 +215,34 @@ static double input_seconds(const tokvox_audio_source *src)
     return src->declared > 0 ? (double)src->declared / src->rate : 0.0;
 }
 
+/* The summary object every codec command starts from. */
+static cJSON *summary(const char *cmd, const codec_options *o, double seconds)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "command", cmd);
+    cJSON_AddStringToObject(j, "input", o->in);
+    cJSON_AddStringToObject(j, "output", o->out);
+    cJSON_AddNumberToObject(j, "duration_s", seconds);
+    return j;
+}
+
+static void add_source(cJSON *j, const tokvox_audio_source *s)
+{
+    cJSON_AddNumberToObject(j, "source_rate", s->rate);
+    cJSON_AddNumberToObject(j, "source_channels", s->channels);
+    cJSON_AddNumberToObject(j, "nonfinite_samples", (double)s->nonfinite);
+    cJSON_AddNumberToObject(j, "clipped_samples", (double)s->clipped);
+}
+
+/* " (2 channels mixed to mono)" or "", for the human summaries. */
+static const char *mixdown_note(const tokvox_audio_source *s, char *buf, size_t size)
+{
+    if (s->channels <= 1)
+        return "";
+    snprintf(buf, size, " (%d channels mixed to mono)", s->channels);
+    return buf;
+}
+
 /* ---- streaming pieces ------------------------------------------------------------ */
 
 static const char *shown(const char *path, const char *dash)
@@ -247,6 +287,7 @@ static const char encode_usage[] =
     "      --raw          IN is headerless PCM: --raw-rate HZ (16000), --raw-chan N (1),\n"
     "                     --raw-format s16le|s24le|s32le|f32le|u8 (s16le)\n"
     "  -q, --quiet        no progress and no summary on stderr\n"
+    "      --json[=FILE]  a summary as one JSON object on stdout (or in FILE)\n"
     "  -f, --force        replace an existing OUT that is not a .tvx bitstream\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n"
     "Exit status: 0 done, 1 error, 2 usage or a refused OUT (an input, or not a .tvx).\n";
@@ -361,11 +402,22 @@ int cmd_encode(int argc, char **argv)
     if (!rc) {
         tokvox_audio_reader_source(r, &src);
         app_warn_cleaned("encode", o.in, &src);
+        unsigned long long frames = n / (uint64_t)info.hop + (n % (uint64_t)info.hop != 0) + 1;
+        char note[64];
         if (!o.quiet)
-            fprintf(stderr, "%s: %.2f s, %llu frames x %d codebooks, %.2f kbps\n", o.in,
-                    (double)n / info.sample_rate,
-                    (unsigned long long)(n / (uint64_t)info.hop + (n % (uint64_t)info.hop != 0) + 1),
+            fprintf(stderr, "%s: %.2f s%s, %llu frames x %d codebooks, %.2f kbps\n", o.in,
+                    (double)n / info.sample_rate, mixdown_note(&src, note, sizeof note), frames,
                     codebooks, bitrate_kbps(&info, codebooks));
+        if (o.json) {
+            cJSON *j = summary("encode", &o, (double)n / info.sample_rate);
+            cJSON_AddNumberToObject(j, "samples", (double)n);
+            cJSON_AddNumberToObject(j, "frames", (double)frames);
+            cJSON_AddNumberToObject(j, "codebooks", codebooks);
+            cJSON_AddNumberToObject(j, "bitrate_kbps", bitrate_kbps(&info, codebooks));
+            cJSON_AddNumberToObject(j, "tvx_version", TOKVOX_TVX_VERSION);
+            add_source(j, &src);
+            rc = app_write_json("encode", j, o.json_file);
+        }
     }
     tokvox_audio_reader_close(r);
     tokvox_model_destroy(m);
@@ -427,6 +479,7 @@ static const char decode_usage[] =
     "  -r, --rate R       output sample rate in Hz\n"
     "      --raw          write headerless mono PCM (--raw-format, default s16le)\n"
     "  -q, --quiet        no progress and no summary on stderr\n"
+    "      --json[=FILE]  a summary as one JSON object on stdout (or in FILE)\n"
     "  -f, --force        replace an existing OUT that is not an audio file\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n"
     "Exit status: 0 done, 1 error, 2 usage or a refused OUT, 3 a version-2 stream cut\n"
@@ -562,6 +615,21 @@ int cmd_decode(int argc, char **argv)
                 (double)held.out / h->sample_rate,
                 (unsigned long long)tokvox_tvx_reader_frames(r),
                 (unsigned)(o.codebooks ? o.codebooks : h->num_codebooks));
+    if ((rc == 0 || rc == EXIT_CUT_OFF) && o.json) {
+        tokvox_model_info info;
+        tokvox_model_get_info(m, &info);
+        int used = o.codebooks ? o.codebooks : h->num_codebooks;
+        cJSON *j = summary("decode", &o, (double)held.out / h->sample_rate);
+        cJSON_AddNumberToObject(j, "samples", (double)held.out);
+        cJSON_AddNumberToObject(j, "frames", (double)tokvox_tvx_reader_frames(r));
+        cJSON_AddNumberToObject(j, "codebooks", used);
+        cJSON_AddNumberToObject(j, "bitrate_kbps", bitrate_kbps(&info, used));
+        cJSON_AddNumberToObject(j, "tvx_version", h->version);
+        cJSON_AddNumberToObject(j, "output_rate", o.rate ? o.rate : (int)h->source_rate);
+        cJSON_AddBoolToObject(j, "cut_off", rc == EXIT_CUT_OFF);
+        if (app_write_json("decode", j, o.json_file))
+            rc = 1;
+    }
     free(held.buf);
     tokvox_tvx_reader_destroy(r);
     if (in && in != stdin)
@@ -584,6 +652,7 @@ static const char transcode_usage[] =
     "                     --raw-chan N (1), --raw-format s16le|s24le|s32le|f32le|u8\n"
     "                     (s16le); OUT mono in the same format\n"
     "  -q, --quiet        no progress, and do not print the bitrate\n"
+    "      --json[=FILE]  a summary as one JSON object on stdout (or in FILE)\n"
     "  -f, --force        replace an existing OUT that is not an audio file\n"
     "  -t, --threads N    threads per large kernel call (default: TOKVOX_THREADS or 1)\n"
     "Exit status: 0 done, 1 error, 2 usage or a refused OUT (an input, or not audio).\n";
@@ -722,10 +791,23 @@ int cmd_transcode(int argc, char **argv)
         rc = app_fail("transcode", "%s", detail);
     if (!rc) {
         app_warn_cleaned("transcode", o.in, &src);
-        if (!o.quiet)
-            printf("%s -> %s: %.2f s, %d codebooks x %d bits x %.0f frames/s = %.2f kbps\n", o.in,
-                   o.out, (double)n / info.sample_rate, codebooks, info.codebook_bits,
-                   (double)info.sample_rate / info.hop, bitrate_kbps(&info, codebooks));
+        char note[64];
+        /* the bitrate line goes to stdout, unless stdout is the audio or the JSON */
+        FILE *to = !strcmp(o.out, "-") ? stderr : stdout;
+        if (!o.quiet && !(o.json && !o.json_file && to == stdout))
+            fprintf(to, "%s -> %s: %.2f s%s, %d codebooks x %d bits x %.0f frames/s = %.2f kbps\n",
+                    o.in, o.out, (double)n / info.sample_rate, mixdown_note(&src, note, sizeof note),
+                    codebooks, info.codebook_bits, (double)info.sample_rate / info.hop,
+                    bitrate_kbps(&info, codebooks));
+        if (o.json) {
+            cJSON *j = summary("transcode", &o, (double)n / info.sample_rate);
+            cJSON_AddNumberToObject(j, "samples", (double)n);
+            cJSON_AddNumberToObject(j, "codebooks", codebooks);
+            cJSON_AddNumberToObject(j, "bitrate_kbps", bitrate_kbps(&info, codebooks));
+            cJSON_AddNumberToObject(j, "output_rate", out_rate);
+            add_source(j, &src);
+            rc = app_write_json("transcode", j, o.json_file);
+        }
     }
     tokvox_audio_reader_close(r);
     tokvox_model_destroy(m);

@@ -31,6 +31,7 @@ static cJSON *model_json(const tokvox_model *m)
     cJSON_AddNumberToObject(o, "num_codebooks", i.num_codebooks);
     cJSON_AddNumberToObject(o, "codebook_size", i.codebook_size);
     cJSON_AddNumberToObject(o, "codebook_bits", i.codebook_bits);
+    cJSON_AddNumberToObject(o, "kbps_per_codebook", app_kbps_per_codebook(&i));
     cJSON *rates = cJSON_AddArrayToObject(o, "bitrates_bps");
     for (int k = 1; k <= i.num_codebooks; k++)
         cJSON_AddItemToArray(rates, cJSON_CreateNumber((double)k * i.codebook_bits *
@@ -56,10 +57,10 @@ static void print_model(const tokvox_model *m)
     printf("sample rate   %d Hz, hop %d, n_fft %d, %.1f frames/s\n", i.sample_rate, i.hop,
            i.n_fft, (double)i.sample_rate / i.hop);
     printf("codebooks     %d of %d bits\n", i.num_codebooks, i.codebook_bits);
-    printf("bitrates      ");
-    for (int k = i.groups; k <= i.num_codebooks; k += i.groups)
-        printf("%s%d cb = %.2f kbps", k > i.groups ? ", " : "", k,
-               k * i.codebook_bits * (double)i.sample_rate / i.hop / 1000.0);
+    /* the one way bitrates are stated: kbps, a step per codebook */
+    double step = app_kbps_per_codebook(&i);
+    printf("bitrates      %g to %g kbps in steps of %g kbps (1 to %d codebooks)", step,
+           step * i.num_codebooks, step, i.num_codebooks);
     printf("\nlatency       %d samples = %.1f ms (algorithmic)\n", i.latency_samples,
            1000.0 * i.latency_samples / i.sample_rate);
     printf("parameters    %lld\n", (long long)i.num_params);
@@ -85,8 +86,9 @@ static cJSON *tvx_json(const tokvox_tvx_header *h)
     cJSON_AddNumberToObject(o, "source_rate", h->source_rate);
     cJSON_AddNumberToObject(o, "frames", (double)tokvox_tvx_expected_frames(h));
     cJSON_AddNumberToObject(o, "frames_per_block", h->frames_per_block);
-    cJSON_AddNumberToObject(o, "bitrate_bps",
-                            (double)h->num_codebooks * h->codebook_bits * h->sample_rate / h->hop);
+    cJSON_AddNumberToObject(o, "bitrate_kbps",
+                            (double)h->num_codebooks * h->codebook_bits * h->sample_rate / h->hop /
+                                1000.0);
     return o;
 }
 
@@ -99,6 +101,18 @@ static void print_json(cJSON *o)
     cJSON_Delete(o);
 }
 
+/* Version 2 states its length in the trailer: read the blocks (checking
+ * them on the way) to get there. */
+static int read_to_trailer(tokvox_tvx_reader *r)
+{
+    uint16_t codes[64 * TOKVOX_TVX_MAX_CODEBOOKS];
+    size_t got = 0;
+    int err;
+    while (!(err = tokvox_tvx_read_frames(r, codes, 64, &got)) && got)
+        ;
+    return err;
+}
+
 static int info_tvx(const char *path, FILE *in, int json)
 {
     int err;
@@ -106,6 +120,11 @@ static int info_tvx(const char *path, FILE *in, int json)
     tokvox_tvx_reader *r = tokvox_tvx_reader_open(in, path, &err, detail, sizeof detail);
     if (!r)
         return app_fail("info", "%s", detail);
+    if (tokvox_tvx_reader_header(r)->version == 2 && (err = read_to_trailer(r))) {
+        app_fail("info", "%s", tokvox_tvx_reader_detail(r));
+        tokvox_tvx_reader_destroy(r);
+        return err == TOKVOX_ERR_TRUNCATED ? 3 : 1;
+    }
     cJSON *o = tvx_json(tokvox_tvx_reader_header(r));
     tokvox_tvx_reader_destroy(r);
     if (json) {
@@ -125,7 +144,50 @@ static int info_tvx(const char *path, FILE *in, int json)
 static const char info_usage[] =
     "usage: tokvox info [FILE] [--json]\n"
     "Describe a model file (architecture, rates, codebooks, bitrates, latency,\n"
-    "parameters) or a .tvx bitstream (its header).  Without FILE: the default model.\n";
+    "parameters) or a .tvx bitstream (its header and length).  Without FILE: the\n"
+    "default model.  An audio file or a .npy array is named as such.\n"
+    "Exit status: 0, 1 error, 3 a .tvx stream cut off.\n";
+
+/* Not a model and not a bitstream: say what the file is instead of failing
+ * on it as a model. 0 when it was one of these, -1 otherwise. */
+static int info_other(const char *path, const unsigned char *magic, size_t got, int json)
+{
+    if (got >= 4 && !memcmp(magic, "\x93NUM", 4)) {
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "type", "npy");
+            cJSON_AddStringToObject(o, "path", path);
+            print_json(o);
+        } else
+            printf("%s: a .npy array, not a model or a .tvx bitstream (tokvox detokenize "
+                   "decodes token arrays)\n", path);
+        return 0;
+    }
+    char detail[256];
+    tokvox_audio_reader *r = tokvox_audio_is_audio(path)
+                                 ? tokvox_audio_reader_open(path, 0, NULL, detail, sizeof detail)
+                                 : NULL;
+    if (!r)
+        return tokvox_audio_is_audio(path) ? (printf("%s: an audio file with no samples, not a "
+                                                     "model or a .tvx bitstream\n", path), 0)
+                                           : -1;
+    tokvox_audio_source s;
+    tokvox_audio_reader_source(r, &s);
+    tokvox_audio_reader_close(r);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "audio");
+        cJSON_AddStringToObject(o, "path", path);
+        cJSON_AddNumberToObject(o, "sample_rate", s.rate);
+        cJSON_AddNumberToObject(o, "channels", s.channels);
+        cJSON_AddNumberToObject(o, "duration_s", (double)s.declared / s.rate);
+        print_json(o);
+    } else
+        printf("%s: audio, %d Hz, %d channel%s, %.2f s; not a model or a .tvx bitstream "
+               "(tokvox encode or transcode it)\n", path, s.rate, s.channels,
+               s.channels == 1 ? "" : "s", (double)s.declared / s.rate);
+    return 0;
+}
 
 int cmd_info(int argc, char **argv)
 {
@@ -152,6 +214,8 @@ int cmd_info(int argc, char **argv)
         int is_tvx = got == 4 && !memcmp(magic, "TVX\x1a", 4);
         if (in != stdin)
             fclose(in);
+        if (!is_tvx && in != stdin && info_other(path, magic, got, json) == 0)
+            return 0;
         if (is_tvx || in == stdin) {
             if (in == stdin)
                 return app_fail("info", "reading a bitstream from stdin is not supported");
@@ -178,6 +242,25 @@ static const char *kind_name(int kind)
     return kind == TOKVOX_PLUGIN_QUANTIZER ? "quantizer" : kind == TOKVOX_PLUGIN_MODEL ? "model" : "?";
 }
 
+static void json_plugin(void *ctx, const tokvox_plugin_info *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "path", p->path);
+    if (p->error) {
+        cJSON_AddBoolToObject(o, "usable", 0);
+        cJSON_AddStringToObject(o, "problem", p->detail);
+    } else {
+        cJSON_AddBoolToObject(o, "usable", 1);
+        cJSON_AddStringToObject(o, "name", p->name);
+        cJSON_AddStringToObject(o, "kind", kind_name(p->kind));
+        cJSON_AddStringToObject(o, "version", p->version);
+        cJSON_AddNumberToObject(o, "abi_major", p->abi_major);
+        cJSON_AddNumberToObject(o, "abi_minor", p->abi_minor);
+        cJSON_AddStringToObject(o, "description", p->description);
+    }
+    cJSON_AddItemToArray(ctx, o);
+}
+
 static void list_plugin(void *ctx, const tokvox_plugin_info *p)
 {
     int *broken = ctx;
@@ -193,14 +276,22 @@ static void list_plugin(void *ctx, const tokvox_plugin_info *p)
 int cmd_plugins(int argc, char **argv)
 {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        puts("usage: tokvox plugins\nList the plugins found in the search folders "
-             "(TOKVOX_PLUGIN_PATH, the build's and the installed plugin folder).");
+        puts("usage: tokvox plugins [--json]\nList the plugins found in the search folders "
+             "(TOKVOX_PLUGIN_PATH, the build's, the one beside the library, the installed one).");
         return 0;
     }
-    if (argc > 1)
-        return app_fail("plugins", "takes no arguments");
+    int json = argc == 2 && !strcmp(argv[1], "--json");
+    if (argc > 1 && !json)
+        return app_fail("plugins", "takes only --json, not '%s'", argv[1]);
     char search[4096];
     tokvox_plugin_search_path(search, sizeof search);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "search_path", search);
+        tokvox_plugins_scan(json_plugin, cJSON_AddArrayToObject(o, "plugins"));
+        print_json(o);
+        return 0;
+    }
     printf("search path: %s\n", search);
     int broken = 0;
     tokvox_plugins_scan(list_plugin, &broken);

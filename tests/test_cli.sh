@@ -107,6 +107,33 @@ echo "keep me" >"$WORK/existing.wav"
 expect_fail "failure keeps old output" "random.wav" "$TOKVOX" transcode "$WORK/random.wav" "$WORK/existing.wav" --force
 grep -q "keep me" "$WORK/existing.wav" || bad "existing output clobbered"
 
+# --- one error style, --json summaries, info on what is not a model ----------
+expect_fail "unknown option" "tokvox transcode: unknown option --bitrte" "$TOKVOX" transcode "$SAMPLE" "$WORK/x.wav" --bitrte 2
+expect_fail "missing value" "tokvox encode: option --codebooks wants a value" "$TOKVOX" encode "$SAMPLE" "$WORK/x.tvx" --codebooks
+expect_fail "extra argument" "got 3 arguments" "$TOKVOX" transcode "$SAMPLE" "$WORK/x.wav" extra
+expect_fail "encode has no --rate" "tokvox encode: --rate" "$TOKVOX" encode "$SAMPLE" "$WORK/x.tvx" --rate 8000
+[ ! -e "$WORK/x.tvx" ] && ok || bad "a refused option left an output"
+expect_ok "encode --json" "$TOKVOX" encode "$SAMPLE" "$WORK/j.tvx" --json --quiet
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["command"]=="encode" and d["frames"]==342 and d["bitrate_kbps"]==4, d' "$WORK/out.log" && ok || bad "encode --json: $(cat "$WORK/out.log")"
+expect_ok "decode --json=FILE" "$TOKVOX" decode "$WORK/j.tvx" - --json="$WORK/d.json" --quiet
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["command"]=="decode" and d["samples"]==108961 and not d["cut_off"], d' "$WORK/d.json" && ok || bad "decode --json: $(cat "$WORK/d.json")"
+expect_ok "transcode --json" "$TOKVOX" transcode "$SAMPLE" "$WORK/j.wav" --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["command"]=="transcode" and d["codebooks"]==8, d' "$WORK/out.log" && ok || bad "transcode --json: $(cat "$WORK/out.log")"
+expect_fail "--json and stdout" "give --json=FILE" "$TOKVOX" decode "$WORK/j.tvx" - --json
+expect_ok "plugins --json" "$TOKVOX" plugins --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert any(p.get("name")=="grvq" for p in d["plugins"]), d' "$WORK/out.log" && ok || bad "plugins --json"
+expect_ok "info on audio" "$TOKVOX" info "$SAMPLE"
+grep -q "audio, 16000 Hz, 1 channel, 6.81 s; not a model or a .tvx" "$WORK/out.log" && ok || bad "info on audio: $(cat "$WORK/out.log")"
+printf '\223NUMPY\001\000v\000{}' >"$WORK/t.npy"
+expect_ok "info on .npy" "$TOKVOX" info "$WORK/t.npy"
+grep -q "a .npy array, not a model" "$WORK/out.log" && ok || bad "info on npy: $(cat "$WORK/out.log")"
+expect_ok "info on a v2 .tvx" "$TOKVOX" info "$WORK/j.tvx" --json
+grep -q '"sample_count":.*108961' "$WORK/out.log" && ok || bad "info reads the v2 trailer: $(cat "$WORK/out.log")"
+expect_ok "info bitrates" "$TOKVOX" info
+grep -q "bitrates      0.5 to 4 kbps in steps of 0.5 kbps (1 to 8 codebooks)" "$WORK/out.log" && ok || bad "info bitrates line"
+expect_ok "stereo is said" "$TOKVOX" encode "$WORK/st44.wav" "$WORK/st.tvx"
+grep -q "2 channels mixed to mono" "$WORK/err.log" && ok || bad "stereo mixdown not said: $(cat "$WORK/err.log")"
+
 # --- never write over an input, never replace a file of another kind -------
 # expect_refused DESCRIPTION PATTERN COMMAND...: exit 2, one line naming PATTERN
 expect_refused() {

@@ -20,6 +20,10 @@
 #ifndef TOKVOX_MODEL_DIR
 #define TOKVOX_MODEL_DIR "/usr/local/share/tokvox/models"
 #endif
+/* The model folder relative to the library's own folder (meson.build). */
+#ifndef TOKVOX_REL_MODEL_DIR
+#define TOKVOX_REL_MODEL_DIR ""
+#endif
 #define DEFAULT_MODEL_FILE "tokvox-16k.safetensors"
 #define CONFIG_KEY "config"
 
@@ -387,6 +391,12 @@ static const char *default_model_path(char *buf, size_t size)
         if (access(buf, R_OK) == 0)
             return buf;
     }
+    /* installed: beside the library first, so a moved prefix still works */
+    char dir[PATH_MAX];
+    if (tk_beside_library(TOKVOX_REL_MODEL_DIR, dir, sizeof dir) &&
+        (size_t)snprintf(buf, size, "%s/%s", dir, DEFAULT_MODEL_FILE) < size &&
+        access(buf, R_OK) == 0)
+        return buf;
     snprintf(buf, size, "%s/%s", TOKVOX_MODEL_DIR, DEFAULT_MODEL_FILE);
     return buf;
 }

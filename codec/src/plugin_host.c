@@ -21,6 +21,10 @@
 #ifndef TOKVOX_PLUGIN_DIR
 #define TOKVOX_PLUGIN_DIR "/usr/local/lib/tokvox/plugins"
 #endif
+/* The plugin folder relative to the library's own folder (meson.build). */
+#ifndef TOKVOX_REL_PLUGIN_DIR
+#define TOKVOX_REL_PLUGIN_DIR ""
+#endif
 
 #define MAX_FOLDERS 16
 
@@ -57,6 +61,27 @@ int tk_running_uninstalled(void)
     return inside;
 }
 
+int tk_beside_library(const char *rel, char *out, size_t size)
+{
+    Dl_info info;
+    if (!rel || !rel[0] || !dladdr((void *)&tk_beside_library, &info) || !info.dli_fname)
+        return 0;
+    char *self = realpath(info.dli_fname, NULL);
+    if (!self)
+        return 0;
+    char *slash = strrchr(self, '/');
+    int n = slash ? snprintf(out, size, "%.*s/%s", (int)(slash - self), self, rel) : -1;
+    free(self);
+    if (n <= 0 || (size_t)n >= size)
+        return 0;
+    /* "lib/x86_64-linux-gnu/../../share" reads better as "share" in messages */
+    char *clean = realpath(out, NULL);
+    if (clean && strlen(clean) < size)
+        memcpy(out, clean, strlen(clean) + 1);
+    free(clean);
+    return 1;
+}
+
 static size_t add_folder(char folders[][PATH_MAX], size_t n, size_t max, const char *dir,
                          size_t len)
 {
@@ -79,6 +104,10 @@ size_t tk_plugin_folders(char folders[][PATH_MAX], size_t max)
     }
     if (tk_running_uninstalled())
         n = add_folder(folders, n, max, TOKVOX_BUILD_PLUGIN_DIR, strlen(TOKVOX_BUILD_PLUGIN_DIR));
+    /* installed: beside the library first (a moved prefix), then where it was installed */
+    char beside[PATH_MAX];
+    if (!tk_running_uninstalled() && tk_beside_library(TOKVOX_REL_PLUGIN_DIR, beside, sizeof beside))
+        n = add_folder(folders, n, max, beside, strlen(beside));
     return add_folder(folders, n, max, TOKVOX_PLUGIN_DIR, strlen(TOKVOX_PLUGIN_DIR));
 }
 

@@ -54,5 +54,9 @@ void tk_plugin_close(tk_plugin *p);
 size_t tk_plugin_folders(char folders[][PATH_MAX], size_t max);
 /* 1 when this library runs from its build tree (not installed). */
 int tk_running_uninstalled(void);
+/* dir_of_library/rel: a folder of the installed tree found from where this
+ * library itself lies (dladdr), so a moved prefix still finds it.  0 when
+ * rel is empty or the location is unknown. */
+int tk_beside_library(const char *rel, char *out, size_t size);
 
 #endif

@@ -110,66 +110,42 @@ int app_parse_threads(const char *cmd, const char *text)
     return 0;
 }
 
-int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
-                   uint16_t **codes, size_t *frames)
+int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
+                  int stream_codebooks, int use_codebooks, size_t n_samples,
+                  tokvox_audio_writer *w, char *detail, size_t detail_size)
 {
-    int err;
-    *codes = NULL;
-    *frames = 0;
-    tokvox_encoder *enc = tokvox_encoder_create(m, num_codebooks, &err);
-    if (!enc)
-        return err;
-    size_t k = (size_t)tokvox_encoder_num_codebooks(enc);
-    size_t total = tokvox_frames_for_samples(m, n);
-    uint16_t *out = malloc(sizeof(uint16_t) * total * k);
-    if (!out) {
-        tokvox_encoder_destroy(enc);
-        return TOKVOX_ERR_NO_MEMORY;
-    }
-    size_t got = 0, tail = 0;
-    err = tokvox_encoder_push(enc, pcm, n, out, total, &got);
-    if (!err)
-        err = tokvox_encoder_flush(enc, out + got * k, total - got, &tail);
-    tokvox_encoder_destroy(enc);
-    if (err || got + tail != total) {
-        free(out);
-        return err ? err : TOKVOX_ERR_STATE;
-    }
-    *codes = out;
-    *frames = total;
-    return TOKVOX_OK;
-}
-
-int app_decode_all(const tokvox_model *m, const uint16_t *codes, size_t frames,
-                   int stream_codebooks, int use_codebooks, size_t n_samples, float **pcm)
-{
+    enum { BLOCK = 64 };
     int err;
     tokvox_model_info info;
     tokvox_model_get_info(m, &info);
-    *pcm = NULL;
     tokvox_decoder *dec = tokvox_decoder_create(m, stream_codebooks, use_codebooks, &err);
     if (!dec)
         return err;
-    size_t cap = (frames + 1) * (size_t)info.hop;
-    float *out = malloc(sizeof(float) * (cap > n_samples ? cap : n_samples));
-    if (!out) {
-        tokvox_decoder_destroy(dec);
-        return TOKVOX_ERR_NO_MEMORY;
-    }
-    size_t got = 0, tail = 0;
-    err = tokvox_decoder_push(dec, codes, frames, out, &got);
-    if (!err)
-        err = tokvox_decoder_flush(dec, out + got, &tail);
-    tokvox_decoder_destroy(dec);
-    if (err) {
-        free(out);
-        return err;
+    float *pcm = malloc(sizeof(float) * (BLOCK + 1) * (size_t)info.hop);
+    err = pcm ? TOKVOX_OK : TOKVOX_ERR_NO_MEMORY;
+    size_t out = 0;
+    for (size_t f = 0; !err && f <= frames; f += BLOCK) {
+        size_t n = f == frames ? 0 : frames - f < BLOCK ? frames - f : BLOCK, got = 0;
+        err = n ? tokvox_decoder_push(dec, codes + f * (size_t)stream_codebooks, n, pcm, &got)
+                : tokvox_decoder_flush(dec, pcm, &got);
+        if (got > n_samples - out)
+            got = n_samples - out; /* the flush frame's extra samples */
+        if (!err && tokvox_audio_writer_write(w, pcm, got, detail, detail_size))
+            err = TOKVOX_ERR_IO;
+        out += got;
+        if (n == 0)
+            break;
     }
     /* a complete stream covers every sample; pad only if it was cut short */
-    for (size_t i = got + tail; i < n_samples; i++)
-        out[i] = 0.0f;
-    *pcm = out;
-    return TOKVOX_OK;
+    for (size_t k; !err && out < n_samples; out += k) {
+        k = n_samples - out < (size_t)info.hop ? n_samples - out : (size_t)info.hop;
+        memset(pcm, 0, k * sizeof *pcm);
+        if (tokvox_audio_writer_write(w, pcm, k, detail, detail_size))
+            err = TOKVOX_ERR_IO;
+    }
+    free(pcm);
+    tokvox_decoder_destroy(dec);
+    return err;
 }
 
 /* stat of a path, or of stdin / stdout for "-". */

@@ -301,52 +301,89 @@ static int put_frames(tokvox_tvx_writer *w, const frame_buffer *b, FILE *out)
     return err;
 }
 
+/* The half encode and transcode share: IN a chunk at a time through the
+ * encoder, with progress on a terminal. */
+typedef struct encoding {
+    const char *cmd;
+    tokvox_audio_reader *r;
+    tokvox_encoder *enc;
+    float *pcm;
+    size_t chunk;       /* samples read per step */
+    frame_buffer codes; /* the frames of the last step */
+    uint64_t n;         /* samples read so far */
+    int rate;
+    progress p;
+} encoding;
+
+static void encoding_end(encoding *e)
+{
+    progress_end(&e->p);
+    free(e->pcm);
+    free(e->codes.codes);
+    tokvox_encoder_destroy(e->enc);
+}
+
+static int encoding_start(encoding *e, const char *cmd, const codec_options *o,
+                          const tokvox_model *m, int codebooks, tokvox_audio_reader *r)
+{
+    tokvox_model_info info;
+    tokvox_model_get_info(m, &info);
+    memset(e, 0, sizeof *e);
+    e->cmd = cmd;
+    e->r = r;
+    e->rate = info.sample_rate;
+    e->chunk = (size_t)CHUNK_FRAMES * info.hop;
+    int err;
+    if (!(e->enc = tokvox_encoder_create(m, codebooks, &err)))
+        return app_fail(cmd, "%s", tokvox_strerror(err));
+    e->pcm = malloc(e->chunk * sizeof *e->pcm);
+    if (!e->pcm || frame_buffer_init(&e->codes, CHUNK_FRAMES + 2, codebooks)) {
+        encoding_end(e);
+        return app_fail(cmd, "out of memory");
+    }
+    tokvox_audio_source src;
+    tokvox_audio_reader_source(r, &src);
+    progress_start(&e->p, o->quiet, input_seconds(&src));
+    return 0;
+}
+
+/* The next chunk's frames into e->codes; *last is set at the end of IN,
+ * where the frames are the encoder's flush. */
+static int encoding_step(encoding *e, const codec_options *o, int *last)
+{
+    char detail[1024] = "";
+    size_t got = 0;
+    if (tokvox_audio_reader_read(e->r, e->pcm, e->chunk, &got, detail, sizeof detail))
+        return app_fail(e->cmd, "%s", detail);
+    e->n += got;
+    *last = got == 0;
+    int err = got ? tokvox_encoder_push(e->enc, e->pcm, got, e->codes.codes, e->codes.cap,
+                                        &e->codes.frames)
+                  : tokvox_encoder_flush(e->enc, e->codes.codes, e->codes.cap, &e->codes.frames);
+    if (err)
+        return app_fail(e->cmd, "%s: %s", o->in, tokvox_strerror(err));
+    progress_update(&e->p, e->cmd, (double)e->n / e->rate);
+    return 0;
+}
+
 /* The encode loop: IN -> encoder -> .tvx writer. */
 static int encode_stream(const codec_options *o, const tokvox_model *m, int codebooks,
                          tokvox_audio_reader *r, tokvox_tvx_writer *w, FILE *out, uint64_t *n_out)
 {
-    tokvox_model_info info;
-    tokvox_model_get_info(m, &info);
-    int err;
-    tokvox_encoder *enc = tokvox_encoder_create(m, codebooks, &err);
-    if (!enc)
-        return app_fail("encode", "%s", tokvox_strerror(err));
-    size_t chunk = (size_t)CHUNK_FRAMES * info.hop;
-    float *pcm = malloc(chunk * sizeof *pcm);
-    frame_buffer b = {0};
-    int rc = !pcm || frame_buffer_init(&b, CHUNK_FRAMES + 2, codebooks)
-                 ? app_fail("encode", "out of memory")
-                 : 0;
-    tokvox_audio_source src;
-    tokvox_audio_reader_source(r, &src);
-    progress p;
-    progress_start(&p, o->quiet, input_seconds(&src));
-    uint64_t n = 0;
-    char detail[1024] = "";
-    while (!rc) {
-        size_t got = 0;
-        if (tokvox_audio_reader_read(r, pcm, chunk, &got, detail, sizeof detail)) {
-            rc = app_fail("encode", "%s", detail);
-            break;
-        }
-        n += got;
+    encoding e;
+    int rc = encoding_start(&e, "encode", o, m, codebooks, r);
+    if (rc)
+        return rc;
+    for (int last = 0; !rc && !last;) {
+        rc = encoding_step(&e, o, &last);
         errno = 0;
-        err = got ? tokvox_encoder_push(enc, pcm, got, b.codes, b.cap, &b.frames)
-                  : tokvox_encoder_flush(enc, b.codes, b.cap, &b.frames);
-        if (!err)
-            err = put_frames(w, &b, out);
+        int err = rc ? TOKVOX_OK : put_frames(w, &e.codes, out);
         if (err)
             rc = app_fail("encode", "%s: %s", shown(o->out, "stdout"),
                           err == TOKVOX_ERR_IO && errno ? strerror(errno) : tokvox_strerror(err));
-        if (got == 0)
-            break;
-        progress_update(&p, "encode", (double)n / info.sample_rate);
     }
-    progress_end(&p);
-    free(pcm);
-    free(b.codes);
-    tokvox_encoder_destroy(enc);
-    *n_out = n;
+    *n_out = e.n;
+    encoding_end(&e);
     return rc;
 }
 
@@ -658,21 +695,19 @@ static const char transcode_usage[] =
     "Exit status: 0 done, 1 error, 2 usage or a refused OUT (an input, or not audio).\n";
 
 typedef struct transcoder {
-    tokvox_encoder *enc;
     tokvox_decoder *dec;
-    frame_buffer codes;
     float *pcm;
     uint64_t decoded; /* samples at the model rate given to the writer */
 } transcoder;
 
 /* Codes of one step through the decoder to the writer, up to `limit`
  * samples in all (the input's length, once known). */
-static int pass_on(transcoder *t, tokvox_audio_writer *w, uint64_t limit, char *detail,
-                   size_t size)
+static int pass_on(transcoder *t, const frame_buffer *codes, tokvox_audio_writer *w,
+                   uint64_t limit, char *detail, size_t size)
 {
     size_t samples = 0;
-    int err = t->codes.frames
-                  ? tokvox_decoder_push(t->dec, t->codes.codes, t->codes.frames, t->pcm, &samples)
+    int err = codes->frames
+                  ? tokvox_decoder_push(t->dec, codes->codes, codes->frames, t->pcm, &samples)
                   : TOKVOX_OK;
     if (err) {
         snprintf(detail, size, "%s", tokvox_strerror(err));
@@ -689,64 +724,35 @@ static int transcode_stream(const codec_options *o, const tokvox_model *m, int c
 {
     tokvox_model_info info;
     tokvox_model_get_info(m, &info);
-    int err = 0;
+    encoding e;
+    int err, rc = encoding_start(&e, "transcode", o, m, codebooks, r);
+    if (rc)
+        return rc;
     transcoder t = {0};
-    t.enc = tokvox_encoder_create(m, codebooks, &err);
-    t.dec = t.enc ? tokvox_decoder_create(m, codebooks, 0, &err) : NULL;
-    if (!t.dec) {
-        tokvox_encoder_destroy(t.enc);
-        return app_fail("transcode", "%s", tokvox_strerror(err));
-    }
-    size_t chunk = (size_t)CHUNK_FRAMES * info.hop;
-    float *in = malloc(chunk * sizeof *in);
+    t.dec = tokvox_decoder_create(m, codebooks, 0, &err);
     t.pcm = malloc(((size_t)CHUNK_FRAMES + 3) * info.hop * sizeof *t.pcm);
-    int rc = !in || !t.pcm || frame_buffer_init(&t.codes, CHUNK_FRAMES + 2, codebooks)
-                 ? app_fail("transcode", "out of memory")
-                 : 0;
-    tokvox_audio_source src;
-    tokvox_audio_reader_source(r, &src);
-    progress p;
-    progress_start(&p, o->quiet, input_seconds(&src));
-    uint64_t n = 0;
+    if (!t.dec || !t.pcm)
+        rc = app_fail("transcode", "%s", t.dec ? "out of memory" : tokvox_strerror(err));
     char detail[1024] = "";
-    while (!rc) {
-        size_t got = 0;
-        if (tokvox_audio_reader_read(r, in, chunk, &got, detail, sizeof detail)) {
+    for (int last = 0; !rc && !last;) {
+        rc = encoding_step(&e, o, &last);
+        /* decoded samples trail the input by a hop, so e.n bounds them until the end */
+        if (!rc && pass_on(&t, &e.codes, w, e.n, detail, sizeof detail))
             rc = app_fail("transcode", "%s", detail);
-            break;
-        }
-        n += got;
-        err = got ? tokvox_encoder_push(t.enc, in, got, t.codes.codes, t.codes.cap, &t.codes.frames)
-                  : tokvox_encoder_flush(t.enc, t.codes.codes, t.codes.cap, &t.codes.frames);
-        if (err) {
-            rc = app_fail("transcode", "%s: %s", o->in, tokvox_strerror(err));
-            break;
-        }
-        /* decoded samples trail the input by a hop, so n bounds them until the end */
-        if (pass_on(&t, w, n, detail, sizeof detail)) {
-            rc = app_fail("transcode", "%s", detail);
-            break;
-        }
-        if (got == 0)
-            break;
-        progress_update(&p, "transcode", (double)n / info.sample_rate);
     }
-    progress_end(&p);
     size_t samples = 0;
     if (!rc && (err = tokvox_decoder_flush(t.dec, t.pcm, &samples)))
         rc = app_fail("transcode", "%s: %s", o->in, tokvox_strerror(err));
     if (!rc) {
-        if (samples > n - t.decoded)
-            samples = (size_t)(n - t.decoded);
+        if (samples > e.n - t.decoded)
+            samples = (size_t)(e.n - t.decoded);
         if (tokvox_audio_writer_write(w, t.pcm, samples, detail, sizeof detail))
             rc = app_fail("transcode", "%s", detail);
     }
-    free(in);
+    *n_out = e.n;
+    encoding_end(&e);
     free(t.pcm);
-    free(t.codes.codes);
-    tokvox_encoder_destroy(t.enc);
     tokvox_decoder_destroy(t.dec);
-    *n_out = n;
     return rc;
 }
 

@@ -162,7 +162,6 @@ int cmd_detokenize(int argc, char **argv)
     tokvox_token_meta meta;
     find_meta(o.in, &meta);
     uint16_t *codes = NULL;
-    float *pcm = NULL;
     size_t frames = 0;
     int k = 0, err;
     if (meta.model_id[0] && strcmp(meta.model_id, id))
@@ -176,14 +175,21 @@ int cmd_detokenize(int argc, char **argv)
     size_t n = meta.samples > 0 && tokvox_frames_for_samples(m, (size_t)meta.samples) == frames
                    ? (size_t)meta.samples
                    : (frames - 1) * (size_t)info.hop;
-    if (!rc && (err = app_decode_all(m, codes, frames, k, o.codebooks, n, &pcm)))
-        rc = app_fail("detokenize", "%s: %s", o.in, tokvox_strerror(err));
     char detail[1024] = "";
     int rate = o.rate ? o.rate : meta.sample_rate ? meta.sample_rate : info.sample_rate;
-    if (!rc && tokvox_audio_write(o.out, pcm, n, info.sample_rate, rate, detail, sizeof detail))
+    tokvox_audio_writer *w = NULL;
+    if (!rc && !(w = tokvox_audio_writer_open(o.out, info.sample_rate, rate, NULL, NULL, detail,
+                                              sizeof detail)))
+        rc = app_fail("detokenize", "%s", detail);
+    /* block by block into the writer: the audio is never whole in memory */
+    if (!rc && (err = app_decode_to(m, codes, frames, k, o.codebooks, n, w, detail, sizeof detail)))
+        rc = err == TOKVOX_ERR_IO ? app_fail("detokenize", "%s", detail)
+                                  : app_fail("detokenize", "%s: %s", o.in, tokvox_strerror(err));
+    if (rc)
+        tokvox_audio_writer_abort(w);
+    else if (tokvox_audio_writer_commit(w, 0, detail, sizeof detail))
         rc = app_fail("detokenize", "%s", detail);
     free(codes);
-    free(pcm);
     tokvox_model_destroy(m);
     return rc;
 }

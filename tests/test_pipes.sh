@@ -131,5 +131,15 @@ long=$(/usr/bin/time -f %M "$TOKVOX" decode "$WORK/300s.tvx" - --quiet 2>&1 >/de
 echo "decode peak RSS: 10 s -> $short kB, 5 min -> $long kB"
 [ $((long - short)) -lt 5000 ] && ok || bad "decode: RSS grows with the input ($short kB, $long kB)"
 
+for secs in 10 300; do
+    mkdir -p "$WORK/c$secs"
+    sox -n -r 16000 -c 1 -b 16 "$WORK/c$secs/a.wav" synth $secs pinknoise vol 0.3
+    "$TOKVOX" tokenize "$WORK/c$secs" -o "$WORK/t$secs" --quiet -j 1 || bad "tokenize $secs s"
+done
+short=$(/usr/bin/time -f %M "$TOKVOX" detokenize "$WORK/t10/a.npy" - 2>&1 >/dev/null)
+long=$(/usr/bin/time -f %M "$TOKVOX" detokenize "$WORK/t300/a.npy" - 2>&1 >/dev/null)
+echo "detokenize peak RSS: 10 s -> $short kB, 5 min -> $long kB"
+[ $((long - short)) -lt 5000 ] && ok || bad "detokenize: RSS grows with the input ($short kB, $long kB)"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

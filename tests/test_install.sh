@@ -34,7 +34,7 @@ check_tree() {
     expect_ok "$where: transcode" "$top/bin/tokvox" transcode "$SAMPLE" "$WORK/out.wav" --quiet
     [ "$(soxi -s "$WORK/out.wav")" = "$(soxi -s "$SAMPLE")" ] && ok || bad "$where: wrong length"
     expect_ok "$where: plugins" "$top/bin/tokvox" plugins
-    grep -q "$top/$libdir/tokvox/plugins/tokvox_grvq.so" "$WORK/out.log" && ok ||
+    grep -q "$top/$libdir/tokvox/plugins/tokvox_stftcodec.so" "$WORK/out.log" && ok ||
         bad "$where: plugins not found beside the library: $(cat "$WORK/out.log")"
     expect_ok "$where: info" "$top/bin/tokvox" info
     grep -q "$top/share/tokvox/models/tokvox-16k.safetensors" "$WORK/out.log" && ok ||

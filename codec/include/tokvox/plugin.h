@@ -21,7 +21,9 @@
  *
  * ---- Discovery -----------------------------------------------------------
  * Folders, in order: each of TOKVOX_PLUGIN_PATH (colon-separated), the
- * build's plugin folder (uninstalled builds only), LIBDIR/tokvox/plugins.
+ * build's plugin folder (uninstalled builds only), tokvox/plugins beside the
+ * installed libtokvox itself (found with dladdr, so a moved prefix works),
+ * LIBDIR/tokvox/plugins as configured.
  * The current directory is never searched unless named there.  A plugin
  * NAME is looked up folder by folder: in tokvox_NAME.so, then in every
  * other tokvox_*.so of the folder (by file name); the first descriptor

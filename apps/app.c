@@ -110,6 +110,36 @@ int app_parse_threads(const char *cmd, const char *text)
     return 0;
 }
 
+int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
+                   uint16_t **codes, size_t *frames)
+{
+    int err;
+    *codes = NULL;
+    *frames = 0;
+    tokvox_encoder *enc = tokvox_encoder_create(m, num_codebooks, &err);
+    if (!enc)
+        return err;
+    size_t k = (size_t)tokvox_encoder_num_codebooks(enc);
+    size_t total = tokvox_frames_for_samples(m, n);
+    uint16_t *out = malloc(sizeof(uint16_t) * total * k);
+    if (!out) {
+        tokvox_encoder_destroy(enc);
+        return TOKVOX_ERR_NO_MEMORY;
+    }
+    size_t got = 0, tail = 0;
+    err = tokvox_encoder_push(enc, pcm, n, out, total, &got);
+    if (!err)
+        err = tokvox_encoder_flush(enc, out + got * k, total - got, &tail);
+    tokvox_encoder_destroy(enc);
+    if (err || got + tail != total) {
+        free(out);
+        return err ? err : TOKVOX_ERR_STATE;
+    }
+    *codes = out;
+    *frames = total;
+    return TOKVOX_OK;
+}
+
 int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
                   int stream_codebooks, int use_codebooks, size_t n_samples,
                   tokvox_audio_writer *w, char *detail, size_t detail_size)

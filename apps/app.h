@@ -63,6 +63,12 @@ int app_check_output(const char *cmd, const char *out, const char *const *inputs
 struct cJSON;
 int app_write_json(const char *cmd, struct cJSON *o, const char *file);
 
+/* A whole signal coded at once: codes [frames][num_codebooks], malloc'ed
+ * (the Python package's helper; the commands stream instead, with the same
+ * codes). */
+int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
+                   uint16_t **codes, size_t *frames);
+
 /* Decodes frames a block at a time into w, exactly n_samples samples at the
  * model rate (silence pads a cut stream), so the audio is never whole in
  * memory.  Returns a tokvox_error; detail says why for writer failures. */

@@ -164,7 +164,6 @@ int tvpy_read_tvx(const char *path, uint16_t **codes, size_t *frames, int *codeb
         return err;
     }
     const tokvox_tvx_header *h = tokvox_tvx_reader_header(r);
-    uint64_t want = tokvox_tvx_expected_frames(h);
     size_t k = h->num_codebooks;
     uint16_t *out = NULL;
     /* the header's count is checked against the file, not trusted for the
@@ -188,6 +187,8 @@ int tvpy_read_tvx(const char *path, uint16_t **codes, size_t *frames, int *codeb
             snprintf(detail, detail_size, "%s", tokvox_tvx_reader_detail(r));
         got += n;
     } while (!err && n);
+    /* after the clean end: a version-2 stream states its length in its trailer */
+    uint64_t want = tokvox_tvx_expected_frames(h);
     if (!err && got != want)
         err = fail(TOKVOX_ERR_TRUNCATED, detail, detail_size, "%s: %zu frames, the header wants %llu",
                    path, got, (unsigned long long)want);

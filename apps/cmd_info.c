@@ -31,7 +31,6 @@ static cJSON *model_json(const tokvox_model *m)
     cJSON_AddNumberToObject(o, "num_codebooks", i.num_codebooks);
     cJSON_AddNumberToObject(o, "codebook_size", i.codebook_size);
     cJSON_AddNumberToObject(o, "codebook_bits", i.codebook_bits);
-    cJSON_AddNumberToObject(o, "kbps_per_codebook", app_kbps_per_codebook(&i));
     cJSON *rates = cJSON_AddArrayToObject(o, "bitrates_bps");
     for (int k = 1; k <= i.num_codebooks; k++)
         cJSON_AddItemToArray(rates, cJSON_CreateNumber((double)k * i.codebook_bits *

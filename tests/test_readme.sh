@@ -1,8 +1,9 @@
 #!/bin/sh
 # Every ```sh block of README.md runs as written (issue 13), in a scratch
 # folder holding what the README says it holds (in.wav, corpus/a.wav), with
-# the tokvox under test first on PATH.  Lines of ./bootstrap.sh are left out:
-# they install packages and run whole suites (CI runs them anyway).
+# the tokvox under test first on PATH.  Lines that run ./bootstrap.sh or a
+# benchmark in bench/ are left out: they install packages, run whole suites
+# or time things (CI runs the suites anyway; benchmarks stay out of CI).
 # Usage (meson test runs it): tests/test_readme.sh path/to/tokvox
 set -u
 TOKVOX=$1
@@ -19,13 +20,13 @@ cp "$ROOT/samples/speech_child.wav" "$WORK/run/corpus/a.wav"
 awk -v dir="$WORK" '
     /^```sh$/ { n++; on = 1; out = sprintf("%s/block%02d.sh", dir, n); printf "" >out; next }
     /^```/ { on = 0; next }
-    on && $0 !~ /^\.\/bootstrap\.sh/ { print >>out }
+    on && $0 !~ /bootstrap\.sh/ && $0 !~ /(^|[ \/])bench\// { print >>out }
 ' "$ROOT/README.md"
 passed=0
 failed=0
 blocks=0
 for b in "$WORK"/block*.sh; do
-    [ -s "$b" ] || continue   # only bootstrap lines
+    [ -s "$b" ] || continue   # only bootstrap or benchmark lines
     blocks=$((blocks + 1))
     if (cd "$WORK/run" && PATH="$WORK/bin:$PATH" sh -e "$b") >"$WORK/out.log" 2>&1; then
         passed=$((passed + 1))

@@ -881,6 +881,7 @@ START_TEST(test_v2_swapped_blocks)
     ck_assert_uint_eq(o.frames, 0);
     free(o.codes);
     /* A block dropped (with its trailer resealed or not) fails too. */
+    free(codes);
     bytes c = small_v2(&codes, block_end);
     memmove(c.data + HDR, c.data + block_end[0], c.size - block_end[0]);
     o = read_stream(c.data, c.size - size0, &s);
@@ -926,6 +927,7 @@ START_TEST(test_v2_rules)
     free(o.codes);
     free(b.data);
     /* Bytes after the trailer. */
+    free(codes);
     bytes c = small_v2(&codes, block_end);
     uint8_t *longer = malloc(c.size + 1);
     memcpy(longer, c.data, c.size);

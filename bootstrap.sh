@@ -39,7 +39,7 @@ fuzz() {
     install "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     CC=clang build build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined \
         -Db_lundef=false
-    for target in tvx safetensors audio npy packet manifest; do
+    for target in tvx safetensors audio npy stream manifest; do
         local work; work=$(mktemp -d)
         echo "fuzz_$target: ${seconds} s"
         # new inputs go to the scratch folder, seeds and regressions stay as committed

@@ -146,7 +146,7 @@ int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
 {
     enum { BLOCK = 64 };
     int err;
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     tokvox_decoder *dec = tokvox_decoder_create(m, stream_codebooks, use_codebooks, &err);
     if (!dec)

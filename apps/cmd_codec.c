@@ -326,7 +326,7 @@ static void encoding_end(encoding *e)
 static int encoding_start(encoding *e, const char *cmd, const codec_options *o,
                           const tokvox_model *m, int codebooks, tokvox_audio_reader *r)
 {
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     memset(e, 0, sizeof *e);
     e->cmd = cmd;
@@ -396,7 +396,7 @@ int cmd_encode(int argc, char **argv)
     tokvox_model *m = app_load_model("encode", o.model);
     if (!m)
         return 1;
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     rc = resolve_bitrate("encode", &info, info.num_codebooks, "the model", &o);
     int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
@@ -413,7 +413,7 @@ int cmd_encode(int argc, char **argv)
     tokvox_audio_reader_source(r, &src);
     tokvox_tvx_writer *w = NULL;
     if (!rc) {
-        tokvox_tvx_header h;
+        tokvox_tvx_header h = {.size = sizeof h};
         tokvox_tvx_header_init(&h, &info, codebooks, 0, (uint32_t)src.rate);
         errno = 0;
         w = tokvox_tvx_writer_create(tokvox_atomic_stream(f), &h, &err);
@@ -533,7 +533,7 @@ static tokvox_tvx_reader *open_tvx(codec_options *o, const tokvox_model *m, FILE
     char detail[1024] = "";
     int err;
     tokvox_tvx_reader *r = tokvox_tvx_reader_open(*in, shown(o->in, "stdin"), &err, detail, sizeof detail);
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     int rc = 0;
     if (!r)
@@ -653,7 +653,7 @@ int cmd_decode(int argc, char **argv)
                 (unsigned long long)tokvox_tvx_reader_frames(r),
                 (unsigned)(o.codebooks ? o.codebooks : h->num_codebooks));
     if ((rc == 0 || rc == EXIT_CUT_OFF) && o.json) {
-        tokvox_model_info info;
+        tokvox_model_info info = {.size = sizeof info};
         tokvox_model_get_info(m, &info);
         int used = o.codebooks ? o.codebooks : h->num_codebooks;
         cJSON *j = summary("decode", &o, (double)held.out / h->sample_rate);
@@ -722,7 +722,7 @@ static int pass_on(transcoder *t, const frame_buffer *codes, tokvox_audio_writer
 static int transcode_stream(const codec_options *o, const tokvox_model *m, int codebooks,
                             tokvox_audio_reader *r, tokvox_audio_writer *w, uint64_t *n_out)
 {
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     encoding e;
     int err, rc = encoding_start(&e, "transcode", o, m, codebooks, r);
@@ -765,7 +765,7 @@ int cmd_transcode(int argc, char **argv)
     tokvox_model *m = app_load_model("transcode", o.model);
     if (!m)
         return 1;
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     rc = resolve_bitrate("transcode", &info, info.num_codebooks, "the model", &o);
     int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;

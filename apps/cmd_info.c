@@ -11,7 +11,7 @@
 
 static cJSON *model_json(const tokvox_model *m)
 {
-    tokvox_model_info i;
+    tokvox_model_info i = {.size = sizeof i};
     tokvox_model_get_info(m, &i);
     char id[17];
     snprintf(id, sizeof id, "%016llx", (unsigned long long)i.model_id);
@@ -46,7 +46,7 @@ static cJSON *model_json(const tokvox_model *m)
 
 static void print_model(const tokvox_model *m)
 {
-    tokvox_model_info i;
+    tokvox_model_info i = {.size = sizeof i};
     tokvox_model_get_info(m, &i);
     printf("model         %s (%s)\n", i.name, tokvox_model_path(m));
     printf("model id      %016llx\n", (unsigned long long)i.model_id);

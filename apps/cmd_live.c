@@ -756,6 +756,7 @@ static int open_session(session *s, const live_options *o)
     s->m = app_load_model(CMD, o->model);
     if (!s->m)
         return 1;
+    s->info.size = sizeof s->info;
     tokvox_model_get_info(s->m, &s->info);
     if (o->codebooks > s->info.num_codebooks)
         return app_fail(CMD, "--codebooks %d: the model has %d codebooks", o->codebooks,

@@ -753,6 +753,7 @@ static int setup_job(job *jb, const tokenize_options *o, const tokvox_model *m)
     memset(jb, 0, sizeof *jb);
     jb->o = o;
     jb->model = m;
+    jb->info.size = sizeof jb->info;
     tokvox_model_get_info(m, &jb->info);
     snprintf(jb->model_id, sizeof jb->model_id, "%016llx", (unsigned long long)jb->info.model_id);
     jb->k = o->codebooks ? o->codebooks : jb->info.num_codebooks;

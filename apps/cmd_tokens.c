@@ -155,7 +155,7 @@ int cmd_detokenize(int argc, char **argv)
     tokvox_model *m = app_load_model("detokenize", o.model);
     if (!m)
         return 1;
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     char id[17];
     snprintf(id, sizeof id, "%016llx", (unsigned long long)info.model_id);

@@ -151,7 +151,7 @@ static shapes model_shapes(const tokvox_model *m)
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(c, "groups");
     s.groups = cJSON_IsNumber(g) ? g->valueint : 1;
     cJSON_Delete(c);
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     s.hop = info.hop;
     s.rate = info.sample_rate;

@@ -106,7 +106,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tokvox-stream-sim: %s\n", detail);
         return 1;
     }
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     float *in = NULL;
     size_t in_n = 0;

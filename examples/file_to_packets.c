@@ -35,7 +35,7 @@ int main(int argc, char **argv)
     tokvox_model *model = tokvox_model_load(NULL, &err, detail, sizeof detail);
     if (!model)
         return fail("model", detail);
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(model, &info);
     /* codebooks for the bitrate: each is codebook_bits x frames per second */
     double per_codebook = info.codebook_bits * (double)info.sample_rate / info.hop / 1000.0;

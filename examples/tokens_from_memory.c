@@ -54,7 +54,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tokens_from_memory: %s\n", detail);
         return 1;
     }
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(model, &info);
     SF_INFO in_info = {0};
     SNDFILE *in = sf_open(argv[2], SFM_READ, &in_info);

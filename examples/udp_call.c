@@ -148,7 +148,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "udp_call: %s\n", detail);
         return 1;
     }
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(model, &info);
     uint8_t key[TOKVOX_STREAM_KEY_BYTES]; /* both ends know it: pre-shared */
     if (tokvox_stream_make_key(key) != TOKVOX_OK)

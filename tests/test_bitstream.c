@@ -63,8 +63,7 @@ static uint32_t rng_next(uint32_t *s)
 
 static tokvox_model_info fake_info(int codebooks, int bits)
 {
-    tokvox_model_info info;
-    memset(&info, 0, sizeof info);
+    tokvox_model_info info = {.size = sizeof info};
     info.sample_rate = 24000;
     info.hop = 240;
     info.n_fft = 960;
@@ -82,7 +81,7 @@ static tokvox_model_info fake_info(int codebooks, int bits)
 static tokvox_tvx_header make_header(int codebooks, int bits, uint32_t fpb, uint64_t frames)
 {
     tokvox_model_info info = fake_info(codebooks, bits);
-    tokvox_tvx_header h;
+    tokvox_tvx_header h = {.size = sizeof h};
     tokvox_tvx_header_init(&h, &info, codebooks, (frames - 1) * (uint64_t)info.hop, 44100);
     h.version = TOKVOX_TVX_VERSION_1;
     h.frames_per_block = fpb;
@@ -312,7 +311,7 @@ START_TEST(test_roundtrip_max_layout)
     /* Largest block the format allows: 4096 frames x 64 codes x 16 bits. */
     uint32_t s = g_seed ^ 0x2222u;
     tokvox_model_info info = fake_info(64, 16);
-    tokvox_tvx_header h;
+    tokvox_tvx_header h = {.size = sizeof h};
     tokvox_tvx_header_init(&h, &info, 64, 4097 * 240, 24000);
     h.version = TOKVOX_TVX_VERSION_1;
     h.frames_per_block = TOKVOX_TVX_MAX_FRAMES_PER_BLOCK;
@@ -344,7 +343,7 @@ START_TEST(test_exact_bytes)
      * the payload ff 07 00.  Pins every header offset as documented. */
     uint32_t s = 1;
     tokvox_model_info info = fake_info(1, 10);
-    tokvox_tvx_header h;
+    tokvox_tvx_header h = {.size = sizeof h};
     tokvox_tvx_header_init(&h, &info, 1, 240, 44100);
     h.version = TOKVOX_TVX_VERSION_1;
     const uint16_t codes[2] = {0x3ff, 0x001};
@@ -374,7 +373,7 @@ END_TEST
 START_TEST(test_header_init)
 {
     tokvox_model_info info = fake_info(8, 10);
-    tokvox_tvx_header h;
+    tokvox_tvx_header h = {.size = sizeof h};
     tokvox_tvx_header_init(&h, &info, 0, 1000, 16000);
     ck_assert_uint_eq(h.version, TOKVOX_TVX_VERSION);
     ck_assert_uint_eq(h.num_codebooks, 8); /* 0 = all of the model's */
@@ -389,6 +388,87 @@ START_TEST(test_header_init)
     ck_assert_uint_eq(h.frames_per_block, 50);
     tokvox_tvx_header_init(&h, &info, 3, 0, 16000);
     ck_assert_uint_eq(h.num_codebooks, 3);
+}
+END_TEST
+
+/* The size rule (tokvox/errors.h) for the header: the library reads and
+ * writes only what the caller's .size covers. */
+START_TEST(test_header_follows_the_callers_size)
+{
+    tokvox_model_info info = fake_info(8, 10);
+    tokvox_tvx_header ref = {.size = sizeof ref};
+    ck_assert_int_eq(tokvox_tvx_header_init(&ref, &info, 3, 960, 16000), TOKVOX_OK);
+    ck_assert_uint_eq(ref.size, sizeof ref);
+
+    /* A caller built against a later header, with a field appended. */
+    struct {
+        tokvox_tvx_header h;
+        unsigned char later[16];
+    } newer;
+    memset(&newer, 0x5A, sizeof newer);
+    newer.h.size = sizeof newer;
+    ck_assert_int_eq(tokvox_tvx_header_init(&newer.h, &info, 3, 960, 16000), TOKVOX_OK);
+    ck_assert_uint_eq(newer.h.size, sizeof(tokvox_tvx_header));
+    for (size_t i = 0; i < sizeof newer.later; i++)
+        ck_assert_uint_eq(newer.later[i], 0x5A);
+    ck_assert_uint_eq(newer.h.num_codebooks, 3);
+    ck_assert_uint_eq(newer.h.model_id, info.model_id);
+    /* ... and writes with it as with the header of this version: the bytes
+     * beyond what this library knows are not read. */
+    newer.h.size = sizeof newer;
+    ref.version = newer.h.version = TOKVOX_TVX_VERSION_1;
+    uint32_t s1 = 7, s2 = 7;
+    uint16_t *codes = random_codes(5 * 3, 10, &s1);
+    s1 = 7;
+    bytes a = write_stream(&ref, codes, 5, &s1), b = write_stream(&newer.h, codes, 5, &s2);
+    ck_assert_uint_eq(a.size, b.size);
+    ck_assert_int_eq(memcmp(a.data, b.data, a.size), 0);
+    free(a.data);
+    free(b.data);
+    free(codes);
+
+    /* The reader's header carries this library's size. */
+    bytes sm = small_stream(NULL);
+    FILE *f = open_bytes(sm.data, sm.size);
+    int err;
+    tokvox_tvx_reader *r = tokvox_tvx_reader_open(f, "small", &err, NULL, 0);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(tokvox_tvx_reader_header(r)->size, sizeof(tokvox_tvx_header));
+    tokvox_tvx_reader_destroy(r);
+    fclose(f);
+    free(sm.data);
+
+    /* A size that cannot be the struct (forgotten: 0, or below the first
+     * version) is refused everywhere, and nothing is written. */
+    const size_t bad[] = {0, offsetof(tokvox_tvx_header, frames_per_block),
+                          offsetof(tokvox_tvx_header, frames_per_block) + 3};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        tokvox_tvx_header h;
+        memset(&h, 0x5A, sizeof h);
+        h.size = bad[k];
+        ck_assert_int_eq(tokvox_tvx_header_init(&h, &info, 3, 960, 16000),
+                         TOKVOX_ERR_INVALID_ARGUMENT);
+        ck_assert_uint_eq(h.size, bad[k]);
+        ck_assert_uint_eq(h.version, 0x5A5A);
+        tokvox_tvx_header good = ref;
+        good.size = bad[k];
+        err = 0;
+        FILE *out = tmpfile();
+        ck_assert_ptr_nonnull(out);
+        ck_assert_ptr_null(tokvox_tvx_writer_create(out, &good, &err));
+        ck_assert_int_eq(err, TOKVOX_ERR_INVALID_ARGUMENT);
+        ck_assert_int_eq(ftell(out), 0);
+        fclose(out);
+        ck_assert_uint_eq(tokvox_tvx_expected_frames(&good), 0);
+        ck_assert_int_eq(tokvox_tvx_check_model(&good, &info, NULL, 0),
+                         TOKVOX_ERR_INVALID_ARGUMENT);
+        tokvox_model_info small = info;
+        small.size = bad[k];
+        ck_assert_int_eq(tokvox_tvx_header_init(&ref, &small, 3, 960, 16000),
+                         TOKVOX_ERR_INVALID_ARGUMENT);
+        ck_assert_int_eq(tokvox_tvx_check_model(&ref, &small, NULL, 0),
+                         TOKVOX_ERR_INVALID_ARGUMENT);
+    }
 }
 END_TEST
 
@@ -659,7 +739,7 @@ START_TEST(test_huge_sample_count)
     uint32_t s = g_seed;
     tokvox_model_info info = fake_info(64, 16);
     info.hop = 1;
-    tokvox_tvx_header h;
+    tokvox_tvx_header h = {.size = sizeof h};
     tokvox_tvx_header_init(&h, &info, 64, UINT64_C(1) << 48, 24000);
     h.version = TOKVOX_TVX_VERSION_1;
     h.frames_per_block = TOKVOX_TVX_MAX_FRAMES_PER_BLOCK;
@@ -745,7 +825,7 @@ START_TEST(test_v2_exact_trailer)
     /* 2 frames of 1 code (10 bits), 240 samples, written with the count
      * learnt only at the end: header, one block, the 22-byte trailer. */
     tokvox_model_info info = fake_info(1, 10);
-    tokvox_tvx_header h;
+    tokvox_tvx_header h = {.size = sizeof h};
     tokvox_tvx_header_init(&h, &info, 1, 0, 44100);
     ck_assert_uint_eq(h.version, 2);
     FILE *f = tmpfile();
@@ -993,7 +1073,7 @@ END_TEST
 START_TEST(test_check_model)
 {
     tokvox_model_info info = fake_info(8, 10);
-    tokvox_tvx_header h;
+    tokvox_tvx_header h = {.size = sizeof h};
     tokvox_tvx_header_init(&h, &info, 4, 1000, 24000);
     char detail[512];
     ck_assert_int_eq(tokvox_tvx_check_model(&h, &info, detail, sizeof detail), TOKVOX_OK);
@@ -1250,6 +1330,7 @@ static Suite *bitstream_suite(void)
     tcase_add_test(round, test_roundtrip_max_layout);
     tcase_add_test(round, test_exact_bytes);
     tcase_add_test(round, test_header_init);
+    tcase_add_test(round, test_header_follows_the_callers_size);
     tcase_add_test(round, test_expected_frames);
     tcase_add_test(round, test_pipe_reader);
     tcase_add_test(round, test_reader_end_is_sticky);

@@ -10,7 +10,7 @@
 #include "tokvox/tokvox.h"
 
 static tokvox_model *model;
-static tokvox_model_info info;
+static tokvox_model_info info = {.size = sizeof info};
 
 static void setup(void)
 {

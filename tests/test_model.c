@@ -86,8 +86,8 @@ START_TEST(shipped_model_loads)
     int err;
     tokvox_model *m = tokvox_model_load(tu_model_path(), &err, detail, sizeof detail);
     ck_assert_msg(m, "%s", detail);
-    tokvox_model_info i;
-    tokvox_model_get_info(m, &i);
+    tokvox_model_info i = {.size = sizeof i};
+    ck_assert_int_eq(tokvox_model_get_info(m, &i), TOKVOX_OK);
     ck_assert_int_eq(i.sample_rate, 16000);
     ck_assert_int_eq(i.hop, 320);
     ck_assert_int_eq(i.num_codebooks, i.groups * i.stages);
@@ -97,6 +97,51 @@ START_TEST(shipped_model_loads)
     ck_assert_ptr_nonnull(strstr(tokvox_model_config_json(m), "\"model\""));
     tokvox_model_destroy(m);
     tokvox_model_destroy(NULL);
+}
+END_TEST
+
+/* The size rule (tokvox/errors.h): the library writes only what the
+ * caller's .size covers, and says in .size what it wrote. */
+START_TEST(model_info_follows_the_callers_size)
+{
+    int err;
+    tokvox_model *m = tokvox_model_load(tu_model_path(), &err, detail, sizeof detail);
+    ck_assert_msg(m, "%s", detail);
+    tokvox_model_info ref = {.size = sizeof ref};
+    ck_assert_int_eq(tokvox_model_get_info(m, &ref), TOKVOX_OK);
+    ck_assert_uint_eq(ref.size, sizeof ref);
+    ck_assert_int_eq(tokvox_model_get_info(m, NULL), TOKVOX_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(tokvox_model_get_info(NULL, &ref), TOKVOX_ERR_INVALID_ARGUMENT);
+
+    /* A program built against a later header, with a field appended: this
+     * library fills its own fields, leaves the new one alone and says so. */
+    struct {
+        tokvox_model_info info;
+        unsigned char later[24];
+    } newer;
+    memset(&newer, 0xA5, sizeof newer);
+    newer.info.size = sizeof newer;
+    ck_assert_int_eq(tokvox_model_get_info(m, &newer.info), TOKVOX_OK);
+    ck_assert_uint_eq(newer.info.size, sizeof(tokvox_model_info));
+    ck_assert_int_eq(memcmp(&newer.info, &ref, sizeof ref), 0);
+    for (size_t i = 0; i < sizeof newer.later; i++)
+        ck_assert_uint_eq(newer.later[i], 0xA5);
+    ck_assert(TOKVOX_HAS(&newer.info, tokvox_model_info, name));
+
+    /* A size that cannot be this struct (0: the caller forgot it, or less
+     * than the first version): refused, nothing written. */
+    const size_t bad[] = {0, sizeof(size_t), offsetof(tokvox_model_info, name),
+                          sizeof(tokvox_model_info) - 1};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        memset(&newer, 0xA5, sizeof newer);
+        newer.info.size = bad[k];
+        ck_assert_int_eq(tokvox_model_get_info(m, &newer.info), TOKVOX_ERR_INVALID_ARGUMENT);
+        ck_assert_uint_eq(newer.info.size, bad[k]);
+        const unsigned char *bytes = (const unsigned char *)&newer;
+        for (size_t i = sizeof(size_t); i < sizeof newer; i++)
+            ck_assert_uint_eq(bytes[i], 0xA5);
+    }
+    tokvox_model_destroy(m);
 }
 END_TEST
 
@@ -228,7 +273,7 @@ START_TEST(previous_minor_model_plugin_runs)
     int err;
     tokvox_model *m = tokvox_model_load(variant(older_minor_model), &err, detail, sizeof detail);
     ck_assert_msg(m, "%s", detail);
-    tokvox_model_info i;
+    tokvox_model_info i = {.size = sizeof i};
     tokvox_model_get_info(m, &i);
     ck_assert_str_eq(i.architecture, "older_minor");
     ck_assert_int_eq(i.hop, 320);
@@ -310,7 +355,7 @@ START_TEST(model_loads_from_memory)
     tokvox_model *mem = tokvox_model_load_memory(original, original_size, "embedded.safetensors",
                                                  &err, detail, sizeof detail);
     ck_assert_msg(file && mem, "%s", detail);
-    tokvox_model_info a, b;
+    tokvox_model_info a = {.size = sizeof a}, b = {.size = sizeof b};
     tokvox_model_get_info(file, &a);
     tokvox_model_get_info(mem, &b);
     ck_assert(a.model_id == b.model_id);
@@ -377,6 +422,7 @@ int main(void)
     TCase *tc = tcase_create("files");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, shipped_model_loads);
+    tcase_add_test(tc, model_info_follows_the_callers_size);
     tcase_add_test(tc, default_model_is_the_shipped_one);
     tcase_add_test(tc, damaged_models_are_refused);
     tcase_add_test(tc, truncated_model_is_refused);

@@ -85,7 +85,7 @@ END_TEST
 /* ---- packets with the shipped model ------------------------------------ */
 
 static tokvox_model *model;
-static tokvox_model_info info;
+static tokvox_model_info info = {.size = sizeof info};
 static float *speech;
 static size_t speech_n;
 

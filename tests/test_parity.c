@@ -14,7 +14,7 @@
 
 static tokvox_model *model;
 static st_file *vectors;
-static tokvox_model_info info;
+static tokvox_model_info info = {.size = sizeof info};
 
 static const char *model_path(void)
 {

@@ -17,7 +17,7 @@
 #include "tokvox/tokvox.h"
 
 static tokvox_model *model;
-static tokvox_model_info info;
+static tokvox_model_info info = {.size = sizeof info};
 static float *speech;
 static size_t speech_n;
 static double frame_s;

@@ -493,7 +493,7 @@ static tokvox_model *load_model(void)
 static int encode_chunked(const tokvox_model *m, const float *pcm, size_t n, uint32_t seed,
                           uint16_t **codes, size_t *frames)
 {
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     int err;
     tokvox_encoder *enc = tokvox_encoder_create(m, 0, &err);
@@ -520,7 +520,7 @@ static int encode_chunked(const tokvox_model *m, const float *pcm, size_t n, uin
 START_TEST(streaming_equals_offline)
 {
     tokvox_model *m = load_model();
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     char path[4096], detail[1024] = "";
     const char *root = getenv("TOKVOX_SOURCE_ROOT");
@@ -561,7 +561,7 @@ static int stream_encode(const char *in, const char *out, unsigned seed)
     tokvox_model *m = tokvox_model_load(NULL, NULL, detail, sizeof detail);
     if (!m)
         return fprintf(stderr, "stream-encode: %s\n", detail), 1;
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
     float *pcm = NULL;
     size_t n = 0, frames = 0;

@@ -18,6 +18,8 @@
 
 #include <xxhash.h>
 
+#include "model_internal.h"
+
 /* "TVX" then 0x1A (Ctrl-Z): the control byte stops DOS `type` from dumping
  * binary, and a text-mode transfer that mangles it is caught at once. */
 static const uint8_t tvx_magic[4] = {'T', 'V', 'X', 0x1A};
@@ -41,6 +43,34 @@ enum {
 #define TVX_MAX_SAMPLE_COUNT (UINT64_C(1) << 48)
 /* The most frames any stream may hold: that many samples at hop 1. */
 #define TVX_MAX_FRAMES (TVX_MAX_SAMPLE_COUNT + 1)
+
+/* tokvox_tvx_header's size in its first version (as TK_MODEL_INFO_SIZE_1):
+ * frozen, later fields go after frames_per_block. */
+#define TVX_HEADER_STRUCT_SIZE_1 \
+    (offsetof(tokvox_tvx_header, frames_per_block) + sizeof(uint32_t))
+
+/* A caller's struct, whose .size says how much of it there is: usable when
+ * it holds at least the first version. */
+static int header_usable(const tokvox_tvx_header *h)
+{
+    return h && h->size >= TVX_HEADER_STRUCT_SIZE_1;
+}
+
+static int info_usable(const tokvox_model_info *info)
+{
+    return info && info->size >= TK_MODEL_INFO_SIZE_1;
+}
+
+/* The caller's header as a whole one of this version: the part its .size
+ * covers, the fields it lacks zero (a later version gives them defaults). */
+static tokvox_tvx_header header_from_caller(const tokvox_tvx_header *h)
+{
+    tokvox_tvx_header full;
+    memset(&full, 0, sizeof full);
+    memcpy(&full, h, h->size < sizeof full ? h->size : sizeof full);
+    full.size = sizeof full;
+    return full;
+}
 
 #define TVX_NAME_MAX 160
 #define TVX_DETAIL_MAX 400
@@ -119,26 +149,28 @@ static size_t payload_bytes(size_t frames, size_t frame_bits) { return (frames *
 static uint16_t u16_or_zero(int v) { return v > 0 && v <= UINT16_MAX ? (uint16_t)v : 0; }
 static uint32_t u32_or_zero(int v) { return v > 0 ? (uint32_t)v : 0; }
 
-void tokvox_tvx_header_init(tokvox_tvx_header *h, const tokvox_model_info *info,
-                            int num_codebooks, uint64_t sample_count, uint32_t source_rate)
+int tokvox_tvx_header_init(tokvox_tvx_header *h, const tokvox_model_info *info,
+                           int num_codebooks, uint64_t sample_count, uint32_t source_rate)
 {
-    if (!h)
-        return;
-    memset(h, 0, sizeof *h);
-    h->version = TOKVOX_TVX_VERSION;
-    h->frames_per_block = TVX_DEFAULT_FRAMES_PER_BLOCK;
-    h->sample_count = sample_count;
-    h->source_rate = source_rate;
-    if (!info)
-        return;
+    if (!header_usable(h) || !info_usable(info))
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    tokvox_tvx_header full;
+    memset(&full, 0, sizeof full);
+    full.size = h->size < sizeof full ? h->size : sizeof full;
+    full.version = TOKVOX_TVX_VERSION;
+    full.frames_per_block = TVX_DEFAULT_FRAMES_PER_BLOCK;
+    full.sample_count = sample_count;
+    full.source_rate = source_rate;
     /* 0 (or less) means "all of the model's codebooks", as for the encoder. */
-    h->num_codebooks = u16_or_zero(num_codebooks > 0 ? num_codebooks : info->num_codebooks);
-    h->sample_rate = u32_or_zero(info->sample_rate);
-    h->hop = u32_or_zero(info->hop);
-    h->codebook_bits = u16_or_zero(info->codebook_bits);
-    h->groups = u16_or_zero(info->groups);
-    h->stages = u16_or_zero(info->stages);
-    h->model_id = info->model_id;
+    full.num_codebooks = u16_or_zero(num_codebooks > 0 ? num_codebooks : info->num_codebooks);
+    full.sample_rate = u32_or_zero(info->sample_rate);
+    full.hop = u32_or_zero(info->hop);
+    full.codebook_bits = u16_or_zero(info->codebook_bits);
+    full.groups = u16_or_zero(info->groups);
+    full.stages = u16_or_zero(info->stages);
+    full.model_id = info->model_id;
+    memcpy(h, &full, full.size);
+    return TOKVOX_OK;
 }
 
 /* ceil(samples / hop) + 1, written without samples + hop - 1, which could
@@ -153,7 +185,7 @@ static uint64_t frames_for(uint64_t samples, uint32_t hop)
 
 uint64_t tokvox_tvx_expected_frames(const tokvox_tvx_header *h)
 {
-    return h ? frames_for(h->sample_count, h->hop) : 0;
+    return header_usable(h) ? frames_for(h->sample_count, h->hop) : 0;
 }
 
 /* The range rules of docs/bitstream.md.  Returns 0 or writes the first
@@ -216,6 +248,7 @@ static void header_encode(const tokvox_tvx_header *h, uint8_t out[TVX_HEADER_SIZ
 
 static void header_decode(const uint8_t in[TVX_HEADER_SIZE], tokvox_tvx_header *h)
 {
+    h->size = sizeof *h;
     h->version = get_u16(in + 4);
     h->sample_rate = get_u32(in + 8);
     h->hop = get_u32(in + 12);
@@ -270,10 +303,10 @@ tokvox_tvx_writer *tokvox_tvx_writer_create(FILE *out, const tokvox_tvx_header *
     char msg[128];
     error = error ? error : &dummy;
     *error = TOKVOX_ERR_INVALID_ARGUMENT;
-    if (!out || !h || (h->version != 1 && h->version != 2))
+    if (!out || !header_usable(h) || (h->version != 1 && h->version != 2))
         return NULL;
     /* Version 2 states the sample count in the trailer, not the header. */
-    tokvox_tvx_header written = *h;
+    tokvox_tvx_header written = header_from_caller(h);
     if (h->version == 2)
         written.sample_count = 0;
     /* The reader's rules, so the writer cannot produce a refused stream. */
@@ -776,7 +809,7 @@ int tokvox_tvx_check_model(const tokvox_tvx_header *h, const tokvox_model_info *
                            char *detail, size_t detail_size)
 {
     copy_detail(detail, detail_size, "");
-    if (!h || !info)
+    if (!header_usable(h) || !info_usable(info))
         return TOKVOX_ERR_INVALID_ARGUMENT;
     const char *why = model_difference(h, info);
     if (!why)

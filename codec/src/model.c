@@ -489,10 +489,14 @@ void tokvox_model_destroy(tokvox_model *m)
     free(m);
 }
 
-void tokvox_model_get_info(const tokvox_model *m, tokvox_model_info *info)
+int tokvox_model_get_info(const tokvox_model *m, tokvox_model_info *info)
 {
-    if (m && info)
-        *info = m->info;
+    if (!m || !info || info->size < TK_MODEL_INFO_SIZE_1)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    tokvox_model_info full = m->info;
+    full.size = info->size < sizeof full ? info->size : sizeof full;
+    memcpy(info, &full, full.size);
+    return TOKVOX_OK;
 }
 
 const char *tokvox_model_config_json(const tokvox_model *m) { return m ? m->config_json : NULL; }

@@ -6,6 +6,12 @@
 #include "safetensors.h"
 #include "tokvox/tokvox.h"
 
+/* tokvox_model_info's size in its first version: a caller's .size below
+ * it is a mistake (fields appended later are optional).  Frozen: later
+ * fields go after `name`. */
+#define TK_MODEL_INFO_SIZE_1 \
+    (offsetof(tokvox_model_info, name) + sizeof(((tokvox_model_info *)0)->name))
+
 /* Largest block of frames the engine hands a plugin at once. */
 #define TK_MAX_BLOCK 256
 

@@ -202,7 +202,7 @@ class Model:
             _check(err.value or -1, detail)
         self._h = h
         self._info = ModelInfo()
-        _c.tokvox_model_get_info(h, ctypes.byref(self._info))
+        _check(_c.tokvox_model_get_info(h, ctypes.byref(self._info)), None, "model info")
 
     def __del__(self):
         h, self._h = getattr(self, "_h", None), None

@@ -25,8 +25,11 @@ DETAIL_SIZE = 1024
 
 
 class ModelInfo(ctypes.Structure):
-    """tokvox_model_info, field for field."""
+    """tokvox_model_info, field for field.  Its leading size is set to this
+    declaration's sizeof at construction: the library fills only the fields
+    it covers (and says how many bytes it filled in .size)."""
     _fields_ = [
+        ("size", c_size),
         ("sample_rate", c_int),
         ("hop", c_int),
         ("n_fft", c_int),
@@ -42,6 +45,10 @@ class ModelInfo(ctypes.Structure):
         ("quantizer", ctypes.c_char * 32),
         ("name", ctypes.c_char * 64),
     ]
+
+    def __init__(self):
+        super().__init__()
+        self.size = ctypes.sizeof(self)
 
 
 def _declare(lib, name, restype, *argtypes):
@@ -65,7 +72,7 @@ def _load():
     _declare(lib, "tokvox_version", c_char_p)
     _declare(lib, "tokvox_model_load", c_void_p, c_char_p, pi, c_char_p, c_size)
     _declare(lib, "tokvox_model_destroy", None, c_void_p)
-    _declare(lib, "tokvox_model_get_info", None, c_void_p, ctypes.POINTER(ModelInfo))
+    _declare(lib, "tokvox_model_get_info", c_int, c_void_p, ctypes.POINTER(ModelInfo))
     _declare(lib, "tokvox_model_config_json", c_char_p, c_void_p)
     _declare(lib, "tokvox_model_path", c_char_p, c_void_p)
     _declare(lib, "tokvox_encoder_create", c_void_p, c_void_p, c_int, pi)

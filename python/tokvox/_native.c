@@ -109,7 +109,7 @@ int tvpy_encode(const tokvox_model *model, const float *pcm, size_t n, int rate,
     *frames = 0;
     if (!model || (n && !pcm))
         return fail(TOKVOX_ERR_INVALID_ARGUMENT, detail, detail_size, "missing model or audio");
-    tokvox_model_info info;
+    tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(model, &info);
     float *resampled = NULL;
     const float *x = pcm;

@@ -20,7 +20,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static tokvox_model *model;
-static tokvox_model_info info;
+static tokvox_model_info info = {.size = sizeof info};
 
 static void load(void)
 {

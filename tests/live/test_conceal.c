@@ -14,7 +14,7 @@
 #include "tokvox/tokvox.h"
 
 static tokvox_model *model;
-static tokvox_model_info info;
+static tokvox_model_info info = {.size = sizeof info};
 static float *speech;
 static size_t speech_n;
 static uint16_t *codes;   /* the speech, encoded: [frames][num_codebooks] */

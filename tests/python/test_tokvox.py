@@ -242,6 +242,22 @@ class InProcess(unittest.TestCase):
         self.assertAlmostEqual(m.latency, m.latency_samples / 16000)
         self.assertIn("tokvox-16k", repr(m))
 
+    def test_model_info_declaration_follows_the_size_rule(self):
+        # _lib.ModelInfo mirrors tokvox_model_info, leading size included:
+        # the library fills what the size covers and refuses a forgotten one
+        from tokvox._lib import ModelInfo, lib
+        self.assertEqual(lib.tvpy_model_info_size(), ctypes.sizeof(ModelInfo))
+        info = ModelInfo()
+        self.assertEqual(info.size, ctypes.sizeof(ModelInfo))
+        self.assertEqual(lib.tokvox_model_get_info(self.model._h, ctypes.byref(info)), 0)
+        self.assertEqual((info.size, info.sample_rate, info.name), (
+            ctypes.sizeof(ModelInfo), self.model.sample_rate, self.model.name.encode()))
+        forgot = ModelInfo()
+        forgot.size = 0
+        self.assertEqual(lib.tokvox_model_get_info(self.model._h, ctypes.byref(forgot)),
+                         -1)   # TOKVOX_ERR_INVALID_ARGUMENT, nothing written
+        self.assertEqual((forgot.sample_rate, forgot.name), (0, b""))
+
     def test_batch_identical_to_one_by_one(self):
         rng = np.random.default_rng(7)
         clips = [self.x[:n] for n in (1, 319, 320, 16000, 40000)]

@@ -38,7 +38,16 @@ extern "C" {
 #define TOKVOX_TVX_MAX_CODEBOOKS 64
 #define TOKVOX_TVX_MAX_FRAMES_PER_BLOCK 4096
 
+/* A stream's header.  Like tokvox_model_info it starts with its size (the
+ * rule is in tokvox/errors.h): the caller sets .size before
+ * tokvox_tvx_header_init, the library reads and writes only what .size
+ * covers; the reader's header has the library's size.
+ *
+ *   tokvox_tvx_header h = {.size = sizeof h};
+ *   tokvox_tvx_header_init(&h, &info, 0, 0, source_rate);
+ */
 typedef struct tokvox_tvx_header {
+    size_t size;               /* sizeof(tokvox_tvx_header), set by the caller */
     uint16_t version;          /* format version: 1, or 2 (TOKVOX_TVX_VERSION, the default) */
     uint32_t sample_rate;      /* model rate, Hz */
     uint32_t hop;              /* samples per frame */
@@ -57,10 +66,12 @@ typedef struct tokvox_tvx_writer tokvox_tvx_writer;
 typedef struct tokvox_tvx_reader tokvox_tvx_reader;
 
 /* Fill a header for a model's stream: layout and id from info, version
- * TOKVOX_TVX_VERSION (2).  sample_count may be 0 (unknown yet) for version 2. */
-TOKVOX_API void tokvox_tvx_header_init(tokvox_tvx_header *h, const tokvox_model_info *info,
-                                       int num_codebooks, uint64_t sample_count,
-                                       uint32_t source_rate);
+ * TOKVOX_TVX_VERSION (2).  sample_count may be 0 (unknown yet) for version 2.
+ * TOKVOX_ERR_INVALID_ARGUMENT (nothing written) for NULL or a .size of h or
+ * info smaller than their first version.  [thread-safe] */
+TOKVOX_API int tokvox_tvx_header_init(tokvox_tvx_header *h, const tokvox_model_info *info,
+                                      int num_codebooks, uint64_t sample_count,
+                                      uint32_t source_rate);
 
 /* Frames a stream of sample_count samples carries: ceil(sample_count/hop) + 1. */
 TOKVOX_API uint64_t tokvox_tvx_expected_frames(const tokvox_tvx_header *h);

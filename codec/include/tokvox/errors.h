@@ -1,6 +1,7 @@
-/* tokvox error codes, shared by the library API (tokvox.h) and the plugin
- * ABI (plugin.h): both include this header, so a plugin needs only plugin.h
- * and returns the same codes the library reports.
+/* tokvox error codes and the struct-size rule, shared by the library API
+ * (tokvox.h, bitstream.h, stream.h) and the plugin ABI (plugin.h): both
+ * include this header, so a plugin needs only plugin.h and returns the
+ * same codes the library reports.
  *
  * Values are never reused; retired ones stay as comments.  Every code has a
  * message in tokvox_strerror() (tokvox.h; plugins do not link the library,
@@ -8,9 +9,19 @@
 #ifndef TOKVOX_ERRORS_H
 #define TOKVOX_ERRORS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Every struct that crosses the library or plugin boundary starts with its
+ * size (as its side was compiled), and fields are only ever appended.
+ * Whether struct *p is large enough to hold member m: the rule for reading
+ * a field a later version added, e.g.
+ * TOKVOX_HAS(kernels, tokvox_kernels, linear_f16). */
+#define TOKVOX_HAS(p, type, m) \
+    ((p)->size >= offsetof(type, m) + sizeof(((const type *)0)->m))
 
 typedef enum tokvox_error {
     TOKVOX_OK = 0,

@@ -86,11 +86,8 @@ extern "C" {
 #define TOKVOX_PLUGIN_ABI_MINOR 1
 #define TOKVOX_PLUGIN_ENTRY_SYMBOL "tokvox_entry"
 
-/* Whether struct *p, whose first member is its uint32_t size, is large
- * enough to hold member m: the rule for reading a field added by a later
- * minor, e.g. TOKVOX_HAS(kernels, tokvox_kernels, linear_f16). */
-#define TOKVOX_HAS(p, type, m) \
-    ((p)->size >= offsetof(type, m) + sizeof(((const type *)0)->m))
+/* TOKVOX_HAS(p, type, m), the rule for reading a field added by a later
+ * minor, e.g. TOKVOX_HAS(kernels, tokvox_kernels, linear_f16): tokvox/errors.h. */
 
 #if defined(__GNUC__)
 #define TOKVOX_PLUGIN_EXPORT __attribute__((visibility("default")))

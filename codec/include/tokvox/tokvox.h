@@ -77,8 +77,19 @@ typedef struct tokvox_model tokvox_model;
 typedef struct tokvox_encoder tokvox_encoder;
 typedef struct tokvox_decoder tokvox_decoder;
 
-/* What a model is and does.  Filled by tokvox_model_get_info(). */
+/* What a model is and does.  Filled by tokvox_model_get_info().  Like
+ * every struct the caller allocates, it starts with its size: the caller
+ * sets .size to the sizeof it was compiled with, the library reads and
+ * writes only the fields that size covers and sets .size to what it
+ * filled.  Fields are only ever appended, so a program and a library of
+ * different versions agree on the common part; a field added later is
+ * there when TOKVOX_HAS(&info, tokvox_model_info, field).
+ *
+ *   tokvox_model_info info = {.size = sizeof info};
+ *   tokvox_model_get_info(model, &info);
+ */
 typedef struct tokvox_model_info {
+    size_t size;            /* sizeof(tokvox_model_info), set by the caller */
     int sample_rate;        /* Hz */
     int hop;                /* samples per frame */
     int n_fft;              /* STFT window length */
@@ -114,8 +125,11 @@ tokvox_model_load_memory(const void *data, size_t size, const char *name, int *e
                          char *detail, size_t detail_size);
 /* After every session made from it is destroyed.  [one thread, once] */
 TOKVOX_API void tokvox_model_destroy(tokvox_model *model);
-/* Copies the model's description into the caller's struct.  [thread-safe] */
-TOKVOX_API void tokvox_model_get_info(const tokvox_model *model, tokvox_model_info *info);
+/* Copies the model's description into the caller's struct, as far as
+ * info->size covers it.  TOKVOX_ERR_INVALID_ARGUMENT (nothing written) for
+ * NULL or a size smaller than the struct's first version (this one).
+ * [thread-safe] */
+TOKVOX_API int tokvox_model_get_info(const tokvox_model *model, tokvox_model_info *info);
 /* The config JSON from the model file's metadata; owned by the model.
  * [thread-safe] */
 TOKVOX_API const char *tokvox_model_config_json(const tokvox_model *model);

@@ -225,6 +225,7 @@ END_TEST
 static void count_visit(void *ctx, const tokvox_plugin_info *info)
 {
     int *counts = ctx;
+    ck_assert_uint_eq(info->size, sizeof *info);
     counts[info->error == TOKVOX_OK ? 0 : 1]++;
     if (info->name && !strcmp(info->name, "grvq"))
         counts[2]++;

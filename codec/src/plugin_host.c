@@ -476,7 +476,7 @@ static void visit_file(const char *path, tokvox_plugin_visitor visit, void *ctx)
 {
     tk_plugin p;
     char detail[PATH_MAX + 1024] = "";
-    tokvox_plugin_info info = {.path = path};
+    tokvox_plugin_info info = {.size = sizeof info, .path = path};
     info.error = tk_plugin_open(path, &p, detail, sizeof detail);
     uint32_t n = info.error ? 0 : tk_plugin_count(&p);
     if (info.error == TOKVOX_OK && n == 0) {
@@ -488,7 +488,7 @@ static void visit_file(const char *path, tokvox_plugin_visitor visit, void *ctx)
         visit(ctx, &info);
     }
     for (uint32_t i = 0; i < n; i++) {
-        info = (tokvox_plugin_info){.path = path};
+        info = (tokvox_plugin_info){.size = sizeof info, .path = path};
         info.error = tk_plugin_select(&p, i, detail, sizeof detail);
         if (info.error == TOKVOX_OK) {
             info.name = p.desc.name;
@@ -518,7 +518,8 @@ void tokvox_plugins_scan(tokvox_plugin_visitor visit, void *ctx)
                 char detail[PATH_MAX + 128];
                 snprintf(detail, sizeof detail, "%s: cannot list the plugin folder (%s)",
                          folders[i], strerror(errno));
-                tokvox_plugin_info info = {.path = folders[i], .error = TOKVOX_ERR_IO,
+                tokvox_plugin_info info = {.size = sizeof info, .path = folders[i],
+                                           .error = TOKVOX_ERR_IO,
                                            .detail = detail};
                 visit(ctx, &info);
             }

@@ -176,8 +176,10 @@ TOKVOX_API void tokvox_decoder_reset(tokvox_decoder *dec);
 /* Plugins found in the search folders (see tokvox/plugin.h), each opened
  * and checked.  visit is called once per candidate file, in search order,
  * and once for a folder that exists but cannot be listed (path = the folder,
- * error = TOKVOX_ERR_IO). */
+ * error = TOKVOX_ERR_IO).  The library fills the struct: .size is its
+ * sizeof, so a field added later is there when TOKVOX_HAS says so. */
 typedef struct tokvox_plugin_info {
+    size_t size;              /* sizeof(tokvox_plugin_info) as the library was built */
     const char *path;
     const char *name;         /* NULL when the file could not be loaded */
     const char *version;

@@ -379,9 +379,10 @@ int tokvox_tvx_write_frames(tokvox_tvx_writer *w, const uint16_t *codes, size_t 
     /* More frames than the header promises would make a stream the reader
      * refuses; and a code >= 2^bits cannot be represented. */
     size_t per_frame = w->h.num_codebooks;
-    if (frames > w->expected - w->written || frames > SIZE_MAX / per_frame ||
-        !codes_in_range(codes, frames * per_frame, w->h.codebook_bits))
+    if (frames > w->expected - w->written || frames > SIZE_MAX / per_frame)
         return TOKVOX_ERR_INVALID_ARGUMENT;
+    if (!codes_in_range(codes, frames * per_frame, w->h.codebook_bits))
+        return TOKVOX_ERR_CODE_RANGE;
     for (size_t f = 0; f < frames; f++) {
         pack_frame(w, codes + f * per_frame);
         w->written++;

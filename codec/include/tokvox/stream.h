@@ -14,8 +14,12 @@
  *   tokvox_receiver_pull(rx, now_seconds, pcm, hop, &n);     (every hop of playback)
  *
  * Times are seconds on any clock the caller keeps monotonic (the receiver
- * only compares them).  Each handle is used by one thread at a time
- * [one thread per handle]; the model may be shared.  The configs and stats
+ * only compares them).  Each function states how it may be called:
+ * [thread-safe] from any thread at any time; [one thread per handle] one
+ * thread at a time per sender or receiver (different ones run in parallel;
+ * the model may be shared).  Creators return a handle the caller owns and
+ * destroys (destroy(NULL) does nothing); configs, keys and datagrams
+ * passed in are read during the call only (keys are copied).  The configs and stats
  * structs start with their size, so later fields can be added: fill a
  * config with its _init function, set .size of a stats struct to its sizeof.
  */
@@ -60,29 +64,33 @@ typedef struct tokvox_sender_config {
                                that seal every datagram (copied at create) */
 } tokvox_sender_config;
 
-/* Where datagrams go: called from inside push and finish, once per datagram,
- * with bytes valid only during the call. */
+/* Where datagrams go: called from inside push and finish, on their thread,
+ * once per datagram, with bytes valid only during the call. */
 typedef void (*tokvox_datagram_sink)(void *ctx, const uint8_t *data, size_t len);
 
 /* Defaults into c. [thread-safe] */
 TOKVOX_API void tokvox_sender_config_init(tokvox_sender_config *c);
 /* NULL with *error on a bad config (TOKVOX_ERR_INVALID_ARGUMENT) or no
- * memory.  The model must outlive the sender. */
+ * memory.  The model must outlive the sender.  [thread-safe] */
 TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_sender *tokvox_sender_create(const tokvox_model *model,
                                                const tokvox_sender_config *config, int *error);
+/* [one thread per handle] */
 TOKVOX_API void tokvox_sender_destroy(tokvox_sender *s);
-/* n samples at the model rate, any n; every datagram completed goes to sink. */
+/* n samples at the model rate, any n; every datagram completed goes to sink.
+ * [one thread per handle] */
 TOKVOX_API int tokvox_sender_push(tokvox_sender *s, const float *pcm, size_t n,
                                   tokvox_datagram_sink sink, void *ctx);
 /* End of stream: the encoder's last frames, then the end datagram (which
  * the caller may send again: a receiver takes it once).  Further pushes
- * give TOKVOX_ERR_STATE. */
+ * give TOKVOX_ERR_STATE.  [one thread per handle] */
 TOKVOX_API int tokvox_sender_finish(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx);
-/* The bitrate from the next frame on (0 = all); the receiver follows. */
+/* The bitrate from the next frame on (0 = all); the receiver follows.
+ * [one thread per handle] */
 TOKVOX_API int tokvox_sender_set_codebooks(tokvox_sender *s, int num_codebooks);
-/* The stream's id (random unless configured). */
+/* The stream's id (random unless configured).  [one thread per handle] */
 TOKVOX_API uint32_t tokvox_sender_stream_id(const tokvox_sender *s);
-/* Frames coded so far (the flush included after finish). */
+/* Frames coded so far (the flush included after finish).
+ * [one thread per handle] */
 TOKVOX_API uint64_t tokvox_sender_frames(const tokvox_sender *s);
 
 /* A fresh random key (libsodium's generator) into key[TOKVOX_STREAM_KEY_BYTES].
@@ -131,10 +139,15 @@ typedef struct tokvox_receiver_stats {
                                  stream that would displace a live one */
 } tokvox_receiver_stats;
 
+/* Defaults into c.  [thread-safe] */
 TOKVOX_API void tokvox_receiver_config_init(tokvox_receiver_config *c);
+/* NULL with *error on a bad config (TOKVOX_ERR_INVALID_ARGUMENT) or no
+ * memory.  The receiver owns its decoder; the model must outlive it.
+ * [thread-safe] */
 TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_receiver *tokvox_receiver_create(const tokvox_model *model,
                                                    const tokvox_receiver_config *config,
                                                    int *error);
+/* [one thread per handle] */
 TOKVOX_API void tokvox_receiver_destroy(tokvox_receiver *r);
 /* One datagram and when it arrived.  TOKVOX_OK when it belongs to the
  * stream (even if it turns out a duplicate or too late, which are counted);
@@ -147,19 +160,23 @@ TOKVOX_API void tokvox_receiver_destroy(tokvox_receiver *r);
  * restarted); the previous stream's late datagrams are then ignored.  With
  * a key, a new stream displaces the current one only once that has ended
  * or sent nothing for 2 s, so a recording of an earlier call cannot
- * interrupt a live one. */
+ * interrupt a live one.  [one thread per handle] */
 TOKVOX_API int tokvox_receiver_push(tokvox_receiver *r, const uint8_t *data, size_t len,
                                     double arrival_s);
 /* Whether a frame is due at now_s: the stream has started and its hold has
  * passed, and it has not ended.  A caller without a device clock (a file,
- * a test) can pull whenever this says so. */
+ * a test) can pull whenever this says so.  [one thread per handle] */
 TOKVOX_API int tokvox_receiver_ready(const tokvox_receiver *r, double now_s);
 /* One frame of playback, hop samples, into pcm (max_samples >= hop):
  * decoded, recovered or concealed.  *samples_out = 0 when no frame is due
  * (not started, the hold, or the stream ended).  The first frame of a
- * stream is hop zeros: the decoder's delay (docs/packets.md). */
+ * stream is hop zeros: the decoder's delay (docs/packets.md).
+ * [one thread per handle] */
 TOKVOX_API int tokvox_receiver_pull(tokvox_receiver *r, double now_s, float *pcm,
                                     size_t max_samples, size_t *samples_out);
+/* Copies the counters into the caller's struct (st->size set by the
+ * caller; nothing written when it is smaller than this version's).
+ * [one thread per handle] */
 TOKVOX_API void tokvox_receiver_get_stats(const tokvox_receiver *r, tokvox_receiver_stats *st);
 
 #ifdef __cplusplus

@@ -69,7 +69,8 @@ TOKVOX_API const char *tokvox_strerror(int error);
 #define TOKVOX_VERSION_NUMBER \
     (TOKVOX_VERSION_MAJOR * 10000 + TOKVOX_VERSION_MINOR * 100 + TOKVOX_VERSION_PATCH)
 
-/* Library version, e.g. "0.1.0", and as a number major*10000+minor*100+patch. */
+/* Library version, e.g. "0.1.0" (static), and as a number
+ * major*10000+minor*100+patch.  [thread-safe] */
 TOKVOX_API const char *tokvox_version(void);
 TOKVOX_API int tokvox_version_number(void);
 

@@ -49,12 +49,32 @@ slow_pipe() {
     fi
 }
 
+# same_codes NAME A.tvx B.tvx: the two streams carry the same frames (their
+# blocks may differ: a live pipe gets small ones), seen as the same decode
+same_codes() {
+    rm -f "$WORK/codes-a.raw" "$WORK/codes-b.raw"
+    "$TOKVOX" decode --raw "$2" "$WORK/codes-a.raw" --quiet &&
+        "$TOKVOX" decode --raw "$3" "$WORK/codes-b.raw" --quiet &&
+        cmp -s "$WORK/codes-a.raw" "$WORK/codes-b.raw" && ok || bad "$1"
+}
+
 # --- output starts before the input ends ----------------------------------------
 # 12 s of WAV first (44-byte header + 2 bytes a sample), output must pass its header
 slow_pipe "encode - -" $((44 + 12 * 32000)) "$WORK/long.wav" 200 "$WORK/slow.tvx" \
     "$TOKVOX" encode - - --quiet
 expect_ok "encode file" "$TOKVOX" encode "$WORK/long.wav" "$WORK/long.tvx" --quiet
-cmp -s "$WORK/slow.tvx" "$WORK/long.tvx" && ok || bad "encode from a slow pipe differs from the file's"
+same_codes "encode from a slow pipe differs from the file's" "$WORK/slow.tvx" "$WORK/long.tvx"
+# a live pipe on both ends gets frames well within a step of a file's size
+# (64 frames, 1.28 s): 0.6 s of audio must bring the header (52 bytes) and
+# more than 100 bytes of blocks
+slow_pipe "encode - - frames within 0.6 s" $((44 + 6 * 3200)) "$WORK/long.wav" 152 \
+    "$WORK/prompt.tvx" "$TOKVOX" encode - - --quiet
+same_codes "encode with small blocks differs from the file's" "$WORK/prompt.tvx" "$WORK/long.tvx"
+# the file's blocks stay as they were (50 frames); the live pipe's are smaller
+"$TOKVOX" info --json "$WORK/long.tvx" | grep -q '"frames_per_block":[[:space:]]*50' && ok ||
+    bad "a .tvx file does not have 50-frame blocks"
+"$TOKVOX" info --json "$WORK/prompt.tvx" | grep -q '"frames_per_block":[[:space:]]*10,' && ok ||
+    bad "a live pipe's .tvx does not have 10-frame blocks at 4 kbps"
 slow_pipe "transcode - -" $((44 + 12 * 32000)) "$WORK/long.wav" 40000 "$WORK/slow.wav" \
     "$TOKVOX" transcode - - --quiet
 expect_ok "transcode file" "$TOKVOX" transcode "$WORK/long.wav" "$WORK/long-t.wav" --quiet
@@ -71,7 +91,7 @@ cmp -s "$WORK/slow-d.s16" "$WORK/long-d.s16" && ok || bad "decode from a slow pi
 # raw PCM on a slow pipe, as `arecord -f S16_LE -r 16000 -c 1 | tokvox encode --raw - -`
 slow_pipe "encode --raw - -" $((12 * 32000)) "$WORK/long.raw" 200 "$WORK/slow-raw.tvx" \
     "$TOKVOX" encode --raw --raw-rate 16000 --raw-chan 1 --raw-format s16le - - --quiet
-cmp -s "$WORK/slow-raw.tvx" "$WORK/long.tvx" && ok || bad "raw input codes differ from the WAV's"
+same_codes "raw input codes differ from the WAV's" "$WORK/slow-raw.tvx" "$WORK/long.tvx"
 
 # --- .tvx version 2 through pipes, and cut off ----------------------------------
 if "$TOKVOX" encode - - --quiet <"$WORK/long.wav" | "$TOKVOX" decode - - --quiet >"$WORK/pipe.wav" 2>"$WORK/err.log"; then

@@ -31,10 +31,10 @@ static cJSON *model_json(const tokvox_model *m)
     cJSON_AddNumberToObject(o, "num_codebooks", i.num_codebooks);
     cJSON_AddNumberToObject(o, "codebook_size", i.codebook_size);
     cJSON_AddNumberToObject(o, "codebook_bits", i.codebook_bits);
-    cJSON *rates = cJSON_AddArrayToObject(o, "bitrates_bps");
+    /* kbps, as everywhere (README, --help, the text of info, --bitrate) */
+    cJSON *rates = cJSON_AddArrayToObject(o, "bitrates_kbps");
     for (int k = 1; k <= i.num_codebooks; k++)
-        cJSON_AddItemToArray(rates, cJSON_CreateNumber((double)k * i.codebook_bits *
-                                                       i.sample_rate / i.hop));
+        cJSON_AddItemToArray(rates, cJSON_CreateNumber(k * app_kbps_per_codebook(&i)));
     cJSON_AddNumberToObject(o, "latency_samples", i.latency_samples);
     cJSON_AddNumberToObject(o, "latency_ms", 1000.0 * i.latency_samples / i.sample_rate);
     cJSON_AddNumberToObject(o, "parameters", (double)i.num_params);
@@ -86,8 +86,8 @@ static cJSON *tvx_json(const tokvox_tvx_header *h)
     cJSON_AddNumberToObject(o, "frames", (double)tokvox_tvx_expected_frames(h));
     cJSON_AddNumberToObject(o, "frames_per_block", h->frames_per_block);
     cJSON_AddNumberToObject(o, "bitrate_kbps",
-                            (double)h->num_codebooks * h->codebook_bits * h->sample_rate / h->hop /
-                                1000.0);
+                            h->num_codebooks * (h->codebook_bits * (double)h->sample_rate / h->hop /
+                                                1000.0));
     return o;
 }
 
@@ -133,7 +133,9 @@ static int info_tvx(const char *path, FILE *in, int json)
     printf("bitstream     %s (format version %d)\n", path,
            cJSON_GetObjectItem(o, "version")->valueint);
     for (cJSON *it = o->child; it; it = it->next)
-        if (cJSON_IsNumber(it) && strcmp(it->string, "version"))
+        if (!strcmp(it->string, "bitrate_kbps"))
+            printf("%-13s %g kbps\n", "bitrate", it->valuedouble);
+        else if (cJSON_IsNumber(it) && strcmp(it->string, "version"))
             printf("%-13s %.10g\n", it->string, it->valuedouble);
     printf("%-13s %s\n", "model_id", cJSON_GetObjectItem(o, "model_id")->valuestring);
     cJSON_Delete(o);

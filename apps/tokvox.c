@@ -25,7 +25,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: tokvox COMMAND [ARGS]   (tokvox COMMAND --help for details)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\ntokvox %s.  The default model is used unless --model is given;\n"
+    fprintf(out, "\nBitrates are in kbps, a step per codebook: the shipped model codes\n"
+                 "0.5 to 4 kbps in steps of 0.5 kbps (--bitrate 2 = --codebooks 4; tokvox info).\n"
+                 "\ntokvox %s.  The default model is used unless --model is given;\n"
                  "TOKVOX_MODEL and TOKVOX_PLUGIN_PATH override where models and plugins "
                  "are found.\n",
             tokvox_version());

@@ -131,6 +131,23 @@ expect_ok "info on a v2 .tvx" "$TOKVOX" info "$WORK/j.tvx" --json
 grep -q '"sample_count":.*108961' "$WORK/out.log" && ok || bad "info reads the v2 trailer: $(cat "$WORK/out.log")"
 expect_ok "info bitrates" "$TOKVOX" info
 grep -q "bitrates      0.5 to 4 kbps in steps of 0.5 kbps (1 to 8 codebooks)" "$WORK/out.log" && ok || bad "info bitrates line"
+# one unit everywhere: kbps in info's text and --json (model and .tvx), the
+# same grid in tokvox --help, the codec commands' --help, README and man page
+grid="0.5 to 4 kbps in steps of 0.5 kbps"
+"$TOKVOX" info --json >"$WORK/m.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["bitrates_kbps"]==[0.5*k for k in range(1,9)], d; assert not [k for k in d if k.endswith("_bps")], d' "$WORK/m.json" && ok || bad "info --json bitrates are not kbps: $(grep bitrates "$WORK/m.json")"
+"$TOKVOX" info --json "$WORK/j.tvx" >"$WORK/t.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["bitrate_kbps"]==4, d' "$WORK/t.json" && ok || bad "info --json on a .tvx: bitrate_kbps"
+"$TOKVOX" info "$WORK/j.tvx" | grep -q "^bitrate       4 kbps$" && ok || bad "info on a .tvx does not say '4 kbps'"
+for where in "tokvox --help:$("$TOKVOX" --help)" "encode --help:$("$TOKVOX" encode --help | tr -s ' \n' '  ')" \
+             "transcode --help:$("$TOKVOX" transcode --help | tr -s ' \n' '  ')" \
+             "live --help:$("$TOKVOX" live --help | tr -s ' \n' '  ')" \
+             "README.md:$(tr -s ' \n' '  ' <"$ROOT/README.md")" "tokvox.1:$(tr -s ' \n' '  ' <"$ROOT/docs/tokvox.1")"; do
+    case "$(echo "$where" | tr -s ' \n' '  ')" in
+    *"$grid"*) ok ;;
+    *) bad "${where%%:*} does not state bitrates as '$grid'" ;;
+    esac
+done
 expect_ok "stereo is said" "$TOKVOX" encode "$WORK/st44.wav" "$WORK/st.tvx"
 grep -q "2 channels mixed to mono" "$WORK/err.log" && ok || bad "stereo mixdown not said: $(cat "$WORK/err.log")"
 

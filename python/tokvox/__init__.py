@@ -282,8 +282,8 @@ class Model:
                "sample_rate": i.sample_rate, "hop": i.hop, "n_fft": i.n_fft, "frame_rate": rate,
                "groups": i.groups, "stages": i.stages, "num_codebooks": i.num_codebooks,
                "codebook_size": i.codebook_size, "codebook_bits": i.codebook_bits,
-               "bitrates_bps": [k * i.codebook_bits * i.sample_rate / i.hop
-                                for k in range(1, i.num_codebooks + 1)],
+               "bitrates_kbps": [k * (i.codebook_bits * i.sample_rate / i.hop / 1000.0)
+                                 for k in range(1, i.num_codebooks + 1)],
                "latency_samples": i.latency_samples,
                "latency_ms": 1000.0 * i.latency_samples / i.sample_rate,
                "parameters": i.num_params}

@@ -10,7 +10,7 @@
 #include "app.h"
 #include "tokenize.h"
 #include "tokvox/io.h"
-#include "tokvox/manifest.h"
+#include "manifest.h"
 #include "tokvox/tokens.h"
 
 enum { MAX_UP = 32 }; /* folders climbed looking for a manifest */

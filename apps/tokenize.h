@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "tokvox/manifest.h"
+#include "manifest.h"
 
 /* One utterance to tokenize. */
 typedef struct tk_item {

@@ -1,5 +1,5 @@
 /* libFuzzer target for the readers of tokenize's manifest.jsonl and
- * stats.json (io/manifest.c), which tokvox detokenize and tokstats trust:
+ * stats.json (apps/manifest.c), which tokvox detokenize and tokstats trust:
  * the input is one file image, read both as a manifest and as a stats.json.
  * Besides the sanitizers' checks it asserts the readers' promises: every
  * value is in its documented range or "not recorded"; every entry has an
@@ -10,7 +10,7 @@
  * says why not, naming the file.
  *
  *   clang -g -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
- *     -Iio/include -Icodec/include -Iio tests/fuzz/fuzz_manifest.c io/manifest.c \
+ *     -Iapps -Iio/include -Icodec/include -Iio tests/fuzz/fuzz_manifest.c apps/manifest.c \
  *     io/tokens.c io/atomic.c -lcjson -lm -o fuzz_manifest
  *   ./fuzz_manifest tests/fuzz/corpus/manifest
  */
@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "tokvox/io.h"
-#include "tokvox/manifest.h"
+#include "manifest.h"
 #include "tokvox/tokvox.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,9 +1,11 @@
-/* tokvox io: tokenize's manifest.jsonl and stats.json, read back
- * (tokvox/manifest.h).  The JSON syntax is cJSON's; this file decides which
- * values are believed: only those in the range a run writes. */
-#include "audio_internal.h"
+/* tokenize's manifest.jsonl and stats.json, read back (manifest.h).  The
+ * JSON syntax is cJSON's; this file decides which values are believed: only
+ * those in the range a run writes.  Part of the apps (only tokenize,
+ * detokenize and tokstats read these files), built into the fuzz target
+ * too. */
+#include "manifest.h"
+#include "audio_internal.h" /* io's message helpers (tokvox_io_internal_dep) */
 #include "tokvox/io.h"
-#include "tokvox/manifest.h"
 #include "tokvox/tokens.h"
 #include "tokvox/tokvox.h"
 

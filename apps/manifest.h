@@ -1,4 +1,4 @@
-/* tokvox manifest: what tokvox tokenize records beside the token files, as
+/* Private to the apps (and the fuzz target): what tokvox tokenize records beside the token files, as
  * tokvox detokenize and tokvox tokstats read it back (docs/tokenize.md).
  *
  *   manifest.jsonl      one JSON object per line per token file, e.g.

@@ -101,6 +101,15 @@ int app_write_json(const char *cmd, cJSON *o, const char *file)
     return rc;
 }
 
+int app_check_json(const char *cmd, const char *file, const char *in, const char *out)
+{
+    if ((!file || !strcmp(file, "-")) && out && !strcmp(out, "-"))
+        return app_fail(cmd, "--json would mix with the output on stdout: give --json=FILE");
+    if (file && strcmp(file, "-") && ((out && !strcmp(file, out)) || (in && !strcmp(file, in))))
+        return app_fail(cmd, "--json=%s names the input or the output", file);
+    return 0;
+}
+
 int app_parse_threads(const char *cmd, const char *text)
 {
     int n = app_parse_int(text, 1, 64);

@@ -62,6 +62,10 @@ int app_check_output(const char *cmd, const char *out, const char *const *inputs
  * stdout when FILE is NULL or "-".  Returns 0 or 1 after a message. */
 struct cJSON;
 int app_write_json(const char *cmd, struct cJSON *o, const char *file);
+/* Checks --json[=FILE] against a command's input and output paths before
+ * anything runs: JSON on stdout would mix with an output written there, and
+ * FILE may not name either.  Returns 0, or 1 after a message. */
+int app_check_json(const char *cmd, const char *file, const char *in, const char *out);
 
 /* A whole signal coded at once: codes [frames][num_codebooks], malloc'ed
  * (the Python package's helper; the commands stream instead, with the same

@@ -124,10 +124,8 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                         argc - optind, argc - optind == 1 ? "" : "s", cmd);
     o->in = argv[optind];
     o->out = argv[optind + 1];
-    if (o->json && !o->json_file && !strcmp(o->out, "-"))
-        return app_fail(cmd, "--json would mix with the output on stdout: give --json=FILE");
-    if (o->json && o->json_file && (!strcmp(o->json_file, o->out) || !strcmp(o->json_file, o->in)))
-        return app_fail(cmd, "--json=%s names the input or the output", o->json_file);
+    if (o->json && app_check_json(cmd, o->json_file, o->in, o->out))
+        return 1;
     const char *inputs[] = {o->in};
     return app_check_output(cmd, o->out, inputs, 1, kind, o->force) ? 3 : 0;
 }

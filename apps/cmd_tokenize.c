@@ -28,6 +28,8 @@
 typedef struct tokenize_options {
     const char *model, *outdir;
     int jobs, codebooks, layout, quiet;
+    int json;                     /* --json[=FILE]: the run's summary */
+    const char *json_file;        /* NULL: stdout */
     int shard_index, shard_count; /* --shard I/N; 0/1 = everything */
     int shard_out;                /* --shard-out N: utterances per pack, 0 = none */
 } tokenize_options;
@@ -92,7 +94,9 @@ static const char tokenize_usage[] =
     "  -m, --model M         model file (default: the shipped model)\n"
     "      --shard I/N       only the I-th (0-based) of N slices of the sorted input list\n"
     "      --shard-out N     also pack N utterances per shard-NNNNN.npy + .index.jsonl\n"
-    "  -q, --quiet           no progress and no summary\n"
+    "  -q, --quiet           no progress and no summary on stderr\n"
+    "      --json[=FILE]     the run's summary (stats.json's fields) as one JSON object\n"
+    "                        on stdout (or in FILE)\n"
     "Exit status: 0 done, 3 done but some files are listed in errors.jsonl,\n"
     "1 could not start, 130 interrupted.\n";
 
@@ -101,6 +105,7 @@ static const struct option tokenize_options_table[] = {
     {"codebooks", required_argument, NULL, 'n'}, {"layout", required_argument, NULL, 'l'},
     {"model", required_argument, NULL, 'm'},  {"shard", required_argument, NULL, 'S'},
     {"shard-out", required_argument, NULL, 'P'}, {"quiet", no_argument, NULL, 'q'},
+    {"json", optional_argument, NULL, 'J'},
     {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 };
 
@@ -127,6 +132,10 @@ static int parse_tokenize(int argc, char **argv, tokenize_options *o)
         case 'o': o->outdir = optarg; break;
         case 'm': o->model = optarg; break;
         case 'q': o->quiet = 1; break;
+        case 'J':
+            o->json = 1;
+            o->json_file = optarg;
+            break;
         case 'j':
             if ((o->jobs = app_parse_int(optarg, 1, 256)) < 0)
                 return app_fail("tokenize", "--jobs wants a number from 1 to 256, not '%s'",
@@ -159,62 +168,17 @@ static int parse_tokenize(int argc, char **argv, tokenize_options *o)
         return app_fail("tokenize", "wants -o OUTDIR (see 'tokvox tokenize --help')");
     if (optind >= argc)
         return app_fail("tokenize", "wants at least one input (see 'tokvox tokenize --help')");
+    for (int i = optind; o->json && i < argc; i++)
+        if (app_check_json("tokenize", o->json_file, argv[i], NULL))
+            return 1;
     return 0;
 }
 
 /* ---- one file ---------------------------------------------------------------- */
 
-/* Offline encoding with a worker's session: the whole signal in one push. */
-static int encode_signal(tokvox_encoder *enc, const tokvox_model *m, const float *pcm, size_t n,
-                         int k, uint16_t **codes, size_t *frames)
-{
-    size_t total = tokvox_frames_for_samples(m, n), got = 0, tail = 0;
-    *codes = malloc(sizeof **codes * total * (size_t)k);
-    if (!*codes)
-        return TOKVOX_ERR_NO_MEMORY;
-    tokvox_encoder_reset(enc);
-    int err = tokvox_encoder_push(enc, pcm, n, *codes, total, &got);
-    if (!err)
-        err = tokvox_encoder_flush(enc, *codes + got * (size_t)k, total - got, &tail);
-    if (!err && got + tail != total)
-        err = TOKVOX_ERR_STATE;
-    if (err) {
-        free(*codes);
-        *codes = NULL;
-    }
-    *frames = got + tail;
-    return err;
-}
-
-static int write_tokens(const job *jb, const char *path, const uint16_t *codes, size_t frames,
-                        char *detail, size_t ds)
-{
-    int32_t *values = NULL;
-    size_t count = 0;
-    int err = tokvox_layout_apply(jb->o->layout, codes, frames, jb->k, jb->info.codebook_size,
-                                  &values, &count);
-    if (err) {
-        snprintf(detail, ds, "%s: %s", path, tokvox_strerror(err));
-        return err;
-    }
-    int ndim;
-    uint64_t shape[2];
-    tokvox_layout_shape(jb->o->layout, frames, jb->k, &ndim, shape);
-    tokvox_atomic_file *f = tokvox_atomic_open(path, &err, detail, ds);
-    if (f) {
-        char why[256] = "";
-        err = tokvox_npy_write(tokvox_atomic_stream(f), jb->dtype, ndim, shape, values, why,
-                               sizeof why);
-        if (err) {
-            snprintf(detail, ds, "%s: %s", path, why);
-            tokvox_atomic_abort(f);
-        } else {
-            err = tokvox_atomic_commit(f, detail, ds);
-        }
-    }
-    free(values);
-    return err;
-}
+/* Samples read, coded and written per step: memory per worker does not
+ * grow with the file (an hour of audio takes what a second takes). */
+enum { STEP_FRAMES = 64 };
 
 /* The manifest line of an item, as one line of JSON. */
 static char *manifest_line(const job *jb, const tk_item *it, const result *r)
@@ -289,37 +253,45 @@ static int take_recorded(const tokvox_manifest_entry *e, result *r)
     return 1;
 }
 
-/* Reads the audio of an item; the result's duration and rates are set. */
-static int read_audio(const job *jb, const tk_item *it, result *r, float **pcm, char *detail,
-                      size_t ds)
+/* Opens the audio of an item at the model's rate, or NULL with detail set. */
+static tokvox_audio_reader *open_audio(const job *jb, const tk_item *it, char *detail, size_t ds)
 {
-    tokvox_audio_source src = {0};
-    size_t n = 0;
-    int err = tokvox_audio_read(it->input, jb->info.sample_rate, pcm, &n, &src, detail, ds);
-    if (!err && n == 0) {
+    return tokvox_audio_reader_open(it->input, jb->info.sample_rate, NULL, detail, ds);
+}
+
+/* The item's length and rates into r, once its reader has reached the end
+ * (n samples at the model rate). */
+static int take_length(const tk_item *it, const tokvox_audio_reader *a, size_t n, result *r,
+                       char *detail, size_t ds)
+{
+    tokvox_audio_source src;
+    tokvox_audio_reader_source(a, &src);
+    if (n == 0) {
         snprintf(detail, ds, "%s: no audio samples", it->input);
-        err = TOKVOX_ERR_AUDIO;
+        return TOKVOX_ERR_AUDIO;
     }
-    if (err) {
-        free(*pcm);
-        *pcm = NULL;
-        return err;
-    }
-    app_warn_cleaned("tokenize", it->input, &src);
     r->samples = n;
     r->source_rate = src.rate;
     r->duration = (double)src.frames / src.rate;
     return TOKVOX_OK;
 }
 
-/* Reads the audio, without encoding it, for the length and rates of an
- * entry a crash lost: 1 when that length gives the frames the output holds. */
+/* Reads the audio through, without encoding it, for the length and rates
+ * of an entry a crash lost: 1 when that length gives the frames the output
+ * holds. */
 static int measure_audio(const job *jb, const tk_item *it, result *r)
 {
-    float *pcm = NULL;
     char detail[1024];
-    int ok = !read_audio(jb, it, r, &pcm, detail, sizeof detail) &&
+    tokvox_audio_reader *a = open_audio(jb, it, detail, sizeof detail);
+    float *pcm = malloc(sizeof *pcm * STEP_FRAMES * (size_t)jb->info.hop);
+    size_t n = 0, got = 0;
+    int err = !a || !pcm;
+    while (!err && !(err = tokvox_audio_reader_read(a, pcm, STEP_FRAMES * (size_t)jb->info.hop,
+                                                    &got, detail, sizeof detail)) && got)
+        n += got;
+    int ok = !err && !take_length(it, a, n, r, detail, sizeof detail) &&
              tokvox_frames_for_samples(jb->model, r->samples) == r->frames;
+    tokvox_audio_reader_close(a);
     free(pcm);
     return ok;
 }
@@ -366,21 +338,102 @@ static int make_parents(const char *path, char *detail, size_t ds)
     return rc;
 }
 
-static void encode_item(job *jb, tokvox_encoder *enc, const tk_item *it, const char *path,
-                        result *r)
+/* A worker's buffers for one step. */
+typedef struct step_buffers {
+    float *pcm;      /* STEP_FRAMES hops */
+    uint16_t *codes; /* STEP_FRAMES + 2 frames: a step's, or the flush's */
+    size_t cap;      /* frames codes holds */
+} step_buffers;
+
+static void step_buffers_free(step_buffers *b)
+{
+    free(b->pcm);
+    free(b->codes);
+    memset(b, 0, sizeof *b);
+}
+
+static int step_buffers_init(step_buffers *b, const job *jb)
+{
+    b->cap = STEP_FRAMES + 2;
+    b->pcm = malloc(sizeof *b->pcm * STEP_FRAMES * (size_t)jb->info.hop);
+    b->codes = malloc(sizeof *b->codes * b->cap * (size_t)jb->k);
+    if (b->pcm && b->codes)
+        return TOKVOX_OK;
+    step_buffers_free(b);
+    return TOKVOX_ERR_NO_MEMORY;
+}
+
+/* The audio a step at a time through the encoder into the token writer;
+ * r gets the length and frames.  detail says why on failure. */
+static int encode_steps(job *jb, tokvox_encoder *enc, const tk_item *it, tokvox_audio_reader *a,
+                        tokvox_token_writer *tw, step_buffers *b, result *r, char *detail,
+                        size_t ds)
+{
+    size_t chunk = STEP_FRAMES * (size_t)jb->info.hop, n = 0, got = 0, frames = 0;
+    tokvox_encoder_reset(enc);
+    int err;
+    for (int last = 0; !last;) {
+        if ((err = tokvox_audio_reader_read(a, b->pcm, chunk, &got, detail, ds)))
+            return err;
+        n += got;
+        last = got == 0;
+        err = last ? tokvox_encoder_flush(enc, b->codes, b->cap, &frames)
+                   : tokvox_encoder_push(enc, b->pcm, got, b->codes, b->cap, &frames);
+        if (err) {
+            snprintf(detail, ds, "%s: %s", it->input, tokvox_strerror(err));
+            return err;
+        }
+        if ((err = tokvox_token_writer_write(tw, b->codes, frames, detail, ds)))
+            return err;
+    }
+    return take_length(it, a, n, r, detail, ds);
+}
+
+/* Opens the item's audio and a temporary beside its output, then streams;
+ * the output appears (renamed) only when complete. */
+static int encode_to(job *jb, tokvox_encoder *enc, const tk_item *it, const char *path,
+                     step_buffers *b, result *r, char *detail, size_t ds)
+{
+    int err = TOKVOX_ERR_IO;
+    tokvox_audio_reader *a = open_audio(jb, it, detail, ds);
+    if (!a || make_parents(path, detail, ds)) {
+        tokvox_audio_reader_close(a);
+        return err;
+    }
+    tokvox_atomic_file *f = tokvox_atomic_open(path, &err, detail, ds);
+    tokvox_token_writer *tw =
+        f ? tokvox_token_writer_open(tokvox_atomic_stream(f), jb->o->layout, jb->k,
+                                     jb->info.codebook_size, jb->dtype, &err, detail, ds)
+          : NULL;
+    uint64_t frames = 0;
+    if (tw && !(err = encode_steps(jb, enc, it, a, tw, b, r, detail, ds))) {
+        err = tokvox_token_writer_finish(tw, &frames, detail, ds);
+        tw = NULL;
+        r->frames = (size_t)frames;
+        if (!err && frames != tokvox_frames_for_samples(jb->model, r->samples)) {
+            snprintf(detail, ds, "%s: %s", it->input, tokvox_strerror(TOKVOX_ERR_STATE));
+            err = TOKVOX_ERR_STATE;
+        }
+    }
+    tokvox_token_writer_destroy(tw);
+    if (f && err)
+        tokvox_atomic_abort(f);
+    else if (f)
+        err = tokvox_atomic_commit(f, detail, ds);
+    if (!err) {
+        tokvox_audio_source src;
+        tokvox_audio_reader_source(a, &src);
+        app_warn_cleaned("tokenize", it->input, &src);
+    }
+    tokvox_audio_reader_close(a);
+    return err;
+}
+
+static void encode_item(job *jb, tokvox_encoder *enc, step_buffers *b, const tk_item *it,
+                        const char *path, result *r)
 {
     char detail[1024] = "";
-    float *pcm = NULL;
-    uint16_t *codes = NULL;
-    int err = read_audio(jb, it, r, &pcm, detail, sizeof detail);
-    if (!err && (err = encode_signal(enc, jb->model, pcm, r->samples, jb->k, &codes, &r->frames)))
-        snprintf(detail, sizeof detail, "%s: %s", it->input, tokvox_strerror(err));
-    free(pcm);
-    if (!err && make_parents(path, detail, sizeof detail))
-        err = TOKVOX_ERR_IO;
-    if (!err)
-        err = write_tokens(jb, path, codes, r->frames, detail, sizeof detail);
-    free(codes);
+    int err = encode_to(jb, enc, it, path, b, r, detail, sizeof detail);
     if (err) {
         r->state = FAILED;
         r->error = app_strdup(detail[0] ? detail : tokvox_strerror(err));
@@ -390,7 +443,7 @@ static void encode_item(job *jb, tokvox_encoder *enc, const tk_item *it, const c
     r->line = manifest_line(jb, it, r);
 }
 
-static void process_item(job *jb, tokvox_encoder *enc, size_t idx)
+static void process_item(job *jb, tokvox_encoder *enc, step_buffers *b, size_t idx)
 {
     const tk_item *it = &jb->items[idx];
     result *r = &jb->results[idx];
@@ -401,7 +454,7 @@ static void process_item(job *jb, tokvox_encoder *enc, size_t idx)
     }
     char *path = app_join_path(jb->o->outdir, it->output);
     if (!try_skip(jb, it, path, r))
-        encode_item(jb, enc, it, path, r);
+        encode_item(jb, enc, b, it, path, r);
     free(path);
 }
 
@@ -410,6 +463,7 @@ static void process_item(job *jb, tokvox_encoder *enc, size_t idx)
 typedef struct worker {
     job *jb;
     tokvox_encoder *enc;
+    step_buffers buffers;
     pthread_t thread;
 } worker;
 
@@ -425,7 +479,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&jb->lock);
         if (idx >= jb->n)
             break;
-        process_item(jb, w->enc, idx);
+        process_item(jb, w->enc, &w->buffers, idx);
         const result *r = &jb->results[idx];
         pthread_mutex_lock(&jb->lock);
         jb->finished++;
@@ -508,6 +562,10 @@ static int run_workers(job *jb)
     for (; w && started < n; started++) {
         w[started].jb = jb;
         w[started].enc = tokvox_encoder_create(jb->model, jb->k, &err);
+        if (w[started].enc && (err = step_buffers_init(&w[started].buffers, jb))) {
+            tokvox_encoder_destroy(w[started].enc);
+            w[started].enc = NULL;
+        }
         if (!w[started].enc)
             break;
         pthread_mutex_lock(&jb->lock);
@@ -515,6 +573,7 @@ static int run_workers(job *jb)
         pthread_mutex_unlock(&jb->lock);
         if (pthread_create(&w[started].thread, NULL, worker_main, &w[started])) {
             tokvox_encoder_destroy(w[started].enc);
+            step_buffers_free(&w[started].buffers);
             pthread_mutex_lock(&jb->lock);
             jb->running--;
             pthread_mutex_unlock(&jb->lock);
@@ -527,6 +586,7 @@ static int run_workers(job *jb)
     for (int i = 0; i < started; i++) {
         pthread_join(w[i].thread, NULL);
         tokvox_encoder_destroy(w[i].enc);
+        step_buffers_free(&w[i].buffers);
     }
     free(w);
     if (!started)
@@ -690,7 +750,8 @@ static int write_errors(const job *jb, const tk_list *list, size_t *count)
     return rc;
 }
 
-static int write_stats(const job *jb, size_t errors, double wall, double total_seconds)
+/* stats.json's object; tokenize --json prints it too. */
+static cJSON *stats_json(const job *jb, size_t errors, double wall, double total_seconds)
 {
     const tokenize_options *o = jb->o;
     cJSON *s = cJSON_CreateObject();
@@ -714,11 +775,27 @@ static int write_stats(const job *jb, size_t errors, double wall, double total_s
     cJSON_AddStringToObject(s, "model", jb->info.name);
     cJSON_AddStringToObject(s, "model_id", jb->model_id);
     cJSON_AddNumberToObject(s, "frame_rate", (double)jb->info.sample_rate / jb->info.hop);
-    char *path = slice_path(o, "stats", ".json");
+    return s;
+}
+
+static int write_stats(const job *jb, cJSON *s)
+{
+    char *path = slice_path(jb->o, "stats", ".json");
     int rc = write_json_file(path, &s, 1, 1);
     free(path);
-    cJSON_Delete(s);
     return rc;
+}
+
+/* --json: what the codec commands' summaries start with, then stats.json's
+ * fields. */
+static int print_summary_json(const job *jb, const cJSON *stats)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "command", "tokenize");
+    cJSON_AddStringToObject(j, "output", jb->o->outdir);
+    for (const cJSON *it = stats->child; it; it = it->next)
+        cJSON_AddItemToObject(j, it->string, cJSON_Duplicate(it, 1));
+    return app_write_json("tokenize", j, jb->o->json_file);
 }
 
 /* ---- the command ------------------------------------------------------------------ */
@@ -779,8 +856,9 @@ static void free_job(job *jb)
     pthread_cond_destroy(&jb->cond);
 }
 
-/* Manifest, errors, stats and packs; the sum of durations of the manifest. */
-static int write_outputs(job *jb, const tk_list *list, double wall, size_t *errors)
+/* Manifest, errors, stats and packs; *stats gets stats.json's object. */
+static int write_outputs(job *jb, const tk_list *list, double wall, size_t *errors,
+                         cJSON **stats)
 {
     tk_entry *entries = NULL;
     tokvox_manifest old;
@@ -792,8 +870,9 @@ static int write_outputs(job *jb, const tk_list *list, double wall, size_t *erro
     *errors = 0;
     if (!rc)
         rc = write_errors(jb, list, errors);
+    *stats = stats_json(jb, *errors, wall, total);
     if (!rc)
-        rc = write_stats(jb, *errors, wall, total);
+        rc = write_stats(jb, *stats);
     if (!rc && jb->o->shard_out && !stop_signal) {
         char suffix[48] = "";
         if (jb->o->shard_count > 1)
@@ -867,12 +946,16 @@ int cmd_tokenize(int argc, char **argv)
     rc = run_workers(&jb);
     double wall = now_seconds() - jb.start;
     size_t errors = 0;
+    cJSON *stats = NULL;
     if (!rc)
-        rc = write_outputs(&jb, &list, wall, &errors);
+        rc = write_outputs(&jb, &list, wall, &errors, &stats);
     sigaction(SIGINT, &old[0], NULL);
     sigaction(SIGTERM, &old[1], NULL);
     if (!rc && !o.quiet)
         summary(&jb, errors, wall);
+    if (!rc && o.json)
+        rc = print_summary_json(&jb, stats);
+    cJSON_Delete(stats);
     free_job(&jb);
     tk_list_free(&list);
     tokvox_model_destroy(m);

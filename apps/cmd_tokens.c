@@ -59,6 +59,8 @@ static void find_meta(const char *path, tokvox_token_meta *m)
 typedef struct detok_options {
     const char *model, *in, *out;
     int layout, codebooks, rate, force;
+    int json;              /* --json[=FILE]: a summary object */
+    const char *json_file; /* NULL: stdout */
 } detok_options;
 
 static const char detokenize_usage[] =
@@ -72,12 +74,14 @@ static const char detokenize_usage[] =
     "  -n, --codebooks N   decode only the first N codebooks; for a flat array without\n"
     "                      a manifest, the number of codebooks it interleaves\n"
     "  -r, --rate R        output sample rate (default: the source's, else the model's)\n"
+    "      --json[=FILE]   a summary as one JSON object on stdout (or in FILE)\n"
     "  -f, --force         replace an existing OUT that is not an audio file\n";
 
 static const struct option detok_table[] = {
     {"layout", required_argument, NULL, 'l'}, {"model", required_argument, NULL, 'm'},
     {"codebooks", required_argument, NULL, 'n'}, {"rate", required_argument, NULL, 'r'},
-    {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    {"force", no_argument, NULL, 'f'}, {"json", optional_argument, NULL, 'J'},
+    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
 static int parse_detok(int argc, char **argv, detok_options *o)
@@ -104,6 +108,10 @@ static int parse_detok(int argc, char **argv, detok_options *o)
                                 optarg);
             break;
         case 'f': o->force = 1; break;
+        case 'J':
+            o->json = 1;
+            o->json_file = optarg;
+            break;
         case 'h': fputs(detokenize_usage, stdout); return 2;
         default: return app_fail("detokenize", "see 'tokvox detokenize --help'");
         }
@@ -112,8 +120,16 @@ static int parse_detok(int argc, char **argv, detok_options *o)
         return app_fail("detokenize", "wants TOKENS.npy and an output (see --help)");
     o->in = argv[optind];
     o->out = argv[optind + 1];
+    if (o->json && app_check_json("detokenize", o->json_file, o->in, o->out))
+        return 1;
     const char *inputs[] = {o->in};
     return app_check_output("detokenize", o->out, inputs, 1, APP_OUTPUT_AUDIO, o->force) ? 3 : 0;
+}
+
+/* The layout of the array: --layout, else the manifest's, else codebooks. */
+static int layout_of(const detok_options *o, const tokvox_token_meta *meta)
+{
+    return o->layout >= 0 ? o->layout : meta->layout >= 0 ? meta->layout : 0;
 }
 
 /* The array -> codes[frames][*k], checked against the model. */
@@ -125,7 +141,7 @@ static int load_codes(const detok_options *o, const tokvox_model_info *info,
     int32_t *values = NULL;
     if (tokvox_npy_read(o->in, &h, &values, detail, sizeof detail))
         return app_fail("detokenize", "%s", detail);
-    int layout = o->layout >= 0 ? o->layout : meta->layout >= 0 ? meta->layout : 0;
+    int layout = layout_of(o, meta);
     *k = 0;
     if (layout == TOKVOX_LAYOUT_FLAT)
         *k = meta->codebooks ? meta->codebooks : o->codebooks ? o->codebooks : info->num_codebooks;
@@ -189,6 +205,21 @@ int cmd_detokenize(int argc, char **argv)
         tokvox_audio_writer_abort(w);
     else if (tokvox_audio_writer_commit(w, 0, detail, sizeof detail))
         rc = app_fail("detokenize", "%s", detail);
+    if (!rc && o.json) { /* the fields of decode's summary, and the layout */
+        int used = o.codebooks ? o.codebooks : k;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "command", "detokenize");
+        cJSON_AddStringToObject(j, "input", o.in);
+        cJSON_AddStringToObject(j, "output", o.out);
+        cJSON_AddNumberToObject(j, "duration_s", (double)n / info.sample_rate);
+        cJSON_AddNumberToObject(j, "samples", (double)n);
+        cJSON_AddNumberToObject(j, "frames", (double)frames);
+        cJSON_AddNumberToObject(j, "codebooks", used);
+        cJSON_AddNumberToObject(j, "bitrate_kbps", used * app_kbps_per_codebook(&info));
+        cJSON_AddStringToObject(j, "layout", tokvox_layout_name(layout_of(&o, &meta)));
+        cJSON_AddNumberToObject(j, "output_rate", rate);
+        rc = app_write_json("detokenize", j, o.json_file);
+    }
     free(codes);
     tokvox_model_destroy(m);
     return rc;

@@ -561,37 +561,237 @@ int tokvox_layout_dtype(int layout, int k, int codebook_size)
     return max <= INT16_MAX ? TOKVOX_NPY_INT16 : TOKVOX_NPY_INT32;
 }
 
+/* Rows [r0, r1) of a layout's array (k values each, for the flat layout
+ * too) into out, from the code frames [first, end) of the stream held at
+ * codes[0..]: every frame a row needs (frame r, or frames r-k+1..r for the
+ * delay layout) is either there or outside [0, end), a delay pad.  Whole
+ * arrays and the streaming writer both build their rows here. */
+static void layout_rows(int layout, const uint16_t *codes, size_t first, size_t end, size_t r0,
+                        size_t r1, size_t kk, int codebook_size, int32_t *out)
+{
+    for (size_t r = r0; r < r1; r++) {
+        for (size_t j = 0; j < kk; j++) {
+            int32_t v;
+            if (layout == TOKVOX_LAYOUT_DELAY)
+                v = r >= j && r - j < end ? codes[(r - j - first) * kk + j] : codebook_size;
+            else
+                v = codes[(r - first) * kk + j] +
+                    (layout == TOKVOX_LAYOUT_FLAT ? (int32_t)j * codebook_size : 0);
+            *out++ = v;
+        }
+    }
+}
+
+static int layout_args_ok(int layout, int k, int codebook_size)
+{
+    return tokvox_layout_name(layout) && k >= 1 && k <= MAX_CODEBOOKS && codebook_size >= 1 &&
+           codebook_size <= 65536;
+}
+
+static int codes_in_range(const uint16_t *codes, size_t count, int codebook_size)
+{
+    for (size_t i = 0; i < count; i++)
+        if (codes[i] >= codebook_size)
+            return 0;
+    return 1;
+}
+
 int tokvox_layout_apply(int layout, const uint16_t *codes, size_t frames, int k,
                         int codebook_size, int32_t **values, size_t *count)
 {
     *values = NULL;
     *count = 0;
-    if (!tokvox_layout_name(layout) || k < 1 || k > MAX_CODEBOOKS || codebook_size < 1 ||
-        codebook_size > 65536 || (frames && !codes) || frames > SIZE_MAX / 8 / MAX_CODEBOOKS)
+    if (!layout_args_ok(layout, k, codebook_size) || (frames && !codes) ||
+        frames > SIZE_MAX / 8 / MAX_CODEBOOKS)
         return TOKVOX_ERR_INVALID_ARGUMENT;
     size_t kk = (size_t)k;
-    for (size_t i = 0; i < frames * kk; i++)
-        if (codes[i] >= codebook_size)
-            return TOKVOX_ERR_INVALID_ARGUMENT;
+    if (!codes_in_range(codes, frames * kk, codebook_size))
+        return TOKVOX_ERR_INVALID_ARGUMENT;
     size_t rows = layout == TOKVOX_LAYOUT_DELAY ? frames + kk - 1 : frames;
     size_t n = rows * kk;
     int32_t *out = malloc(sizeof *out * (n ? n : 1));
     if (!out)
         return TOKVOX_ERR_NO_MEMORY;
-    for (size_t r = 0; r < rows; r++) {
-        for (size_t j = 0; j < kk; j++) {
-            int32_t v;
-            if (layout == TOKVOX_LAYOUT_DELAY)
-                v = r >= j && r - j < frames ? codes[(r - j) * kk + j] : codebook_size;
-            else
-                v = codes[r * kk + j] + (layout == TOKVOX_LAYOUT_FLAT ? (int32_t)j * codebook_size
-                                                                      : 0);
-            out[r * kk + j] = v;
-        }
-    }
+    layout_rows(layout, codes, 0, frames, 0, rows, kk, codebook_size, out);
     *values = out;
     *count = n;
     return TOKVOX_OK;
+}
+
+/* ---- the streaming token writer ----------------------------------------------- */
+
+struct tokvox_token_writer {
+    FILE *fp;
+    long start;          /* where the header begins in fp */
+    size_t header_len;
+    int layout, dtype, codebook_size;
+    size_t kk;
+    uint64_t frames;     /* code frames written */
+    uint16_t *window;    /* the last kk - 1 frames (delay layout), then a block's */
+    size_t window_cap;   /* frames window holds room for */
+    int32_t *values;     /* one block's rows */
+    size_t values_cap;   /* rows */
+};
+
+/* The header for `frames` code frames at fp's start; its length never
+ * depends on the frame count (format_header leaves numpy's room for 21
+ * digits), so finish rewrites it in place. */
+static size_t token_header(const tokvox_token_writer *w, uint64_t frames, char *buf, size_t size)
+{
+    int ndim;
+    uint64_t shape[2];
+    tokvox_layout_shape(w->layout, frames, (int)w->kk, &ndim, shape);
+    return tokvox_npy_format_header(buf, size, w->dtype, ndim, shape);
+}
+
+static int token_io_error(char *detail, size_t detail_size, const char *what)
+{
+    char eb[128];
+    tokvox_io_detail(detail, detail_size, "npy write: %s: %s", what,
+                     tokvox_io_strerror(errno ? errno : EIO, eb, sizeof eb));
+    return TOKVOX_ERR_IO;
+}
+
+tokvox_token_writer *tokvox_token_writer_open(FILE *fp, int layout, int k, int codebook_size,
+                                              int dtype, int *error, char *detail,
+                                              size_t detail_size)
+{
+    int dummy;
+    if (!error)
+        error = &dummy;
+    *error = TOKVOX_ERR_INVALID_ARGUMENT;
+    if (!fp || !layout_args_ok(layout, k, codebook_size) || !descr_of(dtype) ||
+        tokvox_layout_dtype(layout, k, codebook_size) > dtype) {
+        tokvox_io_detail(detail, detail_size, "npy write: bad layout, codebooks or dtype");
+        return NULL;
+    }
+    tokvox_token_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        *error = TOKVOX_ERR_NO_MEMORY;
+        tokvox_io_detail(detail, detail_size, "npy write: out of memory");
+        return NULL;
+    }
+    *w = (tokvox_token_writer){.fp = fp, .layout = layout, .dtype = dtype,
+                               .codebook_size = codebook_size, .kk = (size_t)k};
+    char header[TOKVOX_NPY_WRITE_HEADER_MAX];
+    errno = 0;
+    w->header_len = token_header(w, 0, header, sizeof header);
+    /* the header is rewritten at the end: fp must seek (a pipe cannot) */
+    if ((w->start = ftell(fp)) < 0 || fseek(fp, w->start, SEEK_SET) != 0) {
+        *error = token_io_error(detail, detail_size, "the output cannot seek (a pipe?)");
+    } else if (fwrite(header, 1, w->header_len, fp) != w->header_len) {
+        *error = token_io_error(detail, detail_size, "header");
+    } else {
+        *error = TOKVOX_OK;
+        return w;
+    }
+    free(w);
+    return NULL;
+}
+
+/* Room for `frames` frames in window and `rows` rows in values. */
+static int token_room(tokvox_token_writer *w, size_t frames, size_t rows)
+{
+    if (frames > w->window_cap) {
+        uint16_t *p = realloc(w->window, sizeof *p * frames * w->kk);
+        if (!p)
+            return TOKVOX_ERR_NO_MEMORY;
+        w->window = p;
+        w->window_cap = frames;
+    }
+    if (rows > w->values_cap) {
+        int32_t *p = realloc(w->values, sizeof *p * rows * w->kk);
+        if (!p)
+            return TOKVOX_ERR_NO_MEMORY;
+        w->values = p;
+        w->values_cap = rows;
+    }
+    return TOKVOX_OK;
+}
+
+/* Rows [r0, r1) from window, which holds frames [first, first + held);
+ * frames at or after `end` are delay pads. */
+static int token_put_rows(tokvox_token_writer *w, uint64_t first, uint64_t end, uint64_t r0,
+                          uint64_t r1, char *detail, size_t detail_size)
+{
+    size_t rows = (size_t)(r1 - r0);
+    layout_rows(w->layout, w->window, (size_t)first, (size_t)end, (size_t)r0, (size_t)r1, w->kk,
+                w->codebook_size, w->values);
+    return tokvox_npy_write_values(w->fp, w->dtype, w->values, rows * w->kk, detail,
+                                   detail_size);
+}
+
+int tokvox_token_writer_write(tokvox_token_writer *w, const uint16_t *codes, size_t frames,
+                              char *detail, size_t detail_size)
+{
+    if (!w || (frames && !codes) || frames > SIZE_MAX / 8 / MAX_CODEBOOKS ||
+        !codes_in_range(codes, frames * w->kk, w->codebook_size)) {
+        tokvox_io_detail(detail, detail_size, "npy write: bad codes");
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    }
+    if (!frames)
+        return TOKVOX_OK;
+    /* the delay layout's rows reach back kk - 1 frames: the window keeps
+     * them before this block's */
+    size_t back = w->layout == TOKVOX_LAYOUT_DELAY ? w->kk - 1 : 0;
+    size_t held = w->frames < back ? (size_t)w->frames : back;
+    if (token_room(w, held + frames, frames)) {
+        tokvox_io_detail(detail, detail_size, "npy write: out of memory");
+        return TOKVOX_ERR_NO_MEMORY;
+    }
+    memcpy(w->window + held * w->kk, codes, sizeof *codes * frames * w->kk);
+    uint64_t first = w->frames - held, end = w->frames + frames;
+    int err = token_put_rows(w, first, end, w->frames, end, detail, detail_size);
+    if (err)
+        return err;
+    w->frames = end;
+    size_t keep = (size_t)(end - first) < back ? (size_t)(end - first) : back;
+    memmove(w->window, w->window + (held + frames - keep) * w->kk, sizeof *codes * keep * w->kk);
+    return TOKVOX_OK;
+}
+
+int tokvox_token_writer_finish(tokvox_token_writer *w, uint64_t *frames, char *detail,
+                               size_t detail_size)
+{
+    if (!w)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    int err = TOKVOX_OK;
+    if (w->layout == TOKVOX_LAYOUT_DELAY && w->kk > 1) {
+        /* the last kk - 1 rows: the held frames' later codebooks, then pads */
+        size_t back = w->kk - 1;
+        size_t held = w->frames < back ? (size_t)w->frames : back;
+        if (token_room(w, held ? held : 1, back))
+            err = TOKVOX_ERR_NO_MEMORY;
+        else
+            err = token_put_rows(w, w->frames - held, w->frames, w->frames, w->frames + back,
+                                 detail, detail_size);
+        if (err == TOKVOX_ERR_NO_MEMORY)
+            tokvox_io_detail(detail, detail_size, "npy write: out of memory");
+    }
+    char header[TOKVOX_NPY_WRITE_HEADER_MAX];
+    errno = 0;
+    if (!err && token_header(w, w->frames, header, sizeof header) != w->header_len) {
+        tokvox_io_detail(detail, detail_size, "npy write: %llu frames do not fit the header",
+                         (unsigned long long)w->frames);
+        err = TOKVOX_ERR_INVALID_ARGUMENT;
+    }
+    if (!err && (fflush(w->fp) != 0 || fseek(w->fp, w->start, SEEK_SET) != 0 ||
+                 fwrite(header, 1, w->header_len, w->fp) != w->header_len ||
+                 fseek(w->fp, 0, SEEK_END) != 0 || fflush(w->fp) != 0))
+        err = token_io_error(detail, detail_size, "header");
+    if (frames)
+        *frames = w->frames;
+    tokvox_token_writer_destroy(w);
+    return err;
+}
+
+void tokvox_token_writer_destroy(tokvox_token_writer *w)
+{
+    if (!w)
+        return;
+    free(w->window);
+    free(w->values);
+    free(w);
 }
 
 typedef struct invert_ctx {

@@ -160,6 +160,34 @@ for layout in flat delay; do
     expect_fail "$layout read as codebooks" "lone-$layout.npy" "$TOKVOX" detokenize "$WORK/lone-$layout.npy" "$WORK/x.wav"
     run 0 "detokenize --layout $layout" "$TOKVOX" detokenize "$WORK/lone-$layout.npy" "$WORK/lone.wav" --layout $layout
 done
+# --- --json summaries, as encode/decode/info/tokstats give them ---------------------
+run 0 "tokenize --json" "$TOKVOX" tokenize "$IN/a" -o "$WORK/js" --json -q
+python3 - "$WORK/out.log" "$WORK/js/stats.json" "$WORK/js" >"$WORK/py.log" 2>&1 <<'PY' && ok || bad "tokenize --json: $(tail -3 "$WORK/py.log")"
+import json, sys
+j = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
+assert j["command"] == "tokenize" and j["output"] == sys.argv[3], j
+assert (j["files"], j["encoded"], j["skipped"], j["errors"]) == (2, 2, 0, 0), j
+assert all(j[k] == v for k, v in s.items()), "differs from stats.json: %s / %s" % (j, s)
+PY
+run 3 "tokenize --json=FILE with errors" "$TOKVOX" tokenize "$IN/bad" "$IN/c" -o "$WORK/jsb" --json="$WORK/jsb.json" -q
+[ ! -s "$WORK/out.log" ] && [ "$(json_num "$WORK/jsb.json" errors)" = 2 ] && [ "$(json_num "$WORK/jsb.json" encoded)" = 2 ] && ok ||
+    bad "tokenize --json=FILE: $(cat "$WORK/jsb.json" "$WORK/out.log")"
+expect_fail "tokenize --json=FILE over an input" "names the input" "$TOKVOX" tokenize "$IN/a/speech_en.wav" -o "$WORK/x" --json="$IN/a/speech_en.wav"
+run 0 "detokenize --json" "$TOKVOX" detokenize "$WORK/delay/b/child.npy" "$WORK/dj.wav" --json
+python3 - "$WORK/out.log" "$WORK/delay/manifest.jsonl" "$WORK/dj.wav" >"$WORK/py.log" 2>&1 <<'PY' && ok || bad "detokenize --json: $(tail -3 "$WORK/py.log")"
+import json, sys, wave
+j = json.load(open(sys.argv[1]))
+m = [json.loads(l) for l in open(sys.argv[2]) if '"b/child.npy"' in l][0]
+w = wave.open(sys.argv[3])
+assert j["command"] == "detokenize" and j["layout"] == "delay" and j["codebooks"] == 8, j
+assert j["frames"] == m["frames"] and j["samples"] == m["samples"], (j, m)
+assert j["output_rate"] == w.getframerate() == m["sample_rate"] and j["bitrate_kbps"] == 4, j
+PY
+run 0 "detokenize --json=FILE -" "$TOKVOX" detokenize "$WORK/j1/a/b/child.npy" - --json="$WORK/dj.json" --codebooks 2
+[ "$(json_num "$WORK/dj.json" codebooks)" = 2 ] && [ "$(json_num "$WORK/dj.json" bitrate_kbps)" = 1 ] && ok ||
+    bad "detokenize --json=FILE: $(cat "$WORK/dj.json")"
+expect_fail "detokenize --json and stdout" "give --json=FILE" "$TOKVOX" detokenize "$WORK/j1/a/b/child.npy" - --json
+
 run 0 "tokstats" "$TOKVOX" tokstats "$WORK/j1"
 [ "$(grep -c '^ *[0-7] ' "$WORK/out.log")" -eq 8 ] || bad "tokstats does not list 8 codebooks: $(cat "$WORK/out.log")"
 run 0 "tokstats --json" "$TOKVOX" tokstats "$WORK/delay" --json

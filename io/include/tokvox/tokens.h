@@ -126,6 +126,41 @@ int tokvox_layout_dtype(int layout, int k, int codebook_size);
 int tokvox_layout_apply(int layout, const uint16_t *codes, size_t frames, int k,
                         int codebook_size, int32_t **values, size_t *count);
 
+/* A token file written a block of code frames at a time, in memory that
+ * does not grow with its length (a tokenize worker on an hour of audio):
+ * open writes a header with a placeholder shape, write applies the layout
+ * to each block as it comes (the delay layout keeps the last K-1 frames),
+ * finish writes the delay layout's last rows and rewrites the header in
+ * place with the final shape.  The bytes are those of tokvox_npy_write of
+ * tokvox_layout_apply on all the frames at once.  The header's length does
+ * not depend on the frame count (numpy's room for 21 digits), so fp must
+ * seek (a regular file; a pipe is refused by open) but never moves data.
+ * A file whose finish did not run declares 0 frames with data after its
+ * header: readers refuse it, so it is never taken for complete.
+ *
+ *   tokvox_token_writer *w = tokvox_token_writer_open(fp, layout, k, cs, dtype, &err, msg, n);
+ *   while (more) tokvox_token_writer_write(w, block, block_frames, msg, n);
+ *   err = tokvox_token_writer_finish(w, &frames, msg, n);   // frees w
+ *
+ * dtype must hold every id of the layout (tokvox_layout_dtype or wider).
+ * Errors: TOKVOX_ERR_INVALID_ARGUMENT (bad arguments, a code >= cs),
+ * TOKVOX_ERR_IO (a write or seek failed), TOKVOX_ERR_NO_MEMORY; detail
+ * says which.  fp stays owned by the caller.  [one thread per writer] */
+typedef struct tokvox_token_writer tokvox_token_writer;
+
+tokvox_token_writer *tokvox_token_writer_open(FILE *fp, int layout, int k, int codebook_size,
+                                              int dtype, int *error, char *detail,
+                                              size_t detail_size);
+/* codes[frames][k], each < codebook_size. */
+int tokvox_token_writer_write(tokvox_token_writer *w, const uint16_t *codes, size_t frames,
+                              char *detail, size_t detail_size);
+/* Ends the file (frames: the code frames written, may be NULL) and frees w
+ * whatever happens. */
+int tokvox_token_writer_finish(tokvox_token_writer *w, uint64_t *frames, char *detail,
+                               size_t detail_size);
+/* Frees w without ending the file (after a failure); NULL is ignored. */
+void tokvox_token_writer_destroy(tokvox_token_writer *w);
+
 /* The inverse: values shaped as info says -> codes[frames][k] (*codes
  * malloc'ed; NULL when frames is 0).  k is the codebook count: for 2-D
  * arrays it must equal shape[1] (0 = take shape[1]); flat arrays need it.

@@ -161,9 +161,14 @@ echo "decode peak RSS: 10 s -> $short kB, 5 min -> $long kB"
 
 for secs in 10 300; do
     mkdir -p "$WORK/c$secs"
-    sox -n -r 16000 -c 1 -b 16 "$WORK/c$secs/a.wav" synth $secs pinknoise vol 0.3
-    "$TOKVOX" tokenize "$WORK/c$secs" -o "$WORK/t$secs" --quiet -j 1 || bad "tokenize $secs s"
+    sox -n -r 48000 -c 2 -b 16 "$WORK/c$secs/a.wav" synth $secs pinknoise vol 0.3
+    /usr/bin/time -f %M -o "$WORK/rss$secs" "$TOKVOX" tokenize "$WORK/c$secs" -o "$WORK/t$secs" --quiet -j 1 ||
+        bad "tokenize $secs s"
 done
+short=$(cat "$WORK/rss10")
+long=$(cat "$WORK/rss300")
+echo "tokenize peak RSS: 10 s -> $short kB, 5 min -> $long kB"
+[ $((long - short)) -lt 5000 ] && ok || bad "tokenize: RSS grows with the input ($short kB, $long kB)"
 short=$(/usr/bin/time -f %M "$TOKVOX" detokenize "$WORK/t10/a.npy" - 2>&1 >/dev/null)
 long=$(/usr/bin/time -f %M "$TOKVOX" detokenize "$WORK/t300/a.npy" - 2>&1 >/dev/null)
 echo "detokenize peak RSS: 10 s -> $short kB, 5 min -> $long kB"

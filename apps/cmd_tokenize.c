@@ -363,12 +363,20 @@ static int step_buffers_init(step_buffers *b, const job *jb)
     return TOKVOX_ERR_NO_MEMORY;
 }
 
-/* The audio a step at a time through the encoder into the token writer;
- * r gets the length and frames.  detail says why on failure. */
-static int encode_steps(job *jb, tokvox_encoder *enc, const tk_item *it, tokvox_audio_reader *a,
-                        tokvox_token_writer *tw, step_buffers *b, result *r, char *detail,
-                        size_t ds)
+/* A failure of the token writer of path: "path: why" into detail. */
+static int token_failure(int err, const char *path, const char *why, char *detail, size_t ds)
 {
+    snprintf(detail, ds, "%s: %s", path, why);
+    return err;
+}
+
+/* The audio a step at a time through the encoder into the token writer of
+ * path; r gets the length.  detail says why on failure. */
+static int encode_steps(job *jb, tokvox_encoder *enc, const tk_item *it, tokvox_audio_reader *a,
+                        tokvox_token_writer *tw, const char *path, step_buffers *b, result *r,
+                        char *detail, size_t ds)
+{
+    char why[512] = "";
     size_t chunk = STEP_FRAMES * (size_t)jb->info.hop, n = 0, got = 0, frames = 0;
     tokvox_encoder_reset(enc);
     int err;
@@ -383,8 +391,8 @@ static int encode_steps(job *jb, tokvox_encoder *enc, const tk_item *it, tokvox_
             snprintf(detail, ds, "%s: %s", it->input, tokvox_strerror(err));
             return err;
         }
-        if ((err = tokvox_token_writer_write(tw, b->codes, frames, detail, ds)))
-            return err;
+        if ((err = tokvox_token_writer_write(tw, b->codes, frames, why, sizeof why)))
+            return token_failure(err, path, why, detail, ds);
     }
     return take_length(it, a, n, r, detail, ds);
 }
@@ -400,14 +408,18 @@ static int encode_to(job *jb, tokvox_encoder *enc, const tk_item *it, const char
         tokvox_audio_reader_close(a);
         return err;
     }
+    char why[512] = "";
     tokvox_atomic_file *f = tokvox_atomic_open(path, &err, detail, ds);
     tokvox_token_writer *tw =
         f ? tokvox_token_writer_open(tokvox_atomic_stream(f), jb->o->layout, jb->k,
-                                     jb->info.codebook_size, jb->dtype, &err, detail, ds)
+                                     jb->info.codebook_size, jb->dtype, &err, why, sizeof why)
           : NULL;
+    if (f && !tw)
+        token_failure(err, path, why, detail, ds);
     uint64_t frames = 0;
-    if (tw && !(err = encode_steps(jb, enc, it, a, tw, b, r, detail, ds))) {
-        err = tokvox_token_writer_finish(tw, &frames, detail, ds);
+    if (tw && !(err = encode_steps(jb, enc, it, a, tw, path, b, r, detail, ds))) {
+        if ((err = tokvox_token_writer_finish(tw, &frames, why, sizeof why)))
+            token_failure(err, path, why, detail, ds);
         tw = NULL;
         r->frames = (size_t)frames;
         if (!err && frames != tokvox_frames_for_samples(jb->model, r->samples)) {

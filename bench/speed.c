@@ -11,12 +11,14 @@
  *   stream     hop-sized encoder pushes, each frame decoded at once: the
  *              live path, timed per 20 ms frame (p50, p99, max), and the
  *              allocations made while it runs (must be 0)
- *   breakdown  every layer of the model alone at its real shapes, for
- *              the engine's blocks (offline) and 1 frame (streaming), with
- *              half weights as the plugin uses them, in ms per second
- *              of audio: where the time goes.  Layers alone run with their
- *              weights in cache; the whole model does not fit, which is the
- *              difference between the sum and the measured total
+ *   breakdown  where the time goes, in ms per second of audio: one more
+ *              transcode (offline) and stream pass, with the library's
+ *              timing hook on (tokvox_profile_*), which times every kernel
+ *              call and FFT at its real shapes and data; each kernel shape
+ *              is named after the model layer it serves.  The plugins'
+ *              code between kernels is the gap to the measured total.
+ *              Only the public API is used (tokvox/tokvox.h, and io/ to
+ *              read the file).
  * Offline figures are the best of --reps runs.  The model's multiply-adds
  * per second of audio come from its config.  Prints one JSON object.
  */
@@ -30,9 +32,6 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "dsp.h"
-#include "kernels.h"
-#include "model_internal.h"
 #include "tokvox/io.h"
 #include "tokvox/tokvox.h"
 
@@ -218,8 +217,12 @@ static void add_times(cJSON *o, const double *t, int reps, double audio, double 
 
 /* ---- the streaming path ------------------------------------------------------------ */
 
+static cJSON *breakdown(const shapes *s, double audio);
+
+/* The streaming pass; with profile != NULL, once more with the timing hook
+ * on, its breakdown into *profile. */
 static cJSON *stream(const tokvox_model *m, const shapes *s, const float *pcm, size_t n,
-                     double max_seconds)
+                     double max_seconds, cJSON **profile)
 {
     size_t hop = (size_t)s->hop, k = (size_t)s->num_codebooks;
     size_t frames = n / hop, limit = (size_t)(max_seconds * s->rate / (double)hop);
@@ -261,6 +264,19 @@ static cJSON *stream(const tokvox_model *m, const shapes *s, const float *pcm, s
 #if COUNT_ALLOCS
     atomic_store(&counting, 0);
 #endif
+    if (profile) {
+        tokvox_encoder_reset(e);
+        tokvox_decoder_reset(d);
+        tokvox_profile_enable(1);
+        for (size_t f = 0; f < frames; f++) {
+            size_t got = 0, samples = 0;
+            if (tokvox_encoder_push(e, pcm + f * hop, hop, codes, 1, &got) ||
+                tokvox_decoder_push(d, codes, got, out, &samples))
+                die("streaming push failed");
+        }
+        tokvox_profile_enable(0);
+        *profile = breakdown(s, (double)frames * hop / s->rate);
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "frames", (double)frames);
     cJSON_AddNumberToObject(o, "frame_ms", 1000.0 * (double)hop / s->rate);
@@ -292,197 +308,82 @@ static cJSON *stream(const tokvox_model *m, const shapes *s, const float *pcm, s
 }
 
 /* ---- the per-layer breakdown ---------------------------------------------------------
- * Each layer runs alone through the kernel table at the model's shapes on
- * random data; its time per call times its calls per second of audio. */
+ * From the library's timing hook (tokvox_profile_*): every kernel call and
+ * FFT of a real run, summed per kernel and shape, each named after the
+ * model's layer it serves (stftcodec's shapes; others keep the kernel's
+ * name).  What the hook does not see (the plugins' code between kernels,
+ * the quantizer's residual updates, the engine's overlap-add) is the gap
+ * between the sum and the measured total. */
 
-typedef struct bench_buffers {
-    float *x, *y, *w, *b, *g, *latent, *taps;
-    uint16_t *half; /* the weights as halves, as the plugin keeps them */
-    uint32_t *index;
-    tk_stft *stft;
-    const float *window;
-} bench_buffers;
-
-typedef struct layer {
-    const char *name;
-    int per_block;      /* calls per block of frames (each call covers the block) */
-    double macs;        /* multiply-adds per call */
-    int op;
-    size_t a, b, c;     /* shape: meaning per op */
-} layer;
-
-enum { OP_CONV, OP_DWCONV, OP_NORM, OP_LINEAR, OP_GELU, OP_RESIDUAL, OP_NEAREST, OP_VQ_SUM,
-       OP_ANALYSIS, OP_SYNTHESIS };
-
-/* The plugin's layer-scale residual h += gamma * y (as in stftcodec.c). */
-static void residual(float *h, const float *gamma, const float *y, size_t frames, size_t d)
+/* The model's layer for a kernel at a shape, or NULL. */
+static const char *layer_name(const shapes *s, const tokvox_profile_entry *e)
 {
-    for (size_t t = 0; t < frames; t++)
-        for (size_t c = 0; c < d; c++)
-            h[t * d + c] += gamma[c] * y[t * d + c];
+    size_t in = 0, out = 0, kernel = 0, groups = 0;
+    size_t d = (size_t)s->dim, f = (size_t)s->ffn, lat = (size_t)s->latent;
+    size_t bins = (size_t)s->bins;
+    if (!strcmp(e->kernel, "fft_forward"))
+        return "stft analysis (FFTW)";
+    if (!strcmp(e->kernel, "fft_inverse"))
+        return "stft synthesis (FFTW)";
+    if (!strcmp(e->kernel, "layer_norm"))
+        return "layer norm";
+    if (!strcmp(e->kernel, "gelu"))
+        return "gelu";
+    if (!strcmp(e->kernel, "nearest"))
+        return "vq nearest";
+    if (!strcmp(e->kernel, "conv1d_causal") &&
+        sscanf(e->shape, "in=%zu out=%zu kernel=%zu groups=%zu", &in, &out, &kernel, &groups) == 4)
+        return groups == d && in == d ? "dwconv"
+               : in == bins && out == d ? "enc in_conv"
+               : in == lat && out == d  ? "dec in_conv"
+                                        : NULL;
+    if (sscanf(e->shape, "in=%zu out=%zu", &in, &out) == 2) /* linear, linear_f16 */
+        return in == d && out == f              ? "pw1 linear"
+               : in == f && out == d            ? "pw2 linear"
+               : in == d && out == lat          ? "enc proj"
+               : in == d && out == 2 * bins     ? "dec proj"
+               : in % bins == 0 && out == d     ? "enc in_conv" /* taps interleaved */
+               : in % lat == 0 && out == d      ? "dec in_conv"
+                                                : NULL;
+    return NULL;
 }
 
-/* The linears read half weights, as stftcodec.c does. */
-static void linear(bench_buffers *bb, const float *x, size_t frames, size_t in, size_t out,
-                   float *y)
-{
-    tk_kernels()->linear_f16(x, frames, in, bb->half, bb->b, out, y);
-}
+static const char *const layer_order[] = {
+    "stft analysis (FFTW)", "enc in_conv", "dwconv", "layer norm", "pw1 linear", "gelu",
+    "pw2 linear", "enc proj", "vq nearest", "dec in_conv", "dec proj", "stft synthesis (FFTW)",
+};
 
-static void run_layer(const layer *l, bench_buffers *bb, size_t frames)
+/* The profile of what ran since tokvox_profile_enable(1), per layer, for
+ * `audio` seconds of audio. */
+static cJSON *breakdown(const shapes *s, double audio)
 {
-    const tokvox_kernels *k = tk_kernels();
-    switch (l->op) {
-    case OP_CONV: /* as stftcodec.c: the taps interleaved, 16 frames at a time, then a linear */
-        for (size_t t0 = 0; t0 < frames; t0 += 16) {
-            size_t n = frames - t0 < 16 ? frames - t0 : 16, row = l->a * l->c;
-            for (size_t t = 0; t < n; t++)
-                for (size_t tap = 0; tap < l->c; tap++)
-                    for (size_t i = 0; i < l->a; i++)
-                        bb->taps[t * row + i * l->c + tap] = bb->x[(t0 + t + tap) * l->a + i];
-            k->linear_f16(bb->taps, n, row, bb->half, bb->b, l->b, bb->y + t0 * l->b);
+    size_t n = tokvox_profile_count(NULL), order = sizeof layer_order / sizeof layer_order[0];
+    cJSON *rows = cJSON_CreateArray();
+    /* the known layers in pipeline order, then every unnamed kernel shape */
+    for (size_t pass = 0; pass <= order; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            tokvox_profile_entry e = {.size = sizeof e};
+            if (tokvox_profile_get(i, &e))
+                die("profile entry vanished");
+            const char *name = layer_name(s, &e);
+            if (pass < order ? !name || strcmp(name, layer_order[pass]) : name != NULL)
+                continue;
+            char label[128];
+            snprintf(label, sizeof label, "%s %s", e.kernel, e.shape);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "layer", name ? name : label);
+            cJSON_AddStringToObject(o, "kernel", e.kernel);
+            cJSON_AddStringToObject(o, "shape", e.shape);
+            cJSON_AddNumberToObject(o, "calls", (double)e.calls);
+            cJSON_AddNumberToObject(o, "us_per_call", 1e6 * e.seconds / (double)e.calls);
+            cJSON_AddNumberToObject(o, "ms_per_audio_second", 1e3 * e.seconds / audio);
+            cJSON_AddNumberToObject(o, "gmacs_per_audio_second", e.macs / audio * 1e-9);
+            if (e.macs > 0)
+                cJSON_AddNumberToObject(o, "gflops", 2.0 * e.macs / e.seconds * 1e-9);
+            cJSON_AddItemToArray(rows, o);
         }
-        break;
-    case OP_DWCONV:
-        k->conv1d_causal(bb->x, frames, l->a, bb->w, bb->b, l->a, l->c, l->a, bb->y);
-        break;
-    case OP_NORM: k->layer_norm(bb->y, frames, l->a, bb->g, bb->b, 1e-6f); break;
-    case OP_LINEAR: linear(bb, bb->x, frames, l->a, l->b, bb->y); break;
-    case OP_GELU: k->gelu(bb->y, frames * l->a); break;
-    case OP_RESIDUAL: residual(bb->y, bb->g, bb->x, frames, l->a); break;
-    case OP_NEAREST: k->nearest(bb->x, frames, bb->w, bb->b, l->b, l->a, bb->index); break;
-    case OP_VQ_SUM:
-        for (size_t t = 0; t < frames; t++)
-            for (size_t cb = 0; cb < l->b; cb++) {
-                const float *cw = bb->w + (size_t)bb->index[t] % l->c * l->a;
-                float *dst = bb->latent + t * l->a;
-                for (size_t i = 0; i < l->a; i++)
-                    dst[i] += cw[i];
-            }
-        break;
-    case OP_ANALYSIS:
-        for (size_t t = 0; t < frames; t++)
-            tk_stft_log_magnitude(bb->stft, bb->x + t * 8, 1e-5f, bb->y + t * l->a);
-        break;
-    case OP_SYNTHESIS:
-        for (size_t t = 0; t < frames; t++) {
-            tk_stft_from_mag_phase(bb->stft, bb->x + t * 8, bb->x + t * 8 + l->a, bb->y);
-            for (size_t i = 0; i < l->b; i++) /* the engine's overlap-add */
-                bb->latent[i] += bb->y[i];
-        }
-        break;
-    default: break;
     }
-}
-
-/* Seconds per call: the best of 5 trials of enough calls to fill ~10 ms. */
-static double time_layer(const layer *l, bench_buffers *bb, size_t frames)
-{
-    int calls = 1;
-    for (;;) {
-        double t0 = now();
-        for (int i = 0; i < calls; i++)
-            run_layer(l, bb, frames);
-        if (now() - t0 > 0.01 || calls > (1 << 20))
-            break;
-        calls *= 2;
-    }
-    double best = INFINITY;
-    for (int trial = 0; trial < 5; trial++) {
-        double t0 = now();
-        for (int i = 0; i < calls; i++)
-            run_layer(l, bb, frames);
-        double t = (now() - t0) / calls;
-        best = t < best ? t : best;
-    }
-    return best;
-}
-
-static float *random_floats(size_t n, unsigned *seed, float scale)
-{
-    float *p = xmalloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        p[i] = scale * ((float)(*seed >> 8) / 16777216.0f - 0.5f);
-    }
-    return p;
-}
-
-static cJSON *breakdown(const shapes *s, size_t frames)
-{
-    size_t d = (size_t)s->dim, f = (size_t)s->ffn, bins = (size_t)s->bins;
-    size_t lat = (size_t)s->latent, gd = lat / (size_t)s->groups, n_fft = 2 * (bins - 1);
-    size_t eb = (size_t)s->enc_blocks, db = (size_t)s->dec_blocks, blocks = eb + db;
-    const layer layers[] = {
-        {"stft analysis (FFTW)", 1, 0, OP_ANALYSIS, bins, 0, 0},
-        {"enc in_conv", 1, 3.0 * bins * d, OP_CONV, bins, d, 3},
-        {"dwconv", (int)blocks, (double)d * s->kernel, OP_DWCONV, d, 0, (size_t)s->kernel},
-        {"layer norm", (int)(blocks + 2), 0, OP_NORM, d, 0, 0},
-        {"pw1 linear", (int)blocks, (double)d * f, OP_LINEAR, d, f, 0},
-        {"gelu", (int)blocks, 0, OP_GELU, f, 0, 0},
-        {"pw2 linear", (int)blocks, (double)f * d, OP_LINEAR, f, d, 0},
-        {"layer-scale residual", (int)blocks, 0, OP_RESIDUAL, d, 0, 0},
-        {"enc proj", 1, (double)d * lat, OP_LINEAR, d, lat, 0},
-        {"vq nearest", s->num_codebooks, (double)s->cb_size * gd, OP_NEAREST, gd,
-         (size_t)s->cb_size, 0},
-        {"vq decode (sum)", 1, 0, OP_VQ_SUM, gd, (size_t)s->num_codebooks, (size_t)s->cb_size},
-        {"dec in_conv", 1, 3.0 * lat * d, OP_CONV, lat, d, 3},
-        {"dec proj", 1, (double)d * 2 * bins, OP_LINEAR, d, 2 * bins, 0},
-        {"stft synthesis (FFTW)", 1, 0, OP_SYNTHESIS, bins, n_fft, 0},
-    };
-    size_t big = d > f ? d : f;
-    big = big > 3 * bins ? big : 3 * bins;
-    big = big > 2 * bins ? big : 2 * bins;
-    size_t wmax = (size_t)s->cb_size * gd;
-    wmax = wmax > 3 * bins * d ? wmax : 3 * bins * d;
-    wmax = wmax > d * f ? wmax : d * f;
-    wmax = wmax > d * 2 * bins ? wmax : d * 2 * bins;
-    unsigned seed = 12345;
-    int err;
-    bench_buffers bb;
-    bb.x = random_floats((frames + 8) * big + n_fft, &seed, 2.0f);
-    bb.y = random_floats((frames + 8) * big + n_fft, &seed, 2.0f);
-    bb.w = random_floats(wmax, &seed, 0.1f);
-    bb.b = random_floats(big > (size_t)s->cb_size ? big : (size_t)s->cb_size, &seed, 0.1f);
-    bb.g = random_floats(big, &seed, 1.0f);
-    bb.taps = random_floats(16 * 3 * bins + 16 * 3 * lat, &seed, 1.0f);
-    bb.half = xmalloc(sizeof(uint16_t) * wmax);
-    for (size_t i = 0; i < wmax; i++) /* halves in +-[0.5, 1) */
-        bb.half[i] = (uint16_t)((i * 2654435761u >> 7 & 0x83ffu) | 14u << 10);
-    bb.latent = random_floats(frames * lat + n_fft, &seed, 1.0f);
-    bb.index = xmalloc(sizeof(uint32_t) * frames);
-    memset(bb.index, 0, sizeof(uint32_t) * frames);
-    bb.stft = tk_stft_create((int)n_fft, &err);
-    if (!bb.stft)
-        die("cannot create the STFT");
-    double blocks_per_second = (double)s->rate / s->hop / (double)frames;
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
-        const layer *l = &layers[i];
-        double t = time_layer(l, &bb, frames);
-        double ms = 1e3 * t * l->per_block * blocks_per_second;
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "layer", l->name);
-        cJSON_AddNumberToObject(o, "calls_per_block", l->per_block);
-        cJSON_AddNumberToObject(o, "us_per_call", 1e6 * t);
-        cJSON_AddNumberToObject(o, "ms_per_audio_second", ms);
-        cJSON_AddNumberToObject(o, "gmacs_per_audio_second",
-                                l->macs * (double)frames * l->per_block * blocks_per_second * 1e-9);
-        if (l->macs > 0)
-            cJSON_AddNumberToObject(o, "gflops", 2.0 * l->macs * (double)frames / t * 1e-9);
-        cJSON_AddItemToArray(arr, o);
-    }
-    tk_stft_destroy(bb.stft);
-    free(bb.x);
-    free(bb.y);
-    free(bb.w);
-    free(bb.b);
-    free(bb.g);
-    free(bb.latent);
-    free(bb.taps);
-    free(bb.half);
-    free(bb.index);
-    return arr;
+    return rows;
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
@@ -517,13 +418,18 @@ int main(int argc, char **argv)
         } else
             audio = a;
     }
-    if (!audio || threads < 1 || threads > TK_MAX_THREADS || reps < 1 || reps > 100) {
+    if (!audio || threads < 1 || reps < 1 || reps > 100) {
         fputs(usage, stderr);
         return 2;
     }
-    if (tk_impl_select(kernels))
-        die("those kernels are not available on this CPU");
-    tk_set_threads(threads);
+    /* The library reads TOKVOX_KERNELS at its first kernel call. */
+    if (strcmp(kernels, "auto") != 0) {
+        setenv("TOKVOX_KERNELS", kernels, 1);
+        if (strcmp(tokvox_kernels_name(), kernels) != 0)
+            die("those kernels are not available on this CPU");
+    }
+    if (tokvox_set_threads(threads) != threads)
+        die("--threads: more than the library allows");
 
     int err;
     char detail[1024] = "";
@@ -544,7 +450,7 @@ int main(int argc, char **argv)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "audio", audio);
     cJSON_AddNumberToObject(o, "audio_seconds", seconds);
-    cJSON_AddStringToObject(o, "kernels", tk_impl_active()->name);
+    cJSON_AddStringToObject(o, "kernels", tokvox_kernels_name());
     cJSON_AddNumberToObject(o, "threads", threads);
     cJSON_AddNumberToObject(o, "model_load_s", load);
     cJSON *macs = cJSON_AddObjectToObject(o, "macs_per_audio_second");
@@ -576,6 +482,14 @@ int main(int argc, char **argv)
     add_times(cJSON_AddObjectToObject(o, "decode"), td, reps, seconds, s.dec_macs * fps);
     add_times(cJSON_AddObjectToObject(o, "transcode"), tt, reps, seconds,
               (s.enc_macs + s.vq_macs + s.dec_macs) * fps);
+    cJSON *offline = NULL, *streaming = NULL;
+    if (do_breakdown) {
+        tokvox_profile_enable(1);
+        time_encode(e, pcm, n, codes, cap, &frames);
+        time_decode(d, codes, frames, out);
+        tokvox_profile_enable(0);
+        offline = breakdown(&s, seconds);
+    }
     /* a hash of the codes, so runs with other threads or kernels can be compared */
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < frames * (size_t)s.num_codebooks; i++)
@@ -591,12 +505,12 @@ int main(int argc, char **argv)
     free(td);
     free(tt);
 
-    cJSON_AddItemToObject(o, "stream", stream(m, &s, pcm, n, stream_seconds));
+    cJSON_AddItemToObject(o, "stream", stream(m, &s, pcm, n, stream_seconds,
+                                              do_breakdown ? &streaming : NULL));
     if (do_breakdown) {
         cJSON *b = cJSON_AddObjectToObject(o, "breakdown");
-        cJSON_AddNumberToObject(b, "offline_frames_per_block", TK_MAX_BLOCK);
-        cJSON_AddItemToObject(b, "offline", breakdown(&s, TK_MAX_BLOCK));
-        cJSON_AddItemToObject(b, "streaming", breakdown(&s, 1));
+        cJSON_AddItemToObject(b, "offline", offline);
+        cJSON_AddItemToObject(b, "streaming", streaming);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "profile.h"
 #include "tokvox/tokvox.h"
 
 /* FFTW's planner keeps global state; plans must be made one at a time. */
@@ -72,9 +73,11 @@ const float *tk_stft_window(const tk_stft *s) { return s->window; }
 
 static void analyse(tk_stft *s, const float *frame)
 {
+    double t0 = tk_profile_begin();
     for (int i = 0; i < s->n_fft; i++)
         s->time[i] = frame[i] * s->window[i];
     fftwf_execute(s->forward);
+    tk_profile_end(t0, TK_PROFILE_FFT_FORWARD, (size_t)s->n_fft, 0, 0, 0, 1, 0.0);
 }
 
 void tk_stft_forward(tk_stft *s, const float *frame, float *re, float *im)
@@ -98,10 +101,12 @@ static void synthesise(tk_stft *s, float *frame)
     /* c2r ignores these imaginary parts anyway; zero them so it is explicit */
     s->freq[0][1] = 0.0f;
     s->freq[s->bins - 1][1] = 0.0f;
+    double t0 = tk_profile_begin();
     fftwf_execute(s->inverse);
     float scale = 1.0f / (float)s->n_fft;
     for (int i = 0; i < s->n_fft; i++)
         frame[i] = s->time[i] * scale * s->window[i];
+    tk_profile_end(t0, TK_PROFILE_FFT_INVERSE, (size_t)s->n_fft, 0, 0, 0, 1, 0.0);
 }
 
 void tk_stft_inverse(tk_stft *s, const float *re, const float *im, float *frame)

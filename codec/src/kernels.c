@@ -2,6 +2,7 @@
  * choice of variant and the thread pool behind the entry points.  The SIMD
  * variants live in kernels_avx2.c and kernels_avx512.c. */
 #include "kernels.h"
+#include "profile.h"
 #include "tokvox/tokvox.h"
 
 #include <float.h>
@@ -238,6 +239,8 @@ static const tk_impl *impl(void)
 
 const tk_impl *tk_impl_active(void) { return impl(); }
 
+const char *tokvox_kernels_name(void) { return impl()->name; }
+
 int tk_impl_select(const char *name)
 {
     impl();
@@ -399,8 +402,10 @@ static void linear(const tk_impl *k, const float *x, size_t frames, size_t in, c
 void tk_linear(const float *x, size_t frames, size_t in, const float *w, const float *b,
                size_t out, float *y)
 {
+    double t0 = tk_profile_begin();
     if (frames && out)
         linear(impl(), x, frames, in, w, b, out, y);
+    tk_profile_end(t0, TK_PROFILE_LINEAR, in, out, 0, 0, frames, (double)frames * in * out);
 }
 
 typedef struct linear_f16_job {
@@ -421,9 +426,11 @@ static void linear_f16_columns(void *ctx, size_t begin, size_t end)
 void tk_linear_f16(const float *x, size_t frames, size_t in, const uint16_t *w, const float *b,
                    size_t out, float *y)
 {
+    double t0 = tk_profile_begin();
     linear_f16_job job = {impl(), x, b, w, frames, in, out, y};
     if (frames && out)
         parallel_for(linear_f16_columns, &job, out, 16, (double)frames * in * (double)out);
+    tk_profile_end(t0, TK_PROFILE_LINEAR_F16, in, out, 0, 0, frames, (double)frames * in * out);
 }
 
 /* A standard causal conv is a linear over the input with its kernel taps
@@ -451,8 +458,9 @@ void tk_conv1d_causal(const float *x, size_t frames, size_t in, const float *w, 
                       size_t out, size_t kernel, size_t groups, float *y)
 {
     const tk_impl *k = impl();
-    if (!frames || !out)
+    if (!frames || !out || !groups)
         return;
+    double t0 = tk_profile_begin();
     if (groups == in && groups == out && k->dwconv)
         k->dwconv(x, frames, in, w, b, kernel, y);
     else if (groups == 1 && k->conv)
@@ -461,12 +469,16 @@ void tk_conv1d_causal(const float *x, size_t frames, size_t in, const float *w, 
         conv_as_linear(k, x, frames, in, w, b, out, kernel, y);
     else
         tk_conv1d_causal_scalar(x, frames, in, w, b, out, kernel, groups, y);
+    tk_profile_end(t0, TK_PROFILE_CONV1D, in, out, kernel, groups, frames,
+                   (double)frames * out * (double)(in / groups) * kernel);
 }
 
 void tk_layer_norm(float *x, size_t frames, size_t channels, const float *gamma,
                    const float *beta, float eps)
 {
+    double t0 = tk_profile_begin();
     impl()->layer_norm(x, frames, channels, gamma, beta, eps);
+    tk_profile_end(t0, TK_PROFILE_LAYER_NORM, channels, 0, 0, 0, frames, 0.0);
 }
 
 typedef struct gelu_job {
@@ -484,9 +496,11 @@ static void gelu_range(void *ctx, size_t begin, size_t end)
  * estimate counts ~16 operations per element. */
 void tk_gelu(float *x, size_t n)
 {
+    double t0 = tk_profile_begin();
     gelu_job job = {impl(), x};
     if (n)
         parallel_for(gelu_range, &job, n, 64, 16.0 * (double)n);
+    tk_profile_end(t0, TK_PROFILE_GELU, 0, 0, 0, 0, n, 0.0);
 }
 
 typedef struct nearest_job {
@@ -506,9 +520,11 @@ static void nearest_rows(void *ctx, size_t begin, size_t end)
 void tk_nearest(const float *x, size_t n, const float *codewords, const float *norms, size_t k,
                 size_t dim, uint32_t *index)
 {
+    double t0 = tk_profile_begin();
     nearest_job job = {impl(), x, codewords, norms, k, dim, index};
     if (n)
         parallel_for(nearest_rows, &job, n, 4, (double)n * (double)k * (double)dim);
+    tk_profile_end(t0, TK_PROFILE_NEAREST, dim, k, 0, 0, n, (double)n * k * dim);
 }
 
 static const tokvox_kernels table = {

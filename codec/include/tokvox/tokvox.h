@@ -319,6 +319,41 @@ TOKVOX_API int tokvox_decoder_decode_packet(tokvox_decoder *dec, const uint8_t *
 TOKVOX_API int tokvox_set_threads(int n);
 TOKVOX_API int tokvox_get_threads(void);
 
+/* ---- Profiling (benchmarks) ----------------------------------------------
+ * Where the time goes, measured in the real run: while profiling is on,
+ * every call of a compute kernel (the table plugins use, tokvox/plugin.h)
+ * and of the engine's FFTs is timed, and the times are summed per kernel
+ * and shape over the whole process (all sessions, all threads).  Off by
+ * default, when it costs a relaxed atomic load per call; on, two clock
+ * reads and a lock per call: for benchmarks (bench/speed), not for
+ * production.  [thread-safe] */
+
+/* One kernel at one shape.  Set .size before tokvox_profile_get. */
+typedef struct tokvox_profile_entry {
+    size_t size;           /* sizeof(tokvox_profile_entry), set by the caller */
+    char kernel[24];       /* "linear_f16", "conv1d_causal", "fft_forward", ... */
+    char shape[64];        /* its sizes by the kernel's parameter names, "in=384 out=1152" */
+    uint64_t calls;
+    uint64_t frames;       /* rows over all calls (for gelu: elements) */
+    double macs;           /* multiply-adds done (0 for kernels that do few) */
+    double seconds;        /* wall time inside the kernel */
+} tokvox_profile_entry;
+
+/* on != 0: clears the sums and starts timing; 0: stops, keeping the sums
+ * for tokvox_profile_get.  Calls running when it changes may count or not. */
+TOKVOX_API void tokvox_profile_enable(int on);
+/* Kernel-and-shape entries recorded since the last enable; *dropped_calls
+ * (may be NULL) counts calls of shapes beyond the table's room (256). */
+TOKVOX_API size_t tokvox_profile_count(uint64_t *dropped_calls);
+/* Entry index (0 .. count-1), in order of first call; the struct filled
+ * as far as entry->size covers.  TOKVOX_ERR_INVALID_ARGUMENT past the
+ * end or for a size below the first version. */
+TOKVOX_API int tokvox_profile_get(size_t index, tokvox_profile_entry *entry);
+/* The kernel variant in use, a static string: "scalar", "avx2" or
+ * "avx512" (the best this CPU runs, or TOKVOX_KERNELS=NAME when set at the
+ * first kernel call and available). */
+TOKVOX_API const char *tokvox_kernels_name(void);
+
 #ifdef __cplusplus
 }
 #endif

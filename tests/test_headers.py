@@ -8,7 +8,8 @@ is how a group such as "everything else on an encoder" is written) or in
 the introduction of its "---- section" comment.  Every creator is marked
 TOKVOX_WARN_UNUSED_RESULT, and every struct of the library API starts with
 its size_t size (plugin.h's structs follow the plugin ABI's own rule,
-uint32_t sizes).
+uint32_t sizes).  And bench/ and examples/ include no private header of
+codec/src.
 
   tests/test_headers.py [INCLUDE_DIR]
 """
@@ -56,12 +57,28 @@ def check(path):
     return problems
 
 
+def private_includes(root):
+    """bench/ and examples/ programs use the public API only: no header of
+    codec/src (the library's private ones)."""
+    private = set(f for f in os.listdir(os.path.join(root, "codec", "src")) if f.endswith(".h"))
+    problems = []
+    for folder in ("bench", "examples"):
+        for name in sorted(os.listdir(os.path.join(root, folder))):
+            if name.endswith(".c"):
+                path = os.path.join(root, folder, name)
+                for inc in re.findall(r'#include\s*"([^"]+)"', open(path).read()):
+                    if os.path.basename(inc) in private:
+                        problems.append("%s includes the private header %s" % (path, inc))
+    return problems
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     inc = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "codec", "include",
                                                              "tokvox")
     headers = sorted(os.path.join(inc, h) for h in os.listdir(inc) if h.endswith(".h"))
     problems = [p for h in headers for p in check(h)]
+    problems += private_includes(os.path.join(here, ".."))
     functions = sum(len(API.findall(open(h).read())) for h in headers)
     if functions < 50:
         problems.append("only %d TOKVOX_API functions found: the pattern is broken" % functions)

@@ -619,6 +619,75 @@ START_TEST(configs_are_checked)
 }
 END_TEST
 
+/* The size rule (tokvox/errors.h) for configs and stats: a program built
+ * against a later header (a field appended) keeps its extra bytes and is
+ * served; a size below the first version is refused and nothing written. */
+START_TEST(configs_and_stats_follow_the_callers_size)
+{
+    struct {
+        tokvox_sender_config c;
+        unsigned char later[16];
+    } sc;
+    memset(&sc, 0x77, sizeof sc);
+    tokvox_sender_config_init_sized(&sc.c, sizeof sc);
+    ck_assert_uint_eq(sc.c.size, sizeof(tokvox_sender_config));
+    ck_assert_int_eq(sc.c.frames_per_packet, 1);
+    for (size_t i = 0; i < sizeof sc.later; i++)
+        ck_assert_uint_eq(sc.later[i], 0x77);
+    sc.c.size = sizeof sc; /* what the later program would say */
+    int err = -1;
+    tokvox_sender *s = tokvox_sender_create(model, &sc.c, &err);
+    ck_assert_msg(s != NULL, "a larger config is refused: %d", err);
+
+    struct {
+        tokvox_receiver_config c;
+        unsigned char later[16];
+    } rc;
+    memset(&rc, 0x77, sizeof rc);
+    tokvox_receiver_config_init_sized(&rc.c, sizeof rc);
+    ck_assert_int_eq(rc.c.jitter_ms, 60);
+    ck_assert_uint_eq(rc.later[0], 0x77);
+    rc.c.size = sizeof rc;
+    tokvox_receiver *r = tokvox_receiver_create(model, &rc.c, &err);
+    ck_assert_msg(r != NULL, "a larger config is refused: %d", err);
+    struct {
+        tokvox_receiver_stats st;
+        unsigned char later[16];
+    } st;
+    memset(&st, 0x77, sizeof st);
+    st.st.size = sizeof st;
+    tokvox_receiver_get_stats(r, &st.st);
+    ck_assert_uint_eq(st.st.size, sizeof(tokvox_receiver_stats));
+    ck_assert_uint_eq(st.st.datagrams, 0);
+    ck_assert_uint_eq(st.later[15], 0x77);
+
+    /* Too small to be the struct: nothing written, creation refused. */
+    /* 0 (forgotten), too small for anything, and each struct's first
+     * version without its last field */
+    for (size_t k = 0; k < 3; k++) {
+        size_t send_bad = k == 0 ? 0 : k == 1 ? 4 : offsetof(tokvox_sender_config, key);
+        size_t recv_bad = k == 0 ? 0 : k == 1 ? 4 : offsetof(tokvox_receiver_config, key);
+        size_t stats_bad = k == 0 ? 0 : k == 1 ? 4 : offsetof(tokvox_receiver_stats, replayed);
+        memset(&sc, 0x77, sizeof sc);
+        tokvox_sender_config_init_sized(&sc.c, send_bad);
+        ck_assert_uint_eq(((unsigned char *)&sc)[0], 0x77);
+        tokvox_sender_config_init(&sc.c);
+        sc.c.size = send_bad;
+        ck_assert_ptr_null(tokvox_sender_create(model, &sc.c, &err));
+        ck_assert_int_eq(err, TOKVOX_ERR_INVALID_ARGUMENT);
+        tokvox_receiver_config_init(&rc.c);
+        rc.c.size = recv_bad;
+        ck_assert_ptr_null(tokvox_receiver_create(model, &rc.c, &err));
+        memset(&st, 0x77, sizeof st);
+        st.st.size = stats_bad;
+        tokvox_receiver_get_stats(r, &st.st);
+        ck_assert_uint_eq(st.st.datagrams, UINT64_C(0x7777777777777777));
+    }
+    tokvox_sender_destroy(s);
+    tokvox_receiver_destroy(r);
+}
+END_TEST
+
 /* ---- sealed streams ------------------------------------------------------ */
 
 static uint8_t key_a[TOKVOX_STREAM_KEY_BYTES], key_b[TOKVOX_STREAM_KEY_BYTES];
@@ -757,6 +826,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, bitrate_changes_follow_the_sender);
     tcase_add_test(tc, foreign_datagrams_are_refused);
     tcase_add_test(tc, configs_are_checked);
+    tcase_add_test(tc, configs_and_stats_follow_the_callers_size);
     tcase_add_test(tc, sealed_stream_plays_like_a_plain_one);
     tcase_add_test(tc, sealed_receiver_refuses_what_it_cannot_trust);
     tcase_set_timeout(tc, 600);

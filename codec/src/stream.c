@@ -192,14 +192,44 @@ struct tokvox_sender {
     uint8_t out[TOKVOX_STREAM_MAX_DATAGRAM];
 };
 
-void tokvox_sender_config_init(tokvox_sender_config *c)
+/* ---- the callers' structs ---------------------------------------------------
+ * Configs and stats follow the size rule (tokvox/errors.h): the library
+ * writes no more of the caller's struct than its size, and reads only what
+ * that covers (defaults for the rest).  Sizes below a struct's first
+ * version (these, frozen: later fields are appended) are refused. */
+#define SENDER_CONFIG_SIZE_1 (offsetof(tokvox_sender_config, key) + sizeof(const uint8_t *))
+#define RECEIVER_CONFIG_SIZE_1 (offsetof(tokvox_receiver_config, key) + sizeof(const uint8_t *))
+#define RECEIVER_STATS_SIZE_1 (offsetof(tokvox_receiver_stats, replayed) + sizeof(uint64_t))
+
+static size_t smaller(size_t a, size_t b) { return a < b ? a : b; }
+
+static void sender_defaults(tokvox_sender_config *c)
 {
-    if (!c)
-        return;
     memset(c, 0, sizeof *c);
     c->size = sizeof *c;
     c->frames_per_packet = 1;
     c->fec_codebooks = 2;
+}
+
+void tokvox_sender_config_init_sized(tokvox_sender_config *c, size_t size)
+{
+    if (!c || size < SENDER_CONFIG_SIZE_1)
+        return;
+    tokvox_sender_config full;
+    sender_defaults(&full);
+    full.size = smaller(size, sizeof full);
+    memcpy(c, &full, full.size);
+}
+
+/* The caller's config as one of this version; 0 if it cannot be one. */
+static int sender_config_read(const tokvox_sender_config *c, tokvox_sender_config *out)
+{
+    if (!c || c->size < SENDER_CONFIG_SIZE_1)
+        return 0;
+    sender_defaults(out);
+    memcpy(out, c, smaller(c->size, sizeof *out));
+    out->size = sizeof *out;
+    return 1;
 }
 
 /* A stream id nobody else picks: the kernel's random bytes, or a mix of
@@ -219,7 +249,7 @@ static uint32_t random_stream_id(const void *salt)
 
 static int sender_config_valid(const tokvox_model *m, const tokvox_sender_config *c)
 {
-    return c->size >= sizeof *c && c->num_codebooks >= 0 &&
+    return c->num_codebooks >= 0 &&
            c->num_codebooks <= m->info.num_codebooks &&
            c->num_codebooks <= TOKVOX_PACKET_CODEBOOKS_MAX &&
            (c->num_codebooks || m->info.num_codebooks <= TOKVOX_PACKET_CODEBOOKS_MAX) &&
@@ -229,13 +259,15 @@ static int sender_config_valid(const tokvox_model *m, const tokvox_sender_config
                                   c->fec_codebooks <= m->info.num_codebooks));
 }
 
-tokvox_sender *tokvox_sender_create(const tokvox_model *m, const tokvox_sender_config *c,
+tokvox_sender *tokvox_sender_create(const tokvox_model *m, const tokvox_sender_config *config,
                                     int *error)
 {
     int dummy;
     error = error ? error : &dummy;
     *error = TOKVOX_ERR_INVALID_ARGUMENT;
-    if (!m || !c || !sender_config_valid(m, c))
+    tokvox_sender_config whole;
+    const tokvox_sender_config *c = &whole;
+    if (!m || !sender_config_read(config, &whole) || !sender_config_valid(m, c))
         return NULL;
     tokvox_sender *s = calloc(1, sizeof *s);
     if (!s) {
@@ -481,10 +513,8 @@ struct tokvox_receiver {
     float scratch[2][4096];     /* two frames when skipping one */
 };
 
-void tokvox_receiver_config_init(tokvox_receiver_config *c)
+static void receiver_defaults(tokvox_receiver_config *c)
 {
-    if (!c)
-        return;
     memset(c, 0, sizeof *c);
     c->size = sizeof *c;
     c->jitter_ms = 60;
@@ -493,18 +523,40 @@ void tokvox_receiver_config_init(tokvox_receiver_config *c)
     c->fade = 1;
 }
 
+void tokvox_receiver_config_init_sized(tokvox_receiver_config *c, size_t size)
+{
+    if (!c || size < RECEIVER_CONFIG_SIZE_1)
+        return;
+    tokvox_receiver_config full;
+    receiver_defaults(&full);
+    full.size = smaller(size, sizeof full);
+    memcpy(c, &full, full.size);
+}
+
+static int receiver_config_read(const tokvox_receiver_config *c, tokvox_receiver_config *out)
+{
+    if (!c || c->size < RECEIVER_CONFIG_SIZE_1)
+        return 0;
+    receiver_defaults(out);
+    memcpy(out, c, smaller(c->size, sizeof *out));
+    out->size = sizeof *out;
+    return 1;
+}
+
 static int frames_for_ms(const tokvox_receiver *r, int ms)
 {
     return (int)ceil(ms / 1000.0 / r->frame_s - 1e-9);
 }
 
-tokvox_receiver *tokvox_receiver_create(const tokvox_model *m, const tokvox_receiver_config *c,
-                                        int *error)
+tokvox_receiver *tokvox_receiver_create(const tokvox_model *m,
+                                        const tokvox_receiver_config *config, int *error)
 {
     int dummy;
     error = error ? error : &dummy;
     *error = TOKVOX_ERR_INVALID_ARGUMENT;
-    if (!m || !c || c->size < sizeof *c || c->jitter_ms < 0 || c->jitter_ms > 10000 ||
+    tokvox_receiver_config whole;
+    const tokvox_receiver_config *c = &whole;
+    if (!m || !receiver_config_read(config, &whole) || c->jitter_ms < 0 || c->jitter_ms > 10000 ||
         c->max_jitter_ms < c->jitter_ms || c->max_jitter_ms > 10000 || m->info.hop > 4096 ||
         m->info.num_codebooks > TOKVOX_PACKET_CODEBOOKS_MAX)
         return NULL;
@@ -936,9 +988,11 @@ int tokvox_receiver_pull(tokvox_receiver *r, double now_s, float *pcm, size_t ma
 
 void tokvox_receiver_get_stats(const tokvox_receiver *r, tokvox_receiver_stats *st)
 {
-    if (!r || !st || st->size < sizeof *st)
+    if (!r || !st || st->size < RECEIVER_STATS_SIZE_1)
         return;
-    *st = r->st;
-    st->depth = r->depth;
-    st->buffered = r->started ? (int)(r->newest - r->next) : 0;
+    tokvox_receiver_stats full = r->st;
+    full.size = smaller(st->size, sizeof full);
+    full.depth = r->depth;
+    full.buffered = r->started ? (int)(r->newest - r->next) : 0;
+    memcpy(st, &full, full.size);
 }

@@ -19,9 +19,12 @@
  * thread at a time per sender or receiver (different ones run in parallel;
  * the model may be shared).  Creators return a handle the caller owns and
  * destroys (destroy(NULL) does nothing); configs, keys and datagrams
- * passed in are read during the call only (keys are copied).  The configs and stats
- * structs start with their size, so later fields can be added: fill a
- * config with its _init function, set .size of a stats struct to its sizeof.
+ * passed in are read during the call only (keys are copied).
+ *
+ * The configs and stats structs start with their size, so later fields can
+ * be added (the rule is in tokvox/errors.h): fill a config with its _init
+ * macro, which passes the caller's sizeof, and set .size of a stats struct
+ * to its sizeof; the library writes and reads no more than those cover.
  */
 #ifndef TOKVOX_STREAM_H
 #define TOKVOX_STREAM_H
@@ -54,7 +57,7 @@ extern "C" {
 typedef struct tokvox_sender tokvox_sender;
 
 typedef struct tokvox_sender_config {
-    size_t size;            /* sizeof(tokvox_sender_config), set by _init */
+    size_t size;            /* the caller's sizeof(tokvox_sender_config), set by _init */
     int num_codebooks;      /* bitrate: codes per frame, 0 = all */
     int frames_per_packet;  /* 1..TOKVOX_PACKET_MAX_FRAMES (default 1: 20 ms) */
     int fec_depth;          /* previous packets each datagram repeats, 0..3 (default 0) */
@@ -68,8 +71,11 @@ typedef struct tokvox_sender_config {
  * once per datagram, with bytes valid only during the call. */
 typedef void (*tokvox_datagram_sink)(void *ctx, const uint8_t *data, size_t len);
 
-/* Defaults into c. [thread-safe] */
-TOKVOX_API void tokvox_sender_config_init(tokvox_sender_config *c);
+/* Defaults into c, no more than size bytes of it (nothing for a size below
+ * the struct's first version).  Call it through the macro, which passes
+ * the caller's sizeof.  [thread-safe] */
+TOKVOX_API void tokvox_sender_config_init_sized(tokvox_sender_config *c, size_t size);
+#define tokvox_sender_config_init(c) tokvox_sender_config_init_sized((c), sizeof *(c))
 /* NULL with *error on a bad config (TOKVOX_ERR_INVALID_ARGUMENT) or no
  * memory.  The model must outlive the sender.  [thread-safe] */
 TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_sender *tokvox_sender_create(const tokvox_model *model,
@@ -103,7 +109,7 @@ TOKVOX_API int tokvox_stream_make_key(uint8_t *key);
 typedef struct tokvox_receiver tokvox_receiver;
 
 typedef struct tokvox_receiver_config {
-    size_t size;            /* sizeof(tokvox_receiver_config), set by _init */
+    size_t size;            /* the caller's sizeof(tokvox_receiver_config), set by _init */
     int jitter_ms;          /* hold before a stream's first frame plays (default 60) */
     int adaptive;           /* 1 (default): the depth follows the measured jitter */
     int max_jitter_ms;      /* the most the adaptive depth holds (default 500) */
@@ -139,8 +145,9 @@ typedef struct tokvox_receiver_stats {
                                  stream that would displace a live one */
 } tokvox_receiver_stats;
 
-/* Defaults into c.  [thread-safe] */
-TOKVOX_API void tokvox_receiver_config_init(tokvox_receiver_config *c);
+/* Defaults into c, as tokvox_sender_config_init.  [thread-safe] */
+TOKVOX_API void tokvox_receiver_config_init_sized(tokvox_receiver_config *c, size_t size);
+#define tokvox_receiver_config_init(c) tokvox_receiver_config_init_sized((c), sizeof *(c))
 /* NULL with *error on a bad config (TOKVOX_ERR_INVALID_ARGUMENT) or no
  * memory.  The receiver owns its decoder; the model must outlive it.
  * [thread-safe] */
@@ -174,9 +181,9 @@ TOKVOX_API int tokvox_receiver_ready(const tokvox_receiver *r, double now_s);
  * [one thread per handle] */
 TOKVOX_API int tokvox_receiver_pull(tokvox_receiver *r, double now_s, float *pcm,
                                     size_t max_samples, size_t *samples_out);
-/* Copies the counters into the caller's struct (st->size set by the
- * caller; nothing written when it is smaller than this version's).
- * [one thread per handle] */
+/* Copies the counters into the caller's struct as far as st->size (set by
+ * the caller) covers, and sets st->size to what it wrote; nothing for a
+ * size below the struct's first version.  [one thread per handle] */
 TOKVOX_API void tokvox_receiver_get_stats(const tokvox_receiver *r, tokvox_receiver_stats *st);
 
 #ifdef __cplusplus

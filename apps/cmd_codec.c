@@ -610,6 +610,9 @@ static int decode_stream(const codec_options *o, const tokvox_model *m, tokvox_t
     progress_start(&p, o->quiet, h->version == 1 ? (double)h->sample_count / h->sample_rate : 0);
     char detail[1024] = "";
     int ended = 0, cut = 0;
+    /* from a live pipe each block is decoded as it arrives: gathering
+     * CHUNK_FRAMES would hold the audio back 1.3 s */
+    int live = is_live(o->in, STDIN_FILENO);
     while (!rc && !ended) {
         size_t frames = 0, got = 0, samples = 0;
         while (frames < CHUNK_FRAMES) { /* blocks of the engine's size */
@@ -623,6 +626,8 @@ static int decode_stream(const codec_options *o, const tokvox_model *m, tokvox_t
                 break;
             }
             frames += got;
+            if (live)
+                break;
         }
         if (!rc && frames && (err = tokvox_decoder_push(dec, codes, frames, pcm, &samples)))
             rc = app_fail("decode", "%s: %s", o->in, tokvox_strerror(err));

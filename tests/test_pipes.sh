@@ -88,6 +88,13 @@ expect_ok "decode file" "$TOKVOX" decode "$WORK/long.tvx" "$WORK/long-d.wav"
 sox "$WORK/slow-d.wav" -t raw "$WORK/slow-d.s16" 2>/dev/null
 sox "$WORK/long-d.wav" -t raw "$WORK/long-d.s16"
 cmp -s "$WORK/slow-d.s16" "$WORK/long-d.s16" && ok || bad "decode from a slow pipe differs from the file's"
+# from a live pipe decode writes each block's audio as it comes: a stream of
+# 10-frame blocks (the live encode's above) cut after its header (52 bytes)
+# and 3 blocks (106 bytes each, 0.6 s) must bring 0.25 s of audio (8000 bytes)
+slow_pipe "decode - - a block at a time" $((52 + 3 * 106)) "$WORK/prompt.tvx" $((44 + 8000)) \
+    "$WORK/prompt-d.wav" "$TOKVOX" decode - - --quiet
+sox "$WORK/prompt-d.wav" -t raw "$WORK/prompt-d.s16" 2>/dev/null
+cmp -s "$WORK/prompt-d.s16" "$WORK/long-d.s16" && ok || bad "decode a block at a time differs from the file's"
 # raw PCM on a slow pipe, as `arecord -f S16_LE -r 16000 -c 1 | tokvox encode --raw - -`
 slow_pipe "encode --raw - -" $((12 * 32000)) "$WORK/long.raw" 200 "$WORK/slow-raw.tvx" \
     "$TOKVOX" encode --raw --raw-rate 16000 --raw-chan 1 --raw-format s16le - - --quiet

@@ -1,12 +1,14 @@
 #include "app.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -32,6 +34,22 @@ tokvox_model *app_load_model(const char *cmd, const char *path)
     if (!m)
         app_fail(cmd, "%s", detail[0] ? detail : tokvox_strerror(err));
     return m;
+}
+
+int app_option_error(const char *cmd, int c, char **argv)
+{
+    /* a long option as written (without "=value"); a short one by optopt,
+     * since argv holds it in a cluster such as -qz */
+    const char *word = optind > 0 ? argv[optind - 1] : "";
+    char shown[64];
+    if (!strncmp(word, "--", 2))
+        snprintf(shown, sizeof shown, "%.*s", (int)strcspn(word, "="), word);
+    else
+        snprintf(shown, sizeof shown, "-%c", optopt > 32 && optopt < 127 ? optopt : '?');
+    const char *opt = shown;
+    if (c == ':')
+        return app_fail(cmd, "option %s wants a value (see 'tokvox %s --help')", opt, cmd);
+    return app_fail(cmd, "unknown option %s (see 'tokvox %s --help')", opt, cmd);
 }
 
 int app_parse_int(const char *text, int lo, int hi)
@@ -149,9 +167,47 @@ int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_co
     return TOKVOX_OK;
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+void app_progress_start(app_progress *p, int quiet, double total_s)
+{
+    memset(p, 0, sizeof *p);
+    p->on = !quiet && isatty(STDERR_FILENO);
+    p->start = now_s();
+    p->last = p->start - 1.0; /* the first update draws: a terminal always sees the line */
+    p->total_s = total_s;
+}
+
+void app_progress_update(app_progress *p, const char *cmd, double done_s)
+{
+    double t = now_s();
+    if (!p->on || t - p->last < 0.25)
+        return;
+    p->last = t;
+    double rtf = done_s / (t - p->start > 1e-9 ? t - p->start : 1e-9);
+    if (p->total_s > 0)
+        fprintf(stderr, "\rtokvox %s: %.1f / %.1f s  %.0fx real time  ETA %.0f s   ", cmd, done_s,
+                p->total_s, rtf, rtf > 0 ? (p->total_s - done_s) / rtf : 0.0);
+    else
+        fprintf(stderr, "\rtokvox %s: %.1f s  %.0fx real time   ", cmd, done_s, rtf);
+    p->drawn = 1;
+}
+
+void app_progress_end(app_progress *p)
+{
+    if (p->drawn)
+        fputs("\r\033[K", stderr);
+}
+
 int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
                   int stream_codebooks, int use_codebooks, size_t n_samples,
-                  tokvox_audio_writer *w, char *detail, size_t detail_size)
+                  tokvox_audio_writer *w, app_progress *p, const char *cmd, char *detail,
+                  size_t detail_size)
 {
     enum { BLOCK = 64 };
     int err;
@@ -172,6 +228,8 @@ int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
         if (!err && tokvox_audio_writer_write(w, pcm, got, detail, detail_size))
             err = TOKVOX_ERR_IO;
         out += got;
+        if (p)
+            app_progress_update(p, cmd, (double)out / info.sample_rate);
         if (n == 0)
             break;
     }

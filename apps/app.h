@@ -24,6 +24,11 @@ int cmd_live(int argc, char **argv);       /* cmd_live.c */
 int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Load the model named (NULL = default) or print why not; NULL on failure. */
 tokvox_model *app_load_model(const char *cmd, const char *path);
+/* getopt_long's complaint as one line, "tokvox CMD: unknown option --x (see
+ * 'tokvox CMD --help')" or "... option --x wants a value ...": for parsers
+ * that set opterr = 0 and start their optstring with ':'.  c is what
+ * getopt_long returned ('?' or ':'); argv its argv.  Returns 1. */
+int app_option_error(const char *cmd, int c, char **argv);
 /* Parse a positive int option value in [lo, hi]; -1 if invalid. */
 int app_parse_int(const char *text, int lo, int hi);
 /* The audio reader silenced NaN/Inf and clamped overs (tokvox/io.h): the
@@ -67,6 +72,22 @@ int app_write_json(const char *cmd, struct cJSON *o, const char *file);
  * FILE may not name either.  Returns 0, or 1 after a message. */
 int app_check_json(const char *cmd, const char *file, const char *in, const char *out);
 
+/* Progress of a long command on stderr when it is a terminal (and not
+ * --quiet): "tokvox CMD: 12.3 / 60.0 s  41x real time  ETA 1 s", drawn at
+ * the first update, then at most 4 times a second, erased by
+ * app_progress_end. */
+typedef struct app_progress {
+    int on;          /* stderr is a terminal and not --quiet */
+    double start, last;
+    double total_s;  /* seconds of audio in all, 0 = unknown (a pipe) */
+    int drawn;
+} app_progress;
+
+void app_progress_start(app_progress *p, int quiet, double total_s);
+/* done_s: seconds of audio done so far. */
+void app_progress_update(app_progress *p, const char *cmd, double done_s);
+void app_progress_end(app_progress *p);
+
 /* A whole signal coded at once: codes [frames][num_codebooks], malloc'ed
  * (the Python package's helper; the commands stream instead, with the same
  * codes). */
@@ -75,9 +96,11 @@ int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_co
 
 /* Decodes frames a block at a time into w, exactly n_samples samples at the
  * model rate (silence pads a cut stream), so the audio is never whole in
- * memory.  Returns a tokvox_error; detail says why for writer failures. */
+ * memory; p (NULL: none) shows progress as `cmd`.  Returns a tokvox_error;
+ * detail says why for writer failures. */
 int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
                   int stream_codebooks, int use_codebooks, size_t n_samples,
-                  tokvox_audio_writer *w, char *detail, size_t detail_size);
+                  tokvox_audio_writer *w, app_progress *p, const char *cmd, char *detail,
+                  size_t detail_size);
 
 #endif

@@ -100,10 +100,7 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                                 optarg);
             break;
         case 'h': fputs(usage, stdout); return 2;
-        case ':': return app_fail(cmd, "option %s wants a value (see 'tokvox %s --help')",
-                                  argv[optind - 1], cmd);
-        default:
-            return app_fail(cmd, "unknown option %s (see 'tokvox %s --help')", argv[optind - 1], cmd);
+        default: return app_option_error(cmd, c, argv);
         }
     }
     /* Nothing accepted and ignored: each command takes only what it uses. */
@@ -187,52 +184,6 @@ static size_t step_frames(const codec_options *o, int codebooks, int codebook_bi
     int frames = (LIVE_BLOCK_BITS + bits - 1) / bits;
     return frames < LIVE_MIN_FRAMES ? LIVE_MIN_FRAMES
            : frames > LIVE_MAX_FRAMES ? LIVE_MAX_FRAMES : (size_t)frames;
-}
-
-/* ---- progress on a terminal ---------------------------------------------------- */
-
-typedef struct progress {
-    int on;          /* stderr is a terminal and not --quiet */
-    double start, last;
-    double total_s;  /* seconds of audio in all, 0 = unknown (a pipe) */
-    int drawn;
-} progress;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static void progress_start(progress *p, int quiet, double total_s)
-{
-    memset(p, 0, sizeof *p);
-    p->on = !quiet && isatty(STDERR_FILENO);
-    p->start = p->last = now_s();
-    p->total_s = total_s;
-}
-
-/* "12.3 / 60.0 s  41x real time  ETA 1 s", redrawn at most 4 times a second. */
-static void progress_update(progress *p, const char *cmd, double done_s)
-{
-    double t = now_s();
-    if (!p->on || t - p->last < 0.25)
-        return;
-    p->last = t;
-    double rtf = done_s / (t - p->start > 1e-9 ? t - p->start : 1e-9);
-    if (p->total_s > 0)
-        fprintf(stderr, "\rtokvox %s: %.1f / %.1f s  %.0fx real time  ETA %.0f s   ", cmd, done_s,
-                p->total_s, rtf, rtf > 0 ? (p->total_s - done_s) / rtf : 0.0);
-    else
-        fprintf(stderr, "\rtokvox %s: %.1f s  %.0fx real time   ", cmd, done_s, rtf);
-    p->drawn = 1;
-}
-
-static void progress_end(progress *p)
-{
-    if (p->drawn)
-        fputs("\r\033[K", stderr);
 }
 
 /* Seconds of audio in a seekable input file, 0 when unknown (a pipe). */
@@ -340,12 +291,12 @@ typedef struct encoding {
     frame_buffer codes; /* the frames of the last step */
     uint64_t n;         /* samples read so far */
     int rate;
-    progress p;
+    app_progress p;
 } encoding;
 
 static void encoding_end(encoding *e)
 {
-    progress_end(&e->p);
+    app_progress_end(&e->p);
     free(e->pcm);
     free(e->codes.codes);
     tokvox_encoder_destroy(e->enc);
@@ -372,7 +323,7 @@ static int encoding_start(encoding *e, const char *cmd, const codec_options *o,
     }
     tokvox_audio_source src;
     tokvox_audio_reader_source(r, &src);
-    progress_start(&e->p, o->quiet, input_seconds(&src));
+    app_progress_start(&e->p, o->quiet, input_seconds(&src));
     return 0;
 }
 
@@ -391,7 +342,7 @@ static int encoding_step(encoding *e, const codec_options *o, int *last)
                   : tokvox_encoder_flush(e->enc, e->codes.codes, e->codes.cap, &e->codes.frames);
     if (err)
         return app_fail(e->cmd, "%s: %s", o->in, tokvox_strerror(err));
-    progress_update(&e->p, e->cmd, (double)e->n / e->rate);
+    app_progress_update(&e->p, e->cmd, (double)e->n / e->rate);
     return 0;
 }
 
@@ -606,8 +557,8 @@ static int decode_stream(const codec_options *o, const tokvox_model *m, tokvox_t
     uint16_t *codes = malloc((size_t)CHUNK_FRAMES * (size_t)k * sizeof *codes);
     float *pcm = malloc(((size_t)CHUNK_FRAMES + 1) * h->hop * sizeof *pcm);
     int rc = !codes || !pcm ? app_fail("decode", "out of memory") : 0;
-    progress p;
-    progress_start(&p, o->quiet, h->version == 1 ? (double)h->sample_count / h->sample_rate : 0);
+    app_progress p;
+    app_progress_start(&p, o->quiet, h->version == 1 ? (double)h->sample_count / h->sample_rate : 0);
     char detail[1024] = "";
     int ended = 0, cut = 0;
     /* from a live pipe each block is decoded as it arrives: gathering
@@ -633,9 +584,9 @@ static int decode_stream(const codec_options *o, const tokvox_model *m, tokvox_t
             rc = app_fail("decode", "%s: %s", o->in, tokvox_strerror(err));
         if (!rc && samples && held_push(held, pcm, samples, detail, sizeof detail))
             rc = app_fail("decode", "%s", detail);
-        progress_update(&p, "decode", (double)tokvox_tvx_reader_frames(r) * h->hop / h->sample_rate);
+        app_progress_update(&p, "decode", (double)tokvox_tvx_reader_frames(r) * h->hop / h->sample_rate);
     }
-    progress_end(&p);
+    app_progress_end(&p);
     size_t samples = 0;
     if (!rc && (err = tokvox_decoder_flush(dec, pcm, &samples)))
         rc = app_fail("decode", "%s: %s", o->in, tokvox_strerror(err));

@@ -198,7 +198,10 @@ static int parse(int argc, char **argv, live_options *o)
     o->idle_timeout = 10;
     o->seed = 1;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "m:n:b:qh", long_options, NULL)) != -1;) {
+    opterr = 0; /* getopt's own two-line complaint replaced by app_option_error */
+    for (int c; (c = getopt_long(argc, argv, ":m:n:b:qh", long_options, NULL)) != -1;) {
+        if (c == '?' || c == ':')
+            return app_option_error(CMD, c, argv);
         int rc = parse_option(c, optarg, o);
         if (rc)
             return rc;

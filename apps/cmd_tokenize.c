@@ -127,7 +127,8 @@ static int parse_tokenize(int argc, char **argv, tokenize_options *o)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o->jobs = cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "o:j:n:l:m:qh", tokenize_options_table, NULL)) >= 0;) {
+    opterr = 0; /* getopt's own two-line complaint replaced by app_option_error */
+    for (int c; (c = getopt_long(argc, argv, ":o:j:n:l:m:qh", tokenize_options_table, NULL)) >= 0;) {
         switch (c) {
         case 'o': o->outdir = optarg; break;
         case 'm': o->model = optarg; break;
@@ -161,7 +162,7 @@ static int parse_tokenize(int argc, char **argv, tokenize_options *o)
                                 optarg);
             break;
         case 'h': fputs(tokenize_usage, stdout); return 2;
-        default: return app_fail("tokenize", "see 'tokvox tokenize --help'");
+        default: return app_option_error("tokenize", c, argv);
         }
     }
     if (!o->outdir)

@@ -61,6 +61,7 @@ typedef struct detok_options {
     int layout, codebooks, rate, force;
     int json;              /* --json[=FILE]: a summary object */
     const char *json_file; /* NULL: stdout */
+    int quiet;             /* no progress */
 } detok_options;
 
 static const char detokenize_usage[] =
@@ -74,6 +75,7 @@ static const char detokenize_usage[] =
     "  -n, --codebooks N   decode only the first N codebooks; for a flat array without\n"
     "                      a manifest, the number of codebooks it interleaves\n"
     "  -r, --rate R        output sample rate (default: the source's, else the model's)\n"
+    "  -q, --quiet         no progress on stderr\n"
     "      --json[=FILE]   a summary as one JSON object on stdout (or in FILE)\n"
     "  -f, --force         replace an existing OUT that is not an audio file\n";
 
@@ -81,6 +83,7 @@ static const struct option detok_table[] = {
     {"layout", required_argument, NULL, 'l'}, {"model", required_argument, NULL, 'm'},
     {"codebooks", required_argument, NULL, 'n'}, {"rate", required_argument, NULL, 'r'},
     {"force", no_argument, NULL, 'f'}, {"json", optional_argument, NULL, 'J'},
+    {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -89,7 +92,8 @@ static int parse_detok(int argc, char **argv, detok_options *o)
     memset(o, 0, sizeof *o);
     o->layout = -1;
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "l:m:n:r:fh", detok_table, NULL)) != -1;) {
+    opterr = 0; /* getopt's own two-line complaint replaced by app_option_error */
+    for (int c; (c = getopt_long(argc, argv, ":l:m:n:r:fqh", detok_table, NULL)) != -1;) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'l':
@@ -113,7 +117,8 @@ static int parse_detok(int argc, char **argv, detok_options *o)
             o->json_file = optarg;
             break;
         case 'h': fputs(detokenize_usage, stdout); return 2;
-        default: return app_fail("detokenize", "see 'tokvox detokenize --help'");
+        case 'q': o->quiet = 1; break;
+        default: return app_option_error("detokenize", c, argv);
         }
     }
     if (argc - optind != 2)
@@ -198,9 +203,13 @@ int cmd_detokenize(int argc, char **argv)
                                               sizeof detail)))
         rc = app_fail("detokenize", "%s", detail);
     /* block by block into the writer: the audio is never whole in memory */
-    if (!rc && (err = app_decode_to(m, codes, frames, k, o.codebooks, n, w, detail, sizeof detail)))
+    app_progress p;
+    app_progress_start(&p, o.quiet, (double)n / info.sample_rate);
+    if (!rc && (err = app_decode_to(m, codes, frames, k, o.codebooks, n, w, &p, "detokenize",
+                                    detail, sizeof detail)))
         rc = err == TOKVOX_ERR_IO ? app_fail("detokenize", "%s", detail)
                                   : app_fail("detokenize", "%s: %s", o.in, tokvox_strerror(err));
+    app_progress_end(&p);
     if (rc)
         tokvox_audio_writer_abort(w);
     else if (tokvox_audio_writer_commit(w, 0, detail, sizeof detail))

@@ -113,6 +113,27 @@ expect_fail "missing value" "tokvox encode: option --codebooks wants a value" "$
 expect_fail "extra argument" "got 3 arguments" "$TOKVOX" transcode "$SAMPLE" "$WORK/x.wav" extra
 expect_fail "encode has no --rate" "tokvox encode: --rate" "$TOKVOX" encode "$SAMPLE" "$WORK/x.tvx" --rate 8000
 [ ! -e "$WORK/x.tvx" ] && ok || bad "a refused option left an output"
+# every subcommand: getopt's complaint comes as one line naming the option
+for cmd in encode decode transcode tokenize detokenize live; do
+    expect_fail "$cmd unknown option" "tokvox $cmd: unknown option --bogus" "$TOKVOX" $cmd --bogus x y
+    expect_fail "$cmd missing value" "tokvox $cmd: option --model wants a value" "$TOKVOX" $cmd x y --model
+done
+expect_fail "short option in a cluster" "tokvox tokenize: unknown option -z" "$TOKVOX" tokenize -qz x -o y
+# progress on a terminal (script(1) gives the command one), none with --quiet
+if command -v script >/dev/null; then
+    "$TOKVOX" tokenize "$SAMPLE" -o "$WORK/ptok" -q
+    for cmd in "transcode $SAMPLE $WORK/p.wav" "detokenize $WORK/ptok/speech_en.npy $WORK/pd.wav"; do
+        set -- $cmd
+        rm -f "$WORK/p.wav" "$WORK/pd.wav"
+        script -qc "'$TOKVOX' $cmd" /dev/null >"$WORK/tty.log" 2>&1
+        grep -q "tokvox $1: .*real time" "$WORK/tty.log" && ok || bad "$1 shows no progress on a terminal: $(tr '\r' '\n' <"$WORK/tty.log" | tail -2)"
+        rm -f "$WORK/p.wav" "$WORK/pd.wav"
+        script -qc "'$TOKVOX' $cmd --quiet" /dev/null >"$WORK/tty.log" 2>&1
+        ! grep -q "real time" "$WORK/tty.log" && ok || bad "$1 --quiet shows progress"
+    done
+else
+    echo "note: script(1) is missing; progress checks skipped"
+fi
 expect_ok "encode --json" "$TOKVOX" encode "$SAMPLE" "$WORK/j.tvx" --json --quiet
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["command"]=="encode" and d["frames"]==342 and d["bitrate_kbps"]==4, d' "$WORK/out.log" && ok || bad "encode --json: $(cat "$WORK/out.log")"
 expect_ok "decode --json=FILE" "$TOKVOX" decode "$WORK/j.tvx" - --json="$WORK/d.json" --quiet

@@ -324,6 +324,7 @@ static void print_table(const usage *u, const char *outdir)
 static void print_stats_json(const usage *u)
 {
     cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "command", "tokstats");
     cJSON_AddNumberToObject(o, "files", (double)u->files);
     cJSON_AddNumberToObject(o, "unreadable", (double)u->unreadable);
     cJSON_AddNumberToObject(o, "frames", (double)u->frames);
@@ -349,18 +350,21 @@ static void print_stats_json(const usage *u)
 }
 
 static const char tokstats_usage[] =
-    "usage: tokvox tokstats OUTDIR [--json]\n"
+    "usage: tokvox tokstats OUTDIR [--json] [--quiet]\n"
     "Codebook usage over the files a tokvox tokenize run wrote into OUTDIR (as its\n"
     "manifest*.jsonl list them): per codebook, the codes used, the share unused,\n"
-    "the entropy in bits and the perplexity (2^entropy).\n";
+    "the entropy in bits and the perplexity (2^entropy).  On a terminal it shows\n"
+    "progress (seconds of audio counted of the manifest's); --quiet: none.\n";
 
 int cmd_tokstats(int argc, char **argv)
 {
-    int json = 0;
+    int json = 0, quiet = 0;
     const char *dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
+        else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
+            quiet = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return fputs(tokstats_usage, stdout), 0;
         else if ((argv[i][0] == '-' && argv[i][1]) || dir)
@@ -386,9 +390,18 @@ int cmd_tokstats(int argc, char **argv)
     }
     /* sorted: a repeat (two manifests) is adjacent; the one read last counts,
      * as for detokenize */
+    double total = 0.0;
     for (size_t i = 0; i < man.n; i++)
         if (i + 1 == man.n || strcmp(man.entries[i].output, man.entries[i + 1].output))
+            total += man.entries[i].meta.duration;
+    app_progress p;
+    app_progress_start(&p, quiet, total);
+    for (size_t i = 0; i < man.n; i++)
+        if (i + 1 == man.n || strcmp(man.entries[i].output, man.entries[i + 1].output)) {
             count_file(&u, dir, &man.entries[i]);
+            app_progress_update(&p, "tokstats", u.seconds);
+        }
+    app_progress_end(&p);
     if (json)
         print_stats_json(&u);
     else

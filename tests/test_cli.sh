@@ -122,7 +122,8 @@ expect_fail "short option in a cluster" "tokvox tokenize: unknown option -z" "$T
 # progress on a terminal (script(1) gives the command one), none with --quiet
 if command -v script >/dev/null; then
     "$TOKVOX" tokenize "$SAMPLE" -o "$WORK/ptok" -q
-    for cmd in "transcode $SAMPLE $WORK/p.wav" "detokenize $WORK/ptok/speech_en.npy $WORK/pd.wav"; do
+    for cmd in "transcode $SAMPLE $WORK/p.wav" "detokenize $WORK/ptok/speech_en.npy $WORK/pd.wav" \
+               "tokstats $WORK/ptok"; do
         set -- $cmd
         rm -f "$WORK/p.wav" "$WORK/pd.wav"
         script -qc "'$TOKVOX' $cmd" /dev/null >"$WORK/tty.log" 2>&1

@@ -21,7 +21,7 @@
 # Environment: SOAK_SECONDS (120), SOAK_INTERVAL (5), SOAK_LOSS (0.1),
 # SOAK_JITTER_MS (40), SOAK_HOLD_MS (60: the receiver's --jitter-ms),
 # SOAK_STALL_S (1; 0 = no freeze), SOAK_ANON_SLACK_KB (128),
-# SOAK_RSS_SLACK_KB (2048), SOAK_OUT (a folder to keep memory.tsv, the
+# SOAK_RSS_SLACK_KB (8192), SOAK_OUT (a folder to keep memory.tsv, the
 # --stats files and figures.txt in; bench/live --soak reads them).
 set -u
 TOKVOX=$1
@@ -34,7 +34,7 @@ JITTER_MS=${SOAK_JITTER_MS:-40}
 HOLD_MS=${SOAK_HOLD_MS:-60}
 STALL_S=${SOAK_STALL_S:-1}
 ANON_SLACK_KB=${SOAK_ANON_SLACK_KB:-128}
-RSS_SLACK_KB=${SOAK_RSS_SLACK_KB:-2048}
+RSS_SLACK_KB=${SOAK_RSS_SLACK_KB:-8192}
 OUT=${SOAK_OUT:-}
 # the watch loop keeps time itself and needs the processes' own ids
 LIMIT=""

@@ -216,7 +216,9 @@ int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
     tokvox_decoder *dec = tokvox_decoder_create(m, stream_codebooks, use_codebooks, &err);
     if (!dec)
         return err;
-    float *pcm = malloc(sizeof(float) * (BLOCK + 1) * (size_t)info.hop);
+    /* a push writes up to a hop per frame; the flush the decoder's latency */
+    float *pcm = malloc(sizeof(float) *
+                        (BLOCK * (size_t)info.hop + (size_t)tokvox_decoder_latency(dec)));
     err = pcm ? TOKVOX_OK : TOKVOX_ERR_NO_MEMORY;
     size_t out = 0;
     for (size_t f = 0; !err && f <= frames; f += BLOCK) {

@@ -555,7 +555,9 @@ static int decode_stream(const codec_options *o, const tokvox_model *m, tokvox_t
     if (!dec)
         return app_fail("decode", "%s", tokvox_strerror(err));
     uint16_t *codes = malloc((size_t)CHUNK_FRAMES * (size_t)k * sizeof *codes);
-    float *pcm = malloc(((size_t)CHUNK_FRAMES + 1) * h->hop * sizeof *pcm);
+    /* a push writes up to a hop per frame; the flush the decoder's latency */
+    size_t pcm_size = (size_t)CHUNK_FRAMES * h->hop + (size_t)tokvox_decoder_latency(dec);
+    float *pcm = malloc(pcm_size * sizeof *pcm);
     int rc = !codes || !pcm ? app_fail("decode", "out of memory") : 0;
     app_progress p;
     app_progress_start(&p, o->quiet, h->version == 1 ? (double)h->sample_count / h->sample_rate : 0);
@@ -725,13 +727,17 @@ static int transcode_stream(const codec_options *o, const tokvox_model *m, int c
         return rc;
     transcoder t = {0};
     t.dec = tokvox_decoder_create(m, codebooks, 0, &err);
-    t.pcm = malloc(((size_t)CHUNK_FRAMES + 3) * info.hop * sizeof *t.pcm);
+    /* a step's frames write up to a hop each; the flush the decoder's latency */
+    t.pcm = t.dec ? malloc((((size_t)CHUNK_FRAMES + 3) * info.hop +
+                            (size_t)tokvox_decoder_latency(t.dec)) * sizeof *t.pcm)
+                  : NULL;
     if (!t.dec || !t.pcm)
         rc = app_fail("transcode", "%s", t.dec ? "out of memory" : tokvox_strerror(err));
     char detail[1024] = "";
     for (int last = 0; !rc && !last;) {
         rc = encoding_step(&e, o, &last);
-        /* decoded samples trail the input by a hop, so e.n bounds them until the end */
+        /* decoded samples trail the input (by the decoder's latency), so e.n
+         * bounds them until the end */
         if (!rc && pass_on(&t, &e.codes, w, e.n, detail, sizeof detail))
             rc = app_fail("transcode", "%s", detail);
     }

@@ -60,8 +60,15 @@ static void print_model(const tokvox_model *m)
     double step = app_kbps_per_codebook(&i);
     printf("bitrates      %g to %g kbps in steps of %g kbps (1 to %d codebooks)", step,
            step * i.num_codebooks, step, i.num_codebooks);
-    printf("\nlatency       %d samples = %.1f ms (algorithmic)\n", i.latency_samples,
-           1000.0 * i.latency_samples / i.sample_rate);
+    /* the encoder waits a hop, the decoder owes its synthesis window's
+     * overhang (n_fft - hop/K with K synthesis sub-frames per frame) */
+    int overhang = i.latency_samples - i.hop;
+    printf("\nlatency       %d samples = %.1f ms (algorithmic: a hop of %d + a synthesis "
+           "overhang of %d",
+           i.latency_samples, 1000.0 * i.latency_samples / i.sample_rate, i.hop, overhang);
+    if (i.n_fft > overhang && i.hop % (i.n_fft - overhang) == 0 && i.n_fft - overhang < i.hop)
+        printf(", %d sub-frames per frame", i.hop / (i.n_fft - overhang));
+    printf(")\n");
     printf("parameters    %lld\n", (long long)i.num_params);
 }
 

@@ -509,9 +509,9 @@ static void update_listen_report(session *s, const listener *l)
     }
 }
 
-/* A new stream (the first, or a sender that restarted): its first hop is
- * the decoder's delay, not audio. */
-static void note_stream(listener *l, int hop)
+/* A new stream (the first, or a sender that restarted): its first `delay`
+ * samples are the decoder's delay, not audio. */
+static void note_stream(listener *l, size_t delay)
 {
     tokvox_receiver_stats st;
     receiver_stats(l, &st);
@@ -521,7 +521,7 @@ static void note_stream(listener *l, int hop)
         fprintf(stderr, "tokvox live: the sender restarted its stream; starting over\n");
     l->streams = st.streams;
     l->stream_start = l->played;
-    l->skip = (size_t)hop;
+    l->skip = delay;
 }
 
 /* Samples the output may have: the stream's length once the end datagram
@@ -572,7 +572,8 @@ static int receive(session *s, listener *l, double wait)
                 live_receiver_pin(l->rx, 1);
             l->pin_seen = l->last_packet;
         }
-        note_stream(l, s->hop);
+        /* the decoder's share of the latency: a hop for the shipped model */
+        note_stream(l, (size_t)(s->info.latency_samples - s->info.hop));
         tokvox_receiver_stats st;
         receiver_stats(l, &st);
         if (s->o->fast || st.buffered >= LISTEN_DRAIN_SPAN)
@@ -638,7 +639,7 @@ static int play_frame(session *s, listener *l)
     live_audio_counters a;
     audio_counters(s, &a);
     double latency = (double)st.buffered * frame_seconds(s) +
-                     (double)(s->info.n_fft - s->info.hop) / s->info.sample_rate +
+                     (double)(s->info.latency_samples - s->info.hop) / s->info.sample_rate +
                      a.playback_queued_s;
     update_listen_report(s, l);
     s->report.refused = live_receiver_refused(l->rx);

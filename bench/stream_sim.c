@@ -149,10 +149,11 @@ int main(int argc, char **argv)
         if (st.ended || out_n >= (frames + 4) * hop)
             break;
     }
-    /* the first hop is the decoder's delay; the input's length is the rest */
-    size_t len = out_n > hop ? out_n - hop : 0;
+    /* the decoder's delay comes first; the input's length is the rest */
+    size_t delay = (size_t)(info.latency_samples - info.hop);
+    size_t len = out_n > delay ? out_n - delay : 0;
     len = len < in_n ? len : in_n;
-    if (tokvox_audio_write(argv[optind + 1], out + (out_n > hop ? hop : 0), len,
+    if (tokvox_audio_write(argv[optind + 1], out + (out_n > delay ? delay : 0), len,
                            info.sample_rate, info.sample_rate, detail, sizeof detail) != 0) {
         fprintf(stderr, "tokvox-stream-sim: %s\n", detail);
         return 1;

@@ -58,17 +58,17 @@ int main(int argc, char **argv)
     tokvox_decoder *dec = tokvox_decoder_create(model, codebooks, 0, &err);
     if (!enc || !dec)
         return fail("codec", tokvox_strerror(err));
-    size_t hop = (size_t)info.hop, packets = 0, bytes = 0, skip = hop, total = 0, written = 0;
+    size_t hop = (size_t)info.hop, packets = 0, bytes = 0, total = 0, written = 0;
+    size_t skip = (size_t)tokvox_decoder_latency(dec); /* a hop for the shipped model */
     float *pcm = calloc(hop, sizeof *pcm), *back = calloc(hop, sizeof *back);
     uint8_t packet[64];
-    /* one frame per packet; after the input, one hop of silence pushes the
-     * last input samples out of the decoder (it lags one hop) */
-    for (int flushed = 0;;) {
+    /* one frame per packet; after the input, hops of silence push the last
+     * input samples out of the decoder (it lags by its latency) */
+    for (;;) {
         sf_count_t got = sf_readf_float(in, pcm, (sf_count_t)hop);
         got = got < 0 ? 0 : got;
-        if (got == 0 && flushed)
+        if (got == 0 && written >= total)
             break;
-        flushed |= got == 0;
         total += (size_t)got;
         memset(pcm + got, 0, sizeof *pcm * (hop - (size_t)got));
         if (packets == 100) /* two seconds in: half the bitrate, nothing reset */
@@ -81,8 +81,8 @@ int main(int argc, char **argv)
             return fail("coding", tokvox_strerror(err));
         packets++;
         bytes += len;
-        /* the first hop decoded is the decoder's delay; the end is cut at
-         * the input's length */
+        /* the first samples decoded are the decoder's delay; the end is cut
+         * at the input's length */
         size_t drop = skip < n ? skip : n, keep = n - drop;
         skip -= drop;
         if (written + keep > total)

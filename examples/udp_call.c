@@ -31,7 +31,7 @@ typedef struct end {
     int bad;                        /* the lossy channel is in a burst */
     unsigned rng;
     double loss;
-    size_t skip;                    /* the decoder's first hop */
+    size_t skip;                    /* the decoder's delay still to drop */
     int mic_done;
 } end;
 
@@ -153,8 +153,8 @@ int main(int argc, char **argv)
     uint8_t key[TOKVOX_STREAM_KEY_BYTES]; /* both ends know it: pre-shared */
     if (tokvox_stream_make_key(key) != TOKVOX_OK)
         return 1;
-    end a = {.name = "alice", .rng = 1, .skip = (size_t)info.hop},
-        b = {.name = "bob", .rng = 2, .skip = (size_t)info.hop};
+    size_t delay = (size_t)(info.latency_samples - info.hop); /* the decoder's share */
+    end a = {.name = "alice", .rng = 1, .skip = delay}, b = {.name = "bob", .rng = 2, .skip = delay};
     a.loss = b.loss = argc > 5 ? atof(argv[5]) : 0.2;
     struct sockaddr_in addr_a, addr_b;
     a.fd = open_socket(&addr_a);

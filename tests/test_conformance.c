@@ -541,8 +541,10 @@ static void mcreate(msubject *m)
         ck_assert(f->hop >= 1 && f->n_fft >= 2 && f->sample_rate >= 1000);
         if (f->features == TOKVOX_FEATURES_LOG_MAGNITUDE)
             ck_assert_int_eq(m->layout.feature_dim, f->n_fft / 2 + 1);
+        int sub_frames = f->sub_frames ? f->sub_frames : 1;
+        ck_assert(sub_frames >= 1 && f->hop % sub_frames == 0);
         if (f->synthesis == TOKVOX_SYNTHESIS_MAG_PHASE)
-            ck_assert_int_eq(m->layout.head_dim, 2 * (f->n_fft / 2 + 1));
+            ck_assert_int_eq(m->layout.head_dim, 2 * (f->n_fft / 2 + 1) * sub_frames);
     }
 }
 

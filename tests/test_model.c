@@ -222,15 +222,30 @@ static void hann_window(cJSON *h, cJSON *c)
     (void)h;
     cJSON_ReplaceItemInObject(c, "window", cJSON_CreateString("hann"));
 }
+static void subframes_(cJSON *c, int k)
+{
+    cJSON_DeleteItemFromObject(c, "subframes");
+    cJSON_AddNumberToObject(c, "subframes", k);
+}
 static void two_subframes(cJSON *h, cJSON *c)
 {
     (void)h;
-    cJSON_AddNumberToObject(c, "subframes", 2);
+    subframes_(c, 2);
+}
+static void three_subframes(cJSON *h, cJSON *c)
+{
+    (void)h;
+    subframes_(c, 3);
 }
 static void older_minor_model(cJSON *h, cJSON *c)
 {
     (void)h;
     cJSON_ReplaceItemInObject(c, "model", cJSON_CreateString("older_minor"));
+}
+static void older_minor_two_subframes(cJSON *h, cJSON *c)
+{
+    older_minor_model(h, c);
+    subframes_(c, 2);
 }
 
 START_TEST(damaged_models_are_refused)
@@ -253,8 +268,11 @@ START_TEST(damaged_models_are_refused)
     /* a framing the engine cannot run is refused by name, not run wrongly */
     ck_assert_int_eq(load_error(variant(hann_window)), TOKVOX_ERR_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(detail, "sqrt_hann"));
+    /* K sub-frames need a head of K spectra: the shipped decoder has one */
     ck_assert_int_eq(load_error(variant(two_subframes)), TOKVOX_ERR_WEIGHTS);
-    ck_assert_ptr_nonnull(strstr(detail, "sub-frames"));
+    ck_assert_ptr_nonnull(strstr(detail, "decoder.proj.weight"));
+    ck_assert_int_eq(load_error(variant(three_subframes)), TOKVOX_ERR_WEIGHTS);
+    ck_assert_ptr_nonnull(strstr(detail, "subframes"));
     ck_assert_int_eq(load_error(variant(rvq_for_grvq)), TOKVOX_ERR_WEIGHTS);
     ck_assert_ptr_nonnull(strstr(detail, "groups"));
     setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);
@@ -265,19 +283,19 @@ START_TEST(damaged_models_are_refused)
 END_TEST
 
 /* A model plugin built against ABI 2.0 (no framing callback) in a whole
- * model: the host takes the framing from the config and codes audio. */
-START_TEST(previous_minor_model_plugin_runs)
+ * model: the host takes the framing from the config, sub-frames included,
+ * and codes audio. */
+static void run_older_minor(void (*edit)(cJSON *, cJSON *), int sub_frames)
 {
-    read_original();
-    setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);
     int err;
-    tokvox_model *m = tokvox_model_load(variant(older_minor_model), &err, detail, sizeof detail);
+    tokvox_model *m = tokvox_model_load(variant(edit), &err, detail, sizeof detail);
     ck_assert_msg(m, "%s", detail);
     tokvox_model_info i = {.size = sizeof i};
     tokvox_model_get_info(m, &i);
     ck_assert_str_eq(i.architecture, "older_minor");
     ck_assert_int_eq(i.hop, 320);
     ck_assert_int_eq(i.n_fft, 640);
+    ck_assert_int_eq(i.latency_samples, 320 + 640 - 320 / sub_frames);
     enum { N = 16000 };
     static float pcm[N], out[N + 2 * 320];
     for (size_t t = 0; t < N; t++)
@@ -292,14 +310,25 @@ START_TEST(previous_minor_model_plugin_runs)
     frames += more;
     ck_assert_uint_eq(frames, tokvox_frames_for_samples(m, N));
     tokvox_decoder *d = tokvox_decoder_create(m, i.num_codebooks, 0, &err);
+    ck_assert_int_eq(tokvox_decoder_latency(d), i.latency_samples - i.hop);
     ck_assert_int_eq(tokvox_decoder_push(d, codes, frames, out, &samples), TOKVOX_OK);
     ck_assert_int_eq(tokvox_decoder_flush(d, out + samples, &got), TOKVOX_OK);
+    ck_assert_uint_eq(got, (size_t)tokvox_decoder_latency(d));
+    ck_assert_uint_eq(samples + got, frames * (size_t)i.hop);
     ck_assert_uint_ge(samples + got, N);
     for (size_t t = 0; t < samples + got; t++)
         ck_assert(isfinite(out[t]));
     tokvox_decoder_destroy(d);
     tokvox_encoder_destroy(e);
     tokvox_model_destroy(m);
+}
+
+START_TEST(previous_minor_model_plugin_runs)
+{
+    read_original();
+    setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);
+    run_older_minor(older_minor_model, 1);
+    run_older_minor(older_minor_two_subframes, 2);
     unsetenv("TOKVOX_PLUGIN_PATH");
     free(original);
 }

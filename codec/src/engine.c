@@ -28,12 +28,16 @@ struct tokvox_decoder {
     int stream_codebooks, use_codebooks;
     int use_limit;         /* use_codebooks as asked (0 = all): caps packets */
     size_t hop, n_fft, bins, block;
+    size_t sub_frames;     /* K synthesis frames per code frame ... */
+    size_t synth_hop;      /* ... at hop / K samples apart */
+    float synth_gain;      /* 2 * synth_hop / n_fft: exactly 1 for K = 1 */
     tk_stft *stft;
     void *state;
     float *latent;         /* [block][latent_dim] */
-    float *head;           /* [block][2 * bins] */
+    float *head;           /* [block][K][2 * bins] */
     float *frame;          /* one synthesised n_fft frame */
     float *overlap;        /* n_fft samples being overlap-added */
+    size_t skip;           /* stream padding still to drop: n_fft - synth_hop at the start */
     uint64_t frames_seen;
 };
 
@@ -231,10 +235,15 @@ tokvox_decoder *tokvox_decoder_create(const tokvox_model *m, int stream_codebook
     d->n_fft = (size_t)m->info.n_fft;
     d->bins = d->n_fft / 2 + 1;
     d->block = block_size(m);
+    d->sub_frames = (size_t)m->sub_frames;
+    d->synth_hop = d->hop / d->sub_frames;
+    /* the squared sqrt-Hann overlap-adds to n_fft / (2 * synth_hop) */
+    d->synth_gain = (float)(2 * d->synth_hop) / (float)d->n_fft;
+    d->skip = d->n_fft - d->synth_hop;
     d->stft = tk_stft_create((int)d->n_fft, error);
     d->state = m->model_api->decoder_state_create(m->model);
     d->latent = malloc(sizeof(float) * d->block * (size_t)m->layout.latent_dim);
-    d->head = malloc(sizeof(float) * d->block * 2 * d->bins);
+    d->head = malloc(sizeof(float) * d->block * (size_t)m->layout.head_dim);
     d->frame = malloc(sizeof(float) * d->n_fft);
     d->overlap = calloc(d->n_fft, sizeof(float));
     if (!d->stft || !d->state || !d->latent || !d->head || !d->frame || !d->overlap) {
@@ -287,23 +296,38 @@ void tokvox_decoder_reset(tokvox_decoder *d)
     if (!d)
         return;
     memset(d->overlap, 0, sizeof(float) * d->n_fft);
+    d->skip = d->n_fft - d->synth_hop;
     d->frames_seen = 0;
     d->m->model_api->state_reset(d->m->model, d->state);
 }
 
-/* Overlap-add one synthesised frame; release the finished hop. */
+/* Overlap-add one synthesised sub-frame and release the synth_hop samples
+ * it finished, less the stream's leading padding: the first n_fft -
+ * synth_hop samples of the overlap-add precede the stream (train/model.py
+ * drops them too), so they are never released. */
+static size_t overlap_add_one(tokvox_decoder *d, const float *spectrum, float *pcm)
+{
+    size_t sh = d->synth_hop;
+    tk_stft_from_mag_phase(d->stft, spectrum, spectrum + d->bins, d->frame);
+    for (size_t i = 0; i < d->n_fft; i++)
+        d->overlap[i] += d->frame[i] * d->synth_gain;
+    size_t dropped = d->skip < sh ? d->skip : sh;
+    d->skip -= dropped;
+    memcpy(pcm, d->overlap + dropped, sizeof(float) * (sh - dropped));
+    memmove(d->overlap, d->overlap + sh, sizeof(float) * (d->n_fft - sh));
+    memset(d->overlap + d->n_fft - sh, 0, sizeof(float) * sh);
+    return sh - dropped;
+}
+
+/* One code frame's head: its K spectra in time order.  Releases up to a
+ * hop: none for a stream's first frame, then (K = 1) a hop each, or
+ * (K > 1) hop - synth_hop for the second and a hop from the third on. */
 static size_t overlap_add(tokvox_decoder *d, const float *head, float *pcm)
 {
-    tk_stft_from_mag_phase(d->stft, head, head + d->bins, d->frame);
-    for (size_t i = 0; i < d->n_fft; i++)
-        d->overlap[i] += d->frame[i];
     size_t released = 0;
-    if (d->frames_seen++ > 0) { /* the first hop of a stream is the padding */
-        memcpy(pcm, d->overlap, sizeof(float) * d->hop);
-        released = d->hop;
-    }
-    memmove(d->overlap, d->overlap + d->hop, sizeof(float) * (d->n_fft - d->hop));
-    memset(d->overlap + d->n_fft - d->hop, 0, sizeof(float) * d->hop);
+    for (size_t k = 0; k < d->sub_frames; k++)
+        released += overlap_add_one(d, head + k * 2 * d->bins, pcm + released);
+    d->frames_seen++;
     return released;
 }
 
@@ -324,7 +348,7 @@ int tokvox_decoder_push(tokvox_decoder *d, const uint16_t *codes, size_t n_frame
     *samples_out = 0;
     int err = check_codes(d, codes, n_frames);
     const tokvox_model *m = d->m;
-    size_t head_dim = 2 * d->bins;
+    size_t head_dim = (size_t)m->layout.head_dim;
     while (!err && n_frames > 0) {
         size_t n = n_frames < d->block ? n_frames : d->block;
         err = m->quantizer_api->decode(m->quantizer, codes, n, d->stream_codebooks,
@@ -349,9 +373,14 @@ int tokvox_decoder_flush(tokvox_decoder *d, float *pcm, size_t *samples_out)
     *samples_out = 0;
     if (d->frames_seen == 0)
         return TOKVOX_OK;
-    memcpy(pcm, d->overlap, sizeof(float) * d->hop);
+    /* the window overhang still owed, less any padding not yet dropped (a
+     * stream shorter than the overhang) */
+    size_t owed = d->n_fft - d->synth_hop;
+    size_t dropped = d->skip < owed ? d->skip : owed;
+    memcpy(pcm, d->overlap + dropped, sizeof(float) * (owed - dropped));
     memset(d->overlap, 0, sizeof(float) * d->n_fft);
-    *samples_out = d->hop;
+    d->skip -= dropped;
+    *samples_out = owed - dropped;
     return TOKVOX_OK;
 }
 
@@ -364,11 +393,12 @@ int tokvox_encoder_latency(const tokvox_encoder *e)
     return e ? (int)e->hop : TOKVOX_ERR_INVALID_ARGUMENT;
 }
 
-/* The decoder's share: frame t releases the oldest hop of its window, so the
- * window overhang is still owed when a frame is decoded. */
+/* The decoder's share: each synthesis frame releases the oldest synth_hop
+ * of its window, so the window overhang, n_fft - synth_hop, is still owed
+ * when a frame is decoded (and is what the flush writes). */
 int tokvox_decoder_latency(const tokvox_decoder *d)
 {
-    return d ? (int)(d->n_fft - d->hop) : TOKVOX_ERR_INVALID_ARGUMENT;
+    return d ? (int)(d->n_fft - d->synth_hop) : TOKVOX_ERR_INVALID_ARGUMENT;
 }
 
 /* Decay of the repeated latent per concealed frame: a lost frame continues

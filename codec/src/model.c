@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,12 @@ static int config_framing(tokvox_model *m, const cJSON *config, tokvox_model_fra
     f->window = window && strcmp(window, "sqrt_hann") == 0 ? TOKVOX_WINDOW_SQRT_HANN : 0;
     f->features = TOKVOX_FEATURES_LOG_MAGNITUDE;
     f->synthesis = TOKVOX_SYNTHESIS_MAG_PHASE;
+    f->sub_frames = 1;
+    if (cJSON_GetObjectItemCaseSensitive(config, "subframes") &&
+        config_int(config, "subframes", 1, 1 << 15, &f->sub_frames)) {
+        say(detail, size, "%s: config 'subframes' must be a positive integer", m->path);
+        return TOKVOX_ERR_FORMAT;
+    }
     return TOKVOX_OK;
 }
 
@@ -241,7 +248,8 @@ static int read_framing(tokvox_model *m, const cJSON *config, char *detail, size
     const tokvox_model_framing *declared =
         m->model_api->framing ? m->model_api->framing(m->model) : NULL;
     if (declared) {
-        if (tk_copy_sized(&f, sizeof f, declared, 0, sizeof f)) {
+        /* a 2.1 framing ends before sub_frames: the copy reads it as 0 */
+        if (tk_copy_sized(&f, sizeof f, declared, 0, offsetof(tokvox_model_framing, sub_frames))) {
             say(detail, size, "%s: model plugin %s declares a malformed framing", m->path,
                 m->model_plugin.desc.name);
             return TOKVOX_ERR_PLUGIN_INVALID;
@@ -255,6 +263,14 @@ static int read_framing(tokvox_model *m, const cJSON *config, char *detail, size
         int err = config_framing(m, config, &f, detail, size);
         if (err)
             return err;
+    }
+    /* a plugin of 2.1 or older declares no sub-frames: one per code frame */
+    if (f.sub_frames == 0)
+        f.sub_frames = 1;
+    if (f.sub_frames < 0 || f.hop % f.sub_frames) {
+        say(detail, size, "%s: %d sub-frames do not divide the hop of %d samples", m->path,
+            f.sub_frames, f.hop);
+        return TOKVOX_ERR_FORMAT;
     }
     /* What the engine runs today; a model declaring anything else is
      * refused by name rather than run wrongly (docs/plugins.md, "Framing"). */
@@ -270,13 +286,16 @@ static int read_framing(tokvox_model *m, const cJSON *config, char *detail, size
     info->sample_rate = f.sample_rate;
     info->hop = f.hop;
     info->n_fft = f.n_fft;
+    m->sub_frames = f.sub_frames;
     const cJSON *floor_item = cJSON_GetObjectItemCaseSensitive(config, "log_floor");
     m->log_floor = cJSON_IsNumber(floor_item) ? (float)floor_item->valuedouble : 1e-5f;
     if (!(m->log_floor > 0.0f)) {
         say(detail, size, "%s: log_floor must be positive", m->path);
         return TOKVOX_ERR_FORMAT;
     }
-    info->latency_samples = info->n_fft;
+    /* a sample waits a hop for its frame, then the window overhang of the
+     * synthesis: n_fft - hop/K (docs/plugins.md, "Framing") */
+    info->latency_samples = info->hop + info->n_fft - info->hop / m->sub_frames;
     const char *name = config_string(config, "name");
     snprintf(info->name, sizeof info->name, "%s", name ? name : "unnamed");
     return TOKVOX_OK;
@@ -332,7 +351,8 @@ static int check_layouts(tokvox_model *m, char *detail, size_t size)
     const tokvox_model_layout *l = &m->layout;
     const tokvox_quantizer_layout *q = &m->qlayout;
     int bins = m->info.n_fft / 2 + 1;
-    if (l->feature_dim != bins || l->head_dim != 2 * bins || l->latent_dim != q->dim ||
+    if (l->feature_dim != bins || l->head_dim != 2 * bins * m->sub_frames ||
+        l->latent_dim != q->dim ||
         l->max_frames < 1 || q->groups < 1 || q->stages < 1 ||
         q->groups * q->stages > 64 || q->codebook_size < 2 || q->codebook_size > 65536) {
         say(detail, size, "%s: model and quantizer layouts do not fit together", m->path);

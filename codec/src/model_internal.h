@@ -26,6 +26,7 @@ struct tokvox_model {
     tokvox_model_layout layout;            /* normalised copies */
     tokvox_quantizer_layout qlayout;
     tokvox_model_info info;
+    int sub_frames;                        /* synthesis frames per code frame (framing) */
     float log_floor;
     void **owned;                          /* what tensor()/tensor_f32() handed out */
     size_t n_owned;

@@ -138,8 +138,10 @@ int tokvox_encoder_encode_packet(tokvox_encoder *e, const float *pcm, size_t n, 
     return err ? err : tokvox_packet_pack(m, codes, (int)frames, cb, out, out_size, len);
 }
 
-/* decoder_push releases nothing for a stream's first frame; a packet always
- * gives hop samples per frame, so that hop is silence at the front. */
+/* decoder_push releases up to a hop per frame, nothing at all until the
+ * decoder's latency (n_fft - hop/K) has passed; a packet always gives hop
+ * samples per frame, so what is missing is silence at the front: a
+ * stream's first tokvox_decoder_latency samples. */
 static void pad_front(float *pcm, size_t got, size_t want)
 {
     if (got >= want)

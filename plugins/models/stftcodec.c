@@ -5,7 +5,8 @@
  *   ConvNeXt block: x + gamma * pw2(GELU(pw1(LN(dwconv(x)))))
  *
  * with the encoder mapping log-magnitude frames to the latent and the decoder
- * the latent to the Vocos head (log magnitude, phase).  Every convolution is
+ * the latent to the Vocos head (log magnitude, phase; K of them per frame
+ * with the config's `subframes` = K, which the framing declares).  Every convolution is
  * causal, so a state object carrying the last kernel-1 input frames of each
  * convolution makes blocks of any size give the same result as one pass.
  *
@@ -50,6 +51,7 @@ typedef struct backbone {
 
 typedef struct stftcodec {
     int dim, ffn_dim, kernel, bins, latent_dim;
+    int head_dim;       /* 2 * bins per synthesis sub-frame */
     const tokvox_kernels *k;
     backbone enc, dec;
     tokvox_model_layout layout;
@@ -157,12 +159,13 @@ static int read_config(const tokvox_weights *w, stftcodec *m, int64_t *enc_block
                         "enc_blocks, dec_blocks, sample_rate and hop");
         return -1;
     }
-    /* train/model.py's synthesis sub-frames (K spectra per code frame at
-     * hop/K): the engine runs K = 1 only so far (docs/plugins.md, "Framing") */
+    /* train/model.py's synthesis sub-frames: the decoder's head holds K
+     * spectra per code frame, synthesised at hop/K (docs/plugins.md,
+     * "Framing"); absent means 1, the framing of older models */
     int64_t subframes = 1;
-    if (w->config_int(w->ctx, "subframes", &subframes) == 0 && subframes != 1) {
-        w->fail(w->ctx, "stftcodec: synthesis sub-frames (subframes != 1) are not run by this "
-                        "engine yet");
+    if (w->config_int(w->ctx, "subframes", &subframes) == 0 &&
+        (subframes < 1 || subframes > 64 || hop % subframes)) {
+        w->fail(w->ctx, "stftcodec: config 'subframes' must be 1..64 and divide the hop");
         return -1;
     }
     if (dim < 1 || dim > 8192 || ffn < 1 || ffn > 32768 || kernel < 1 || kernel > 63 ||
@@ -175,6 +178,7 @@ static int read_config(const tokvox_weights *w, stftcodec *m, int64_t *enc_block
     m->ffn_dim = (int)ffn;
     m->kernel = (int)kernel;
     m->bins = (int)(n_fft / 2 + 1);
+    m->head_dim = 2 * m->bins * (int)subframes;
     m->latent_dim = (int)latent;
     /* train/model.py's framing: an STFT with the config's window (sqrt-Hann
      * is what it trains with; anything else is declared as unknown, 0, and
@@ -188,7 +192,8 @@ static int read_config(const tokvox_weights *w, stftcodec *m, int64_t *enc_block
         (int)n_fft,
         window && strcmp(window, "sqrt_hann") == 0 ? TOKVOX_WINDOW_SQRT_HANN : 0,
         TOKVOX_FEATURES_LOG_MAGNITUDE,
-        TOKVOX_SYNTHESIS_MAG_PHASE};
+        TOKVOX_SYNTHESIS_MAG_PHASE,
+        (int)subframes};
     return 0;
 }
 
@@ -211,11 +216,11 @@ static int codec_create(const tokvox_host *host, const tokvox_weights *w, void *
     m->k = kernels;
     if (read_config(w, m, &enc_blocks, &dec_blocks) ||
         bind_backbone(w, m, "encoder", m->bins, m->latent_dim, (int)enc_blocks, &m->enc) ||
-        bind_backbone(w, m, "decoder", m->latent_dim, 2 * m->bins, (int)dec_blocks, &m->dec)) {
+        bind_backbone(w, m, "decoder", m->latent_dim, m->head_dim, (int)dec_blocks, &m->dec)) {
         free(m);
         return TOKVOX_ERR_WEIGHTS;
     }
-    m->layout = (tokvox_model_layout){sizeof m->layout, m->bins, m->latent_dim, 2 * m->bins,
+    m->layout = (tokvox_model_layout){sizeof m->layout, m->bins, m->latent_dim, m->head_dim,
                                       MAX_FRAMES};
     *out = m;
     return TOKVOX_OK;
@@ -408,7 +413,7 @@ static const tokvox_plugin_descriptor stftcodec_plugin = {
     .size = sizeof(tokvox_plugin_descriptor),
     .kind = TOKVOX_PLUGIN_MODEL,
     .name = "stftcodec",
-    .version = "2.0.0",
+    .version = "2.1.0",
     .description = "causal ConvNeXt STFT codec with a Vocos magnitude/phase head",
     .api = &api,
 };

@@ -527,8 +527,9 @@ class Encoder(_Session):
 
 class Decoder(_Session):
     """A streaming decoder (tokvox_decoder): push code frames, get PCM at the
-    model's rate, hop samples per frame (none for a stream's first frame);
-    flush() returns the last hop samples.  ``stream_codebooks``: codes per
+    model's rate, up to hop samples per frame (none for a stream's first
+    frame; see tokvox_decoder_push); flush() returns the samples still owed
+    (a hop for the shipped model).  ``stream_codebooks``: codes per
     frame pushed (default: ``codebooks``, else all); ``codebooks``: how many
     of them to decode."""
     _destroy = "tokvox_decoder_destroy"
@@ -563,8 +564,9 @@ class Decoder(_Session):
         return out[:got.value]
 
     def flush(self):
-        """End of stream: the last hop samples (the unfinished overlap)."""
-        out = np.empty(self.model.hop, np.float32)
+        """End of stream: the samples still owed (the unfinished overlap), at
+        most the decoder's latency: latency_samples - hop."""
+        out = np.empty(self.model.latency_samples - self.model.hop, np.float32)
         got = ctypes.c_size_t()
         with self._lock:
             err = _c.tokvox_decoder_flush(self._handle(), _float_ptr(out), ctypes.byref(got))

@@ -5,7 +5,9 @@
  *
  * The "model" is trivial but real: the latent is the first latent_dim log
  * magnitudes, plus the previous frame's (a causal history in the state, so
- * blocks of any size must agree); the head is the latent, zero-padded. */
+ * blocks of any size must agree); the head is the latent, zero-padded, once
+ * per synthesis sub-frame (the config's `subframes`, which the host reads
+ * from the config too, as for any plugin without a framing callback). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,17 +26,22 @@ typedef struct state {
 static int create(const tokvox_host *h, const tokvox_weights *w, void **out)
 {
     (void)h;
-    int64_t n_fft, latent;
+    int64_t n_fft, latent, sub_frames = 1;
     if (w->config_int(w->ctx, "n_fft", &n_fft) || w->config_int(w->ctx, "latent_dim", &latent) ||
         n_fft < 2 || n_fft > 65536 || latent < 1 || latent > n_fft / 2 + 1) {
         w->fail(w->ctx, "older_minor: config needs n_fft and latent_dim <= n_fft/2+1");
+        return TOKVOX_ERR_WEIGHTS;
+    }
+    if (w->config_int(w->ctx, "subframes", &sub_frames) == 0 && (sub_frames < 1 || sub_frames > 64)) {
+        w->fail(w->ctx, "older_minor: subframes must be 1..64");
         return TOKVOX_ERR_WEIGHTS;
     }
     model *m = calloc(1, sizeof *m);
     if (!m)
         return TOKVOX_ERR_NO_MEMORY;
     int bins = (int)(n_fft / 2 + 1);
-    m->layout = (tokvox_model_layout){sizeof m->layout, bins, (int)latent, 2 * bins, MAX_FRAMES};
+    m->layout = (tokvox_model_layout){sizeof m->layout, bins, (int)latent,
+                                      2 * bins * (int)sub_frames, MAX_FRAMES};
     *out = m;
     return TOKVOX_OK;
 }
@@ -85,10 +92,12 @@ static int decode(const void *p, void *st, const float *latent, size_t frames, f
     const model *m = p;
     (void)st;
     size_t dim = (size_t)m->layout.latent_dim, out = (size_t)m->layout.head_dim;
+    size_t spectrum = 2 * (size_t)m->layout.feature_dim; /* one sub-frame's */
     for (size_t t = 0; t < frames; t++) {
         memset(head + t * out, 0, sizeof(float) * out);
-        for (size_t i = 0; i < dim; i++)
-            head[t * out + i] = latent[t * dim + i] - 8.0f; /* quiet log magnitudes */
+        for (size_t k = 0; k < out / spectrum; k++)
+            for (size_t i = 0; i < dim; i++) /* quiet log magnitudes */
+                head[t * out + k * spectrum + i] = latent[t * dim + i] - 8.0f;
     }
     return TOKVOX_OK;
 }

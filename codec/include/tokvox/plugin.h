@@ -69,6 +69,8 @@
  *      frame hop, window, front-end features and synthesis, and the host
  *      checks it can run them.  (2.0 and 2.1 were introduced together; a
  *      2.0 object, without framing, is the oldest minor the tests load.)
+ * 2.2  tokvox_model_framing.sub_frames: K synthesis frames per code frame
+ *      at hop/K (absent or 0 reads as 1, the framing of 2.1).
  */
 #ifndef TOKVOX_PLUGIN_H
 #define TOKVOX_PLUGIN_H
@@ -83,7 +85,7 @@ extern "C" {
 #endif
 
 #define TOKVOX_PLUGIN_ABI_MAJOR 2
-#define TOKVOX_PLUGIN_ABI_MINOR 1
+#define TOKVOX_PLUGIN_ABI_MINOR 2
 #define TOKVOX_PLUGIN_ENTRY_SYMBOL "tokvox_entry"
 
 /* TOKVOX_HAS(p, type, m), the rule for reading a field added by a later
@@ -251,7 +253,9 @@ typedef enum tokvox_features {
     TOKVOX_FEATURES_LOG_MAGNITUDE = 1,  /* log(max(|STFT|, log_floor)), n_fft/2+1 bins */
 } tokvox_features;
 typedef enum tokvox_synthesis {
-    TOKVOX_SYNTHESIS_MAG_PHASE = 1,     /* head = log|X| then phase, n_fft/2+1 each; iSTFT */
+    /* head = sub_frames spectra in time order, each log|X| then phase,
+     * n_fft/2+1 values each; inverse STFT and overlap-add at hop/sub_frames */
+    TOKVOX_SYNTHESIS_MAG_PHASE = 1,
 } tokvox_synthesis;
 
 typedef struct tokvox_model_framing {
@@ -262,6 +266,13 @@ typedef struct tokvox_model_framing {
     int window;                 /* tokvox_window */
     int features;               /* tokvox_features: what encode takes */
     int synthesis;              /* tokvox_synthesis: what decode gives */
+    /* ---- 2.2 ---- */
+    /* Synthesis frames per code frame, K >= 1 (0 or absent: 1): the head
+     * holds K spectra, in time order, synthesised at the synthesis hop
+     * hop/K, each windowed frame scaled by 2*(hop/K)/n_fft so the squared
+     * window still overlap-adds to 1 (exactly 1 for K = 1).  hop must be a
+     * multiple of K.  The model's latency becomes hop + n_fft - hop/K. */
+    int sub_frames;
 } tokvox_model_framing;
 
 /* A model maps feature frames to latents (encoder) and latents to head

@@ -176,8 +176,9 @@ TOKVOX_API int tokvox_receiver_push(tokvox_receiver *r, const uint8_t *data, siz
 TOKVOX_API int tokvox_receiver_ready(const tokvox_receiver *r, double now_s);
 /* One frame of playback, hop samples, into pcm (max_samples >= hop):
  * decoded, recovered or concealed.  *samples_out = 0 when no frame is due
- * (not started, the hold, or the stream ended).  The first frame of a
- * stream is hop zeros: the decoder's delay (docs/packets.md).
+ * (not started, the hold, or the stream ended).  A stream starts with the
+ * decoder's delay as zeros: n_fft - hop/K samples, the first hop for the
+ * shipped model (tokvox_model_info.latency_samples - hop; docs/packets.md).
  * [one thread per handle] */
 TOKVOX_API int tokvox_receiver_pull(tokvox_receiver *r, double now_s, float *pcm,
                                     size_t max_samples, size_t *samples_out);

@@ -21,14 +21,22 @@
  *
  * Framing (the same for files, tokens and live streams): the model codes one
  * frame per `hop` samples.  Frame t is produced once samples [0, (t+1)*hop)
- * have been pushed.  Decoding frame t releases output samples
- * [(t-1)*hop, t*hop), so the algorithmic latency is n_fft samples: a hop
- * for the encoder (a sample waits for its hop) and n_fft - hop for the
- * decoder (the window overhang); 640 samples = 40 ms for the shipped model
- * (tokvox_model_info.latency_samples, tokvox_encoder_latency,
- * tokvox_decoder_latency).  Flushing
- * the encoder pads the stream with zeros and emits one extra frame, so the
- * decoder can complete every input sample.
+ * have been pushed.  The decoder synthesises each frame as K sub-frames
+ * (K = 1 for the shipped model; a model may declare more, docs/plugins.md
+ * "Framing") at the synthesis hop sh = hop/K, and an output sample is final
+ * once every window over it has been added: decoding frame t completes
+ * output samples up to (t+1)*hop - D, where D = n_fft - sh is the decoder's
+ * latency (tokvox_decoder_latency), so a frame releases up to a hop of
+ * samples, none for a stream's first frame, and exactly hop once D samples
+ * have come out.  The algorithmic latency is hop + D samples: a hop for the
+ * encoder (a sample waits for its hop; tokvox_encoder_latency) and D for the
+ * decoder; 640 samples = 40 ms for the shipped model (K = 1, D = hop),
+ * 800 = 50 ms for hop 320, n_fft 640 and K = 2
+ * (tokvox_model_info.latency_samples).  Output sample i is input sample i:
+ * the decoded stream lines up with the input, sample for sample.  Flushing
+ * the encoder pads the stream with zeros and emits one extra frame;
+ * flushing the decoder then writes the D samples still owed, which
+ * complete every input sample.
  */
 #ifndef TOKVOX_TOKVOX_H
 #define TOKVOX_TOKVOX_H
@@ -99,7 +107,7 @@ typedef struct tokvox_model_info {
     int codebook_bits;      /* bits per code in the bitstream */
     int groups;             /* quantizer groups (1 for plain RVQ) */
     int stages;             /* residual stages per group */
-    int latency_samples;    /* algorithmic latency */
+    int latency_samples;    /* algorithmic latency: hop + n_fft - hop/K */
     int64_t num_params;     /* weights, codebooks included */
     uint64_t model_id;      /* 64-bit hash of the model file */
     char architecture[32];  /* model plugin name, e.g. "stftcodec" */
@@ -166,11 +174,18 @@ TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_decoder *
 tokvox_decoder_create(const tokvox_model *model, int stream_codebooks, int use_codebooks,
                       int *error);
 TOKVOX_API void tokvox_decoder_destroy(tokvox_decoder *dec);
-/* Push n_frames code frames; writes hop samples per frame (none for a
- * stream's first frame) into pcm, which must hold n_frames * hop floats. */
+/* Push n_frames code frames; writes up to hop samples per frame into pcm,
+ * which must hold n_frames * hop floats: none for a stream's first frame,
+ * then hop per frame once the decoder's latency has come out (K = 1: hop
+ * from the second frame; K > 1: hop - hop/K for the second, see Framing
+ * above).  *samples_out says how many. */
 TOKVOX_API int tokvox_decoder_push(tokvox_decoder *dec, const uint16_t *codes, size_t n_frames,
                                    float *pcm, size_t *samples_out);
-/* End of stream: writes the last hop samples (the unfinished overlap). */
+/* End of stream: writes the samples still owed (the unfinished overlap),
+ * at most tokvox_decoder_latency(dec), which pcm must hold (a hop for the
+ * shipped model; more than a hop when K > 1); nothing if no frame was
+ * pushed.  With the encoder's flush frame, push and flush together write
+ * frames * hop samples, the input's length rounded up plus a hop. */
 TOKVOX_API int tokvox_decoder_flush(tokvox_decoder *dec, float *pcm, size_t *samples_out);
 TOKVOX_API void tokvox_decoder_reset(tokvox_decoder *dec);
 
@@ -202,9 +217,11 @@ TOKVOX_API void tokvox_plugin_search_path(char *buf, size_t size);
 TOKVOX_API size_t tokvox_frames_for_samples(const tokvox_model *model, size_t n);
 
 /* Latency of a live stream, in samples at the model rate: the encoder's share
- * (a sample waits for its hop to complete) and the decoder's (the window
- * overhang still owed when a frame is decoded).  Together they make
- * tokvox_model_info.latency_samples.  TOKVOX_ERR_INVALID_ARGUMENT for NULL.
+ * (a sample waits for its hop to complete: hop) and the decoder's (the window
+ * overhang still owed when a frame is decoded: n_fft - hop/K).  Together
+ * they make tokvox_model_info.latency_samples.  The decoder's share is also
+ * the most tokvox_decoder_flush writes, and the zeros a packet or receiver
+ * stream starts with.  TOKVOX_ERR_INVALID_ARGUMENT for NULL.
  * [thread-safe] */
 TOKVOX_API int tokvox_encoder_latency(const tokvox_encoder *enc);
 TOKVOX_API int tokvox_decoder_latency(const tokvox_decoder *dec);
@@ -213,7 +230,7 @@ TOKVOX_API int tokvox_decoder_latency(const tokvox_decoder *dec);
  * lost one, by running the latent of the last frame, scaled by 0.7 per
  * consecutive concealed frame, through the decoder, so audio continues and
  * fades instead of dropping to silence with a click.  Writes what a push of
- * one frame would (hop samples into pcm, none for a stream's first frame);
+ * one frame would (up to hop samples into pcm, none for a stream's first frame);
  * the next tokvox_decoder_push continues from it.  [one thread per handle] */
 TOKVOX_API int tokvox_decoder_conceal(tokvox_decoder *dec, float *pcm, size_t *samples_out);
 
@@ -299,9 +316,10 @@ TOKVOX_API int tokvox_packet_unpack(const tokvox_model *model, const uint8_t *da
 TOKVOX_API int tokvox_encoder_encode_packet(tokvox_encoder *enc, const float *pcm, size_t n,
                                             uint8_t *out, size_t out_size, size_t *len);
 /* Decodes one packet into frames * hop samples (max_samples must hold them).
- * Unlike tokvox_decoder_push, every frame gives hop samples: the stream's
- * first frame gives hop zeros (the decoder's delay; drop the first hop
- * samples of a stream to line it up with the encoder's input).  The packet's
+ * Unlike tokvox_decoder_push, every frame gives hop samples: a stream starts
+ * with tokvox_decoder_latency(dec) zeros (the decoder's delay: a hop for the
+ * shipped model, all of its first frame; drop them to line the stream up
+ * with the encoder's input).  The packet's
  * codebook count becomes the decoder's stream layout (decoding at most the
  * use_codebooks it was created with, when not 0).  data == NULL means a lost
  * packet: max_samples / hop frames are concealed (tokvox_decoder_conceal).

@@ -7,7 +7,15 @@ C parity vectors from the very weights that were shipped.
 
 Weights are stored as f16 (half the size); the reference outputs are computed
 by PyTorch from the f16-rounded weights, so the C runtime is compared with
-exactly what it loads.
+exactly what it loads.  Any checkpoint of the model twins exports, whatever
+its synthesis framing (config `subframes` = K: K spectra per code frame at
+hop/K, which the C engine runs too); the config in the metadata is the
+model's whole config.  To check another model against the C runtime:
+
+  /usr/bin/python3 train/export.py --checkpoint CKPT --out /tmp/m.safetensors \
+      --vectors /tmp/m.parity.safetensors --name NAME
+  TOKVOX_PARITY_MODEL=/tmp/m.safetensors TOKVOX_PARITY_VECTORS=/tmp/m.parity.safetensors \
+      build/tests/test_parity
 """
 import argparse
 import hashlib
@@ -56,6 +64,33 @@ def round_to_f16(model):
             tensor.copy_(tensor.half().float())
 
 
+def latency_samples(model):
+    """The algorithmic latency the C engine reports: a hop for the encoder,
+    the synthesis window's overhang (n_fft - hop / subframes) for the decoder."""
+    return model.hop + model.n_fft - model.synth_hop
+
+
+def model_config(model, name, plugin_name, training):
+    """The config stored in the model file's metadata."""
+    config = dict(model.config)
+    config.update({
+        "format": "tokvox-model/1", "name": name, "model": plugin_name,
+        "features": "log_magnitude", "head": "log_magnitude_phase",
+        "latency_samples": latency_samples(model), "num_codebooks": model.num_codebooks(),
+        "training": training,
+    })
+    return config
+
+
+def write_model(path, model, config):
+    """The model file: the inference tensors as f16 and the config; returns
+    (size in bytes, parameter count, the first 16 hex digits of its sha256)."""
+    tensors = {k: v.numpy().astype(np.float16) for k, v in inference_tensors(model).items()}
+    save(path, tensors, {"config": json.dumps(config, sort_keys=True)})
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
+    return os.path.getsize(path), sum(v.size for v in tensors.values()), digest
+
+
 def reference_vectors(model, audio, hop):
     """The offline pipeline exactly as the C engine runs it."""
     n = len(audio)
@@ -96,21 +131,12 @@ def main():
 
     stats_path = os.path.join(HERE, "data", "out", "stats.json")
     data_hash = json.load(open(stats_path))["sha256"] if os.path.exists(stats_path) else "unknown"
-    config = dict(model.config)
-    config.update({
-        "format": "tokvox-model/1", "name": args.name, "model": model_twin.plugin_name,
-        "features": "log_magnitude", "head": "log_magnitude_phase",
-        "latency_samples": model.n_fft, "num_codebooks": model.num_codebooks(),
-        "training": {"step": saved["step"], "audio_hours": round(saved["audio_seconds"] / 3600, 2),
-                     "cpu_hours": round(saved["cpu_seconds"] / 3600, 2),
-                     "data_sha256": data_hash, "git_commit": git_commit()},
-    })
-    tensors = {k: v.numpy().astype(np.float16) for k, v in inference_tensors(model).items()}
-    save(args.out, tensors, {"config": json.dumps(config, sort_keys=True)})
-    size = os.path.getsize(args.out)
-    digest = hashlib.sha256(open(args.out, "rb").read()).hexdigest()[:16]
-    print(f"wrote {args.out}: {size / 1e6:.2f} MB, {sum(v.size for v in tensors.values())} params, "
-          f"sha256 {digest}")
+    training = {"step": saved["step"], "audio_hours": round(saved["audio_seconds"] / 3600, 2),
+                "cpu_hours": round(saved["cpu_seconds"] / 3600, 2),
+                "data_sha256": data_hash, "git_commit": git_commit()}
+    config = model_config(model, args.name, model_twin.plugin_name, training)
+    size, params, digest = write_model(args.out, model, config)
+    print(f"wrote {args.out}: {size / 1e6:.2f} MB, {params} params, sha256 {digest}")
 
     import soundfile
     audio, rate = soundfile.read(args.parity_audio, dtype="float32")

@@ -8,6 +8,13 @@
 
   tests/data/kernels.safetensors     read by tests/test_kernels.c
   tests/data/quantizers.safetensors  read by tests/test_quantizers.c
+  tests/data/tiny_k2.safetensors     a tiny random stftcodec model with two
+                                     synthesis sub-frames (train/export.py's
+                                     format), and
+  tests/data/tiny_k2.parity.safetensors  its reference vectors (export.py's
+                                     reference_vectors), both read by
+                                     tests/test_parity.c (meson test
+                                     parity_subframes)
 
 Layouts follow tokvox/plugin.h: activations are time-major ([frames][channels],
 PyTorch's [C, T] transposed), weights keep PyTorch's layouts.  Conv inputs are
@@ -37,6 +44,14 @@ rvq: latent 16, groups 1, stages 4, size 32; fsq: see train/fsq.py):
 Every nearest-codeword decision stored is checked here to be clear of ties
 (second-best squared distance larger by a margin), so the C results, computed
 with a different but equivalent formula, must agree exactly.
+
+tiny_k2: train/model.py's Codec with TINY_K2_CONFIG (hop 64, n_fft 128,
+subframes 2: the synthesis framing of the 4-kbps candidate at a fifth of its
+size, 4x overlap), weights from the default initialisation, codebooks drawn
+at the latent's scale, all rounded to f16 as export.py stores them; its
+input is a stretch of samples/speech_en.wav that is not a whole number of
+hops.  Every encoder code decision is checked to be clear of ties, so the C
+codes must equal PyTorch's.
 """
 import os
 import sys
@@ -55,6 +70,12 @@ from parity import TIE_MARGIN, f32, min_gap, time_major  # noqa: E402
 from safetensors_io import save  # noqa: E402
 
 SEED = 20240611
+
+TINY_K2_CONFIG = {
+    "sample_rate": 16000, "hop": 64, "n_fft": 128, "subframes": 2, "window": "sqrt_hann",
+    "dim": 16, "ffn_dim": 32, "kernel": 7, "enc_blocks": 1, "dec_blocks": 2, "latent_dim": 8,
+    "quantizer": "grvq", "groups": 2, "stages": 2, "codebook_size": 16, "log_floor": 1e-5,
+}
 
 
 def kernel_vectors(gen):
@@ -149,6 +170,60 @@ def quantizer_vectors(gen):
     return tensors, meta
 
 
+def tie_free_codes(model, latent):
+    """Whether every nearest-codeword decision of the residual quantizer
+    over latent [1, D, T] is clear of a tie (as quantizer_vectors demands)."""
+    q = model.quantizer
+    flat = latent[0].t()
+    for g in range(q.groups):
+        residual = flat[:, g * q.group_dim:(g + 1) * q.group_dim]
+        for s in range(q.stages):
+            stage = q.codebooks[s * q.groups + g]
+            if min_gap(residual, stage.embed) <= TIE_MARGIN:
+                return False
+            residual = residual - stage.embed[stage.nearest(residual)]
+    return True
+
+
+def tiny_k2(data):
+    """The tiny two-sub-frame model and its parity vectors (see the top)."""
+    import soundfile
+    from export import model_config, reference_vectors, round_to_f16, write_model
+    audio, rate = soundfile.read(os.path.join(ROOT, "samples", "speech_en.wav"), dtype="float32")
+    assert rate == TINY_K2_CONFIG["sample_rate"]
+    audio = audio[rate // 2: rate // 2 + 20 * TINY_K2_CONFIG["hop"] * 6 + 37]
+    twin = registry.get_model("stftcodec")
+    for attempt in range(50):
+        torch.manual_seed(SEED + attempt)
+        model = twin(TINY_K2_CONFIG).eval()
+        round_to_f16(model)
+        hop = model.hop
+        n = len(audio)
+        padded = torch.zeros(1, (-(-n // hop) + 1) * hop)
+        padded[0, :n] = torch.from_numpy(audio)
+        with torch.no_grad():
+            latent = model.encoder(model.features(padded))
+            scale = float(latent.std())
+            for s in range(model.quantizer.stages):  # coarse to fine, at the latent's scale
+                for g in range(model.quantizer.groups):
+                    book = model.quantizer.codebooks[s * model.quantizer.groups + g]
+                    book.embed.copy_((torch.randn_like(book.embed) * scale * 0.5 ** s)
+                                     .half().float())
+        if tie_free_codes(model, latent):
+            break
+    else:
+        raise SystemExit("tiny_k2: could not draw tie-free codebooks")
+    training = {"note": "random initialisation for the parity test, not trained",
+                "seed": SEED + attempt}
+    config = model_config(model, "tiny-k2", twin.plugin_name, training)
+    path = os.path.join(data, "tiny_k2.safetensors")
+    _, _, digest = write_model(path, model, config)
+    vectors = reference_vectors(model, audio, model.hop)
+    save(os.path.join(data, "tiny_k2.parity.safetensors"), vectors,
+         {"model_sha256": digest, "generator": "train/make_test_vectors.py",
+          "torch": torch.__version__})
+
+
 def main():
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
@@ -164,7 +239,10 @@ def main():
     meta.update({"generator": "train/make_test_vectors.py", "torch": torch.__version__})
     save(os.path.join(data, "quantizers.safetensors"), tensors, meta)
 
-    for name in ("kernels.safetensors", "quantizers.safetensors"):
+    tiny_k2(data)
+
+    for name in ("kernels.safetensors", "quantizers.safetensors", "tiny_k2.safetensors",
+                 "tiny_k2.parity.safetensors"):
         path = os.path.join(data, name)
         size = os.path.getsize(path)
         assert size < 300 * 1024, path

@@ -221,8 +221,10 @@ int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
                         (BLOCK * (size_t)info.hop + (size_t)tokvox_decoder_latency(dec)));
     err = pcm ? TOKVOX_OK : TOKVOX_ERR_NO_MEMORY;
     size_t out = 0;
-    for (size_t f = 0; !err && f <= frames; f += BLOCK) {
-        size_t n = f == frames ? 0 : frames - f < BLOCK ? frames - f : BLOCK, got = 0;
+    /* blocks of frames, then the flush (n == 0): with K > 1 synthesis
+     * sub-frames the flush holds the stream's last input samples */
+    for (size_t f = 0; !err;) {
+        size_t n = frames - f < BLOCK ? frames - f : BLOCK, got = 0;
         err = n ? tokvox_decoder_push(dec, codes + f * (size_t)stream_codebooks, n, pcm, &got)
                 : tokvox_decoder_flush(dec, pcm, &got);
         if (got > n_samples - out)
@@ -234,6 +236,7 @@ int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
             app_progress_update(p, cmd, (double)out / info.sample_rate);
         if (n == 0)
             break;
+        f += n;
     }
     /* a complete stream covers every sample; pad only if it was cut short */
     for (size_t k; !err && out < n_samples; out += k) {

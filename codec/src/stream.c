@@ -428,6 +428,34 @@ int tokvox_sender_push(tokvox_sender *s, const float *pcm, size_t n, tokvox_data
     return TOKVOX_OK;
 }
 
+/* A receiver has no decoder flush: its stream ends with the last frame
+ * sent.  The encoder's flush frame completes every input sample when the
+ * decoder's latency is a hop (K = 1); a model with K > 1 synthesis
+ * sub-frames owes n_fft - hop/K, more than a hop, so silent frames before
+ * the flush make up the rest (the samples count of the end datagram still
+ * says where the input ends).  Returns 0 (K = 1: nothing sent) or an error. */
+static int pad_for_latency(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
+{
+    static const float zeros[256];
+    size_t hop = s->hop, owed = (size_t)(s->m->info.latency_samples - s->m->info.hop);
+    if (owed <= hop)
+        return TOKVOX_OK;
+    size_t pending = tk_encoder_pending(s->enc);
+    size_t n = (pending ? hop - pending : 0) + (owed - hop + hop - 1) / hop * hop;
+    uint16_t codes[4 * TOKVOX_PACKET_CODEBOOKS_MAX];
+    while (n > 0) {
+        size_t take = n < hop ? n : hop, frames = 0;
+        take = take < 256 ? take : 256;
+        int err = tokvox_encoder_push(s->enc, zeros, take, codes, 4, &frames);
+        if (!err)
+            err = add_frames(s, codes, frames, sink, ctx);
+        if (err)
+            return err;
+        n -= take;
+    }
+    return TOKVOX_OK;
+}
+
 int tokvox_sender_finish(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
 {
     if (!s)
@@ -437,7 +465,9 @@ int tokvox_sender_finish(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
     s->finished = 1;
     uint16_t codes[4 * TOKVOX_PACKET_CODEBOOKS_MAX];
     size_t frames = 0;
-    int err = tokvox_encoder_flush(s->enc, codes, 4, &frames);
+    int err = pad_for_latency(s, sink, ctx);
+    if (!err)
+        err = tokvox_encoder_flush(s->enc, codes, 4, &frames);
     if (!err)
         err = add_frames(s, codes, frames, sink, ctx);
     if (!err)

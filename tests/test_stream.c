@@ -263,6 +263,57 @@ START_TEST(clean_network_is_the_packet_decoder)
 }
 END_TEST
 
+/* A model whose decoder owes more than a hop at the end (two synthesis
+ * sub-frames: n_fft - hop/2 = 1.5 hops): the receiver plays the first hop
+ * of the decoder's flush after the last frame, so its stream, less the
+ * decoder's delay, is the local encoder and decoder's output, flush
+ * included, for every sample pushed. */
+START_TEST(subframes_stream_covers_every_sample)
+{
+    char detail[1024] = "";
+    tokvox_model_destroy(model);
+    model = tokvox_model_load(tu_data_path("tiny_k2.safetensors"), NULL, detail, sizeof detail);
+    ck_assert_msg(model, "%s", detail);
+    tokvox_model_get_info(model, &info);
+    frame_s = (double)info.hop / info.sample_rate;
+    size_t hop = (size_t)info.hop, delay = (size_t)(info.latency_samples - info.hop);
+    ck_assert_uint_gt(delay, hop);
+    capture *c = send_speech(0.5, 0, 0, 9);
+    trace *t = trace_new(c->n);
+    result r = play(c, t);
+    size_t total = (size_t)(0.5 * info.sample_rate) / hop * hop;
+    ck_assert_int_eq(r.st.ended, 1);
+    ck_assert_uint_eq(r.st.stream_samples, total);
+    ck_assert_uint_eq(r.st.frames, (uint64_t)audio_datagrams(c));
+    ck_assert_uint_eq(r.n, (r.st.frames + 1) * hop); /* the frames and the tail */
+    for (size_t i = 0; i < delay; i++)
+        ck_assert_float_eq(r.pcm[i], 0.0f);
+    size_t cap = tokvox_frames_for_samples(model, total), frames = 0, more = 0;
+    uint16_t *codes = malloc(sizeof(uint16_t) * cap * (size_t)info.num_codebooks);
+    tokvox_encoder *e = tokvox_encoder_create(model, 0, NULL);
+    ck_assert_int_eq(tokvox_encoder_push(e, speech, total, codes, cap, &frames), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_encoder_flush(e, codes + frames * (size_t)info.num_codebooks,
+                                          cap - frames, &more), TOKVOX_OK);
+    frames += more;
+    ck_assert_uint_eq(frames, r.st.frames);
+    float *local = malloc(sizeof(float) * (frames + 2) * hop);
+    size_t n = 0, tail = 0;
+    tokvox_decoder *d = tokvox_decoder_create(model, info.num_codebooks, 0, NULL);
+    ck_assert_int_eq(tokvox_decoder_push(d, codes, frames, local, &n), TOKVOX_OK);
+    ck_assert_uint_lt(n, total); /* the flush holds the last samples */
+    ck_assert_int_eq(tokvox_decoder_flush(d, local + n, &tail), TOKVOX_OK);
+    ck_assert_uint_ge(n + tail, total);
+    ck_assert_int_eq(memcmp(r.pcm + delay, local, sizeof(float) * total), 0);
+    tokvox_decoder_destroy(d);
+    tokvox_encoder_destroy(e);
+    free(local);
+    free(codes);
+    free(r.pcm);
+    trace_free(t);
+    capture_free(c);
+}
+END_TEST
+
 START_TEST(reordering_and_duplicates_change_nothing)
 {
     capture *c = send_speech(3.0, 0, 0, 5);
@@ -817,6 +868,7 @@ static Suite *stream_suite(void)
     TCase *tc = tcase_create("stream");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, clean_network_is_the_packet_decoder);
+    tcase_add_test(tc, subframes_stream_covers_every_sample);
     tcase_add_test(tc, reordering_and_duplicates_change_nothing);
     tcase_add_test(tc, loss_is_concealed_or_recovered);
     tcase_add_test(tc, jitter_spike_adapts_the_depth);

@@ -428,34 +428,6 @@ int tokvox_sender_push(tokvox_sender *s, const float *pcm, size_t n, tokvox_data
     return TOKVOX_OK;
 }
 
-/* A receiver has no decoder flush: its stream ends with the last frame
- * sent.  The encoder's flush frame completes every input sample when the
- * decoder's latency is a hop (K = 1); a model with K > 1 synthesis
- * sub-frames owes n_fft - hop/K, more than a hop, so silent frames before
- * the flush make up the rest (the samples count of the end datagram still
- * says where the input ends).  Returns 0 (K = 1: nothing sent) or an error. */
-static int pad_for_latency(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
-{
-    static const float zeros[256];
-    size_t hop = s->hop, owed = (size_t)(s->m->info.latency_samples - s->m->info.hop);
-    if (owed <= hop)
-        return TOKVOX_OK;
-    size_t pending = tk_encoder_pending(s->enc);
-    size_t n = (pending ? hop - pending : 0) + (owed - hop + hop - 1) / hop * hop;
-    uint16_t codes[4 * TOKVOX_PACKET_CODEBOOKS_MAX];
-    while (n > 0) {
-        size_t take = n < hop ? n : hop, frames = 0;
-        take = take < 256 ? take : 256;
-        int err = tokvox_encoder_push(s->enc, zeros, take, codes, 4, &frames);
-        if (!err)
-            err = add_frames(s, codes, frames, sink, ctx);
-        if (err)
-            return err;
-        n -= take;
-    }
-    return TOKVOX_OK;
-}
-
 int tokvox_sender_finish(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
 {
     if (!s)
@@ -465,9 +437,7 @@ int tokvox_sender_finish(tokvox_sender *s, tokvox_datagram_sink sink, void *ctx)
     s->finished = 1;
     uint16_t codes[4 * TOKVOX_PACKET_CODEBOOKS_MAX];
     size_t frames = 0;
-    int err = pad_for_latency(s, sink, ctx);
-    if (!err)
-        err = tokvox_encoder_flush(s->enc, codes, 4, &frames);
+    int err = tokvox_encoder_flush(s->enc, codes, 4, &frames);
     if (!err)
         err = add_frames(s, codes, frames, sink, ctx);
     if (!err)
@@ -541,6 +511,12 @@ struct tokvox_receiver {
     uint32_t window_top;        /* the newest one */
     uint64_t window[REPLAY_WINDOW / 64]; /* bit k: window_top - k was seen */
     float scratch[2][4096];     /* two frames when skipping one */
+    /* The decoder's flush, played as one hop more after a stream's last
+     * frame when the encoder's flush frame does not complete the input:
+     * a model with K > 1 synthesis sub-frames, whose decoder owes
+     * n_fft - hop/K > hop (NULL for K = 1: nothing owed). */
+    float *tail;
+    int tail_due;               /* this stream's tail is still to play */
 };
 
 static void receiver_defaults(tokvox_receiver_config *c)
@@ -608,7 +584,11 @@ tokvox_receiver *tokvox_receiver_create(const tokvox_model *m,
     r->mask = slots - 1;
     r->slots = calloc(slots, sizeof *r->slots);
     r->dec = tokvox_decoder_create(m, m->info.num_codebooks, 0, error);
-    if (!r->slots || !r->dec) {
+    size_t owed = r->dec ? (size_t)tokvox_decoder_latency(r->dec) : 0;
+    if (owed > r->hop)
+        r->tail = malloc(sizeof(float) * owed);
+    if (!r->slots || !r->dec || (owed > r->hop && !r->tail)) {
+        *error = r->dec ? TOKVOX_ERR_NO_MEMORY : *error;
         tokvox_receiver_destroy(r);
         return NULL;
     }
@@ -634,6 +614,7 @@ void tokvox_receiver_destroy(tokvox_receiver *r)
         return;
     tokvox_decoder_destroy(r->dec);
     free(r->slots);
+    free(r->tail);
     sodium_memzero(r->key, sizeof r->key);
     free(r);
 }
@@ -654,6 +635,7 @@ static void start_stream(tokvox_receiver *r, uint32_t id)
     r->next = r->newest = 0;
     memset(r->slots, 0, sizeof(slot) * (r->mask + 1));
     tokvox_decoder_reset(r->dec);
+    r->tail_due = r->tail != NULL;
     r->depth = r->min_depth;
     r->transit_n = r->transit_at = 0;
     r->window_frames = 0;
@@ -874,9 +856,32 @@ static int stream_over(const tokvox_receiver *r)
     return r->end_known && r->next >= unwrap(r, (uint32_t)r->end_frame);
 }
 
+/* Over, and the decoder's tail (if any) played. */
+static int stream_played(const tokvox_receiver *r)
+{
+    return stream_over(r) && !r->tail_due;
+}
+
 int tokvox_receiver_ready(const tokvox_receiver *r, double now_s)
 {
-    return r && r->started && now_s >= r->hold_until && !stream_over(r);
+    return r && r->started && now_s >= r->hold_until && !stream_played(r);
+}
+
+/* After the last frame, for a decoder that owes more than a hop: the first
+ * hop of its flush, which completes the input's last samples as
+ * tokvox_decoder_flush does offline. */
+static int play_tail(tokvox_receiver *r, float *pcm, size_t *samples_out)
+{
+    size_t n = 0;
+    int err = tokvox_decoder_flush(r->dec, r->tail, &n);
+    r->tail_due = 0;
+    if (err || n == 0)
+        return err;
+    n = n < r->hop ? n : r->hop;
+    memcpy(pcm, r->tail, sizeof(float) * n);
+    memset(pcm + n, 0, sizeof(float) * (r->hop - n));
+    *samples_out = r->hop;
+    return TOKVOX_OK;
 }
 
 /* The depth the measured jitter asks for: the spread of transit times
@@ -994,8 +999,13 @@ int tokvox_receiver_pull(tokvox_receiver *r, double now_s, float *pcm, size_t ma
     if (!r || !pcm || !samples_out || max_samples < r->hop)
         return TOKVOX_ERR_INVALID_ARGUMENT;
     if (!tokvox_receiver_ready(r, now_s)) {
-        r->st.ended = r->have_stream && stream_over(r);
+        r->st.ended = r->have_stream && stream_played(r);
         return TOKVOX_OK;
+    }
+    if (stream_over(r)) { /* only the tail is left */
+        int err = play_tail(r, pcm, samples_out);
+        r->st.ended = stream_played(r);
+        return err;
     }
     int span = (int)(r->newest - r->next);
     const slot *s = &r->slots[r->next & r->mask];
@@ -1012,7 +1022,7 @@ int tokvox_receiver_pull(tokvox_receiver *r, double now_s, float *pcm, size_t ma
     if (err)
         return err;
     *samples_out = r->hop;
-    r->st.ended = stream_over(r);
+    r->st.ended = stream_played(r);
     return TOKVOX_OK;
 }
 

@@ -179,6 +179,9 @@ TOKVOX_API int tokvox_receiver_ready(const tokvox_receiver *r, double now_s);
  * (not started, the hold, or the stream ended).  A stream starts with the
  * decoder's delay as zeros: n_fft - hop/K samples, the first hop for the
  * shipped model (tokvox_model_info.latency_samples - hop; docs/packets.md).
+ * When that delay is more than a hop (K > 1 synthesis sub-frames), one hop
+ * more follows the stream's last frame: the decoder's flush, which holds
+ * the input's last samples (not counted as a frame); `ended` comes after it.
  * [one thread per handle] */
 TOKVOX_API int tokvox_receiver_pull(tokvox_receiver *r, double now_s, float *pcm,
                                     size_t max_samples, size_t *samples_out);

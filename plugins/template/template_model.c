@@ -75,7 +75,8 @@ static int read_framing(const tokvox_weights *w, tokvox_model_framing *f, int64_
                                 window && !strcmp(window, "sqrt_hann") ? TOKVOX_WINDOW_SQRT_HANN
                                                                        : 0,
                                 TOKVOX_FEATURES_LOG_MAGNITUDE,
-                                TOKVOX_SYNTHESIS_MAG_PHASE};
+                                TOKVOX_SYNTHESIS_MAG_PHASE,
+                                1 /* sub_frames: one synthesis frame per code frame */};
     return 0;
 }
 

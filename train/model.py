@@ -34,8 +34,8 @@ DEFAULT_CONFIG = {
     "log_floor": 1e-5,
     # synthesis frames per code frame: 1 is the shipped framing (synthesis hop
     # = hop, 2x overlap); K > 1 has the decoder emit K spectra per code frame
-    # at hop / K (experimental, issue 12: more overlap for steadier phase;
-    # the C engine does not implement it yet)
+    # at hop / K (issue 12: more overlap; the C engine runs any K that divides
+    # hop, at hop + n_fft - hop/K samples of latency)
     "subframes": 1,
 }
 

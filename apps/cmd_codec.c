@@ -428,7 +428,7 @@ int cmd_encode(int argc, char **argv)
     if (!rc) {
         tokvox_audio_reader_source(r, &src);
         app_warn_cleaned("encode", o.in, &src);
-        unsigned long long frames = n / (uint64_t)info.hop + (n % (uint64_t)info.hop != 0) + 1;
+        unsigned long long frames = tokvox_frames_for_samples(m, (size_t)n);
         char note[64];
         if (!o.quiet)
             fprintf(stderr, "%s: %.2f s%s, %llu frames x %d codebooks, %.2f kbps\n", o.in,

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from losses import (MultiResolutionDiscriminator, PhaseDerivativeLoss, discriminator_loss,
-                    generator_losses)
+from losses import (FineStructureLoss, MultiResolutionDiscriminator, PhaseDerivativeLoss,
+                    discriminator_loss, generator_losses)
 from model import Codec
 from pesq_eval import pesq_clips, validate_pesq
 
@@ -202,12 +202,18 @@ def main():
                          "so the codes (tokens) of the starting model do not change")
     ap.add_argument("--phase-weight", type=float, default=0.0,
                     help="weight of the instantaneous-frequency/group-delay loss")
+    ap.add_argument("--fine-weight", type=float, default=0.0,
+                    help="weight of the 2048-point log-magnitude loss (harmonic fine "
+                         "structure the mel and STFT terms cannot resolve)")
     ap.add_argument("--gan", action="store_true",
                     help="adversarial training with a multi-resolution complex-STFT "
                          "discriminator and feature matching")
     ap.add_argument("--adv-weight", type=float, default=1.0)
     ap.add_argument("--fm-weight", type=float, default=2.0)
     ap.add_argument("--disc-channels", type=int, default=16)
+    ap.add_argument("--disc-ffts", default="256,512,1024",
+                    help="the discriminator's STFT sizes (hop a quarter of each); "
+                         "larger ones resolve harmonics")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -219,7 +225,9 @@ def main():
     weights_path = os.path.join(HERE, "checkpoints", args.name + ".pt")
 
     model = Codec(json.loads(args.config))
-    disc = MultiResolutionDiscriminator(channels=args.disc_channels) if args.gan else None
+    disc_res = tuple((n, n // 4) for n in map(int, args.disc_ffts.split(",")))
+    disc = (MultiResolutionDiscriminator(disc_res, channels=args.disc_channels)
+            if args.gan else None)
     step, audio_seconds, cpu_seconds = 0, 0.0, 0.0
     anneal_from = time.time()  # wall-clock start of an --anneal-seconds schedule
     state = None
@@ -263,6 +271,7 @@ def main():
     val = Corpus(args.data, "val", seed=0)
     loss_fn = SpectralLoss(16000)
     phase_loss = PhaseDerivativeLoss() if args.phase_weight else None
+    fine_loss = FineStructureLoss() if args.fine_weight else None
     pesq_set = pesq_clips(args.data, hop=model.hop)
     gen = torch.Generator().manual_seed(step)
     hop = model.hop
@@ -296,6 +305,9 @@ def main():
         if phase_loss is not None:
             extra["phase"] = phase_loss(y, x)
             loss = loss + args.phase_weight * extra["phase"]
+        if fine_loss is not None:
+            extra["fine"] = fine_loss(y, x)
+            loss = loss + args.fine_weight * extra["fine"]
         if disc is not None:
             with torch.no_grad():
                 real_outs = disc(x)

@@ -72,6 +72,9 @@ valgrind_e2e() {
     "${vg[@]}" build/apps/tokvox decode "$work/a.tvx" "$work/a.flac"
     "${vg[@]}" build/apps/tokvox info "$work/a.tvx" >/dev/null
     "${vg[@]}" build/apps/tokvox plugins >/dev/null
+    mkdir "$work/in" && cp "$work/in.wav" "$work/in/a.wav"
+    build/apps/tokvox tokenize "$work/in" -o "$work/tok" --layout delay --quiet >/dev/null
+    "${vg[@]}" build/apps/tokvox detokenize "$work/tok/a.npy" "$work/d.wav" --quiet
     rm -rf "$work"
     echo "valgrind: end-to-end commands clean"
 }

@@ -204,52 +204,6 @@ void app_progress_end(app_progress *p)
         fputs("\r\033[K", stderr);
 }
 
-int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
-                  int stream_codebooks, int use_codebooks, size_t n_samples,
-                  tokvox_audio_writer *w, app_progress *p, const char *cmd, char *detail,
-                  size_t detail_size)
-{
-    enum { BLOCK = 64 };
-    int err;
-    tokvox_model_info info = {.size = sizeof info};
-    tokvox_model_get_info(m, &info);
-    tokvox_decoder *dec = tokvox_decoder_create(m, stream_codebooks, use_codebooks, &err);
-    if (!dec)
-        return err;
-    /* a push writes up to a hop per frame; the flush the decoder's latency */
-    float *pcm = malloc(sizeof(float) *
-                        (BLOCK * (size_t)info.hop + (size_t)tokvox_decoder_latency(dec)));
-    err = pcm ? TOKVOX_OK : TOKVOX_ERR_NO_MEMORY;
-    size_t out = 0;
-    /* blocks of frames, then the flush (n == 0): with K > 1 synthesis
-     * sub-frames the flush holds the stream's last input samples */
-    for (size_t f = 0; !err;) {
-        size_t n = frames - f < BLOCK ? frames - f : BLOCK, got = 0;
-        err = n ? tokvox_decoder_push(dec, codes + f * (size_t)stream_codebooks, n, pcm, &got)
-                : tokvox_decoder_flush(dec, pcm, &got);
-        if (got > n_samples - out)
-            got = n_samples - out; /* the flush frame's extra samples */
-        if (!err && tokvox_audio_writer_write(w, pcm, got, detail, detail_size))
-            err = TOKVOX_ERR_IO;
-        out += got;
-        if (p)
-            app_progress_update(p, cmd, (double)out / info.sample_rate);
-        if (n == 0)
-            break;
-        f += n;
-    }
-    /* a complete stream covers every sample; pad only if it was cut short */
-    for (size_t k; !err && out < n_samples; out += k) {
-        k = n_samples - out < (size_t)info.hop ? n_samples - out : (size_t)info.hop;
-        memset(pcm, 0, k * sizeof *pcm);
-        if (tokvox_audio_writer_write(w, pcm, k, detail, detail_size))
-            err = TOKVOX_ERR_IO;
-    }
-    free(pcm);
-    tokvox_decoder_destroy(dec);
-    return err;
-}
-
 /* stat of a path, or of stdin / stdout for "-". */
 static int stat_of(const char *path, int std_fd, struct stat *st)
 {

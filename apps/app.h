@@ -94,13 +94,4 @@ void app_progress_end(app_progress *p);
 int app_encode_all(const tokvox_model *m, const float *pcm, size_t n, int num_codebooks,
                    uint16_t **codes, size_t *frames);
 
-/* Decodes frames a block at a time into w, exactly n_samples samples at the
- * model rate (silence pads a cut stream), so the audio is never whole in
- * memory; p (NULL: none) shows progress as `cmd`.  Returns a tokvox_error;
- * detail says why for writer failures. */
-int app_decode_to(const tokvox_model *m, const uint16_t *codes, size_t frames,
-                  int stream_codebooks, int use_codebooks, size_t n_samples,
-                  tokvox_audio_writer *w, app_progress *p, const char *cmd, char *detail,
-                  size_t detail_size);
-
 #endif

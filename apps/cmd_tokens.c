@@ -137,34 +137,87 @@ static int layout_of(const detok_options *o, const tokvox_token_meta *meta)
     return o->layout >= 0 ? o->layout : meta->layout >= 0 ? meta->layout : 0;
 }
 
-/* The array -> codes[frames][*k], checked against the model. */
-static int load_codes(const detok_options *o, const tokvox_model_info *info,
-                      const tokvox_token_meta *meta, uint16_t **codes, size_t *frames, int *k)
+/* Opens the token file for the layout, checked against the model. */
+static tokvox_token_reader *open_tokens(const detok_options *o, const tokvox_model_info *info,
+                                        const tokvox_token_meta *meta)
 {
     char detail[1024] = "";
-    tokvox_npy_info h;
-    int32_t *values = NULL;
-    if (tokvox_npy_read(o->in, &h, &values, detail, sizeof detail))
-        return app_fail("detokenize", "%s", detail);
-    int layout = layout_of(o, meta);
-    *k = 0;
+    int layout = layout_of(o, meta), k = 0, err;
     if (layout == TOKVOX_LAYOUT_FLAT)
-        *k = meta->codebooks ? meta->codebooks : o->codebooks ? o->codebooks : info->num_codebooks;
-    int err = tokvox_layout_invert(layout, &h, values, *k, info->codebook_size, codes, frames,
-                                   o->in, detail, sizeof detail);
-    free(values);
-    if (err)
-        return app_fail("detokenize", "%s", detail);
-    if (h.ndim == 2)
-        *k = (int)h.shape[1];
-    if (*k > info->num_codebooks || *frames == 0) {
-        free(*codes);
-        *codes = NULL; /* the caller frees it too */
-        return *frames ? app_fail("detokenize", "%s: %d codebooks, the model has %d", o->in, *k,
-                                  info->num_codebooks)
-                       : app_fail("detokenize", "%s: no frames to decode", o->in);
+        k = meta->codebooks ? meta->codebooks : o->codebooks ? o->codebooks : info->num_codebooks;
+    tokvox_token_reader *r = tokvox_token_reader_open(o->in, layout, k, info->codebook_size, &err,
+                                                      detail, sizeof detail);
+    if (!r) {
+        app_fail("detokenize", "%s", detail);
+        return NULL;
     }
-    return 0;
+    k = tokvox_token_reader_codebooks(r);
+    if (k > info->num_codebooks)
+        app_fail("detokenize", "%s: %d codebooks, the model has %d", o->in, k,
+                 info->num_codebooks);
+    else if (tokvox_token_reader_frames(r) == 0)
+        app_fail("detokenize", "%s: no frames to decode", o->in);
+    else if (o->codebooks > k)
+        app_fail("detokenize", "--codebooks %d: %s has %d codebooks", o->codebooks, o->in, k);
+    else
+        return r;
+    tokvox_token_reader_close(r);
+    return NULL;
+}
+
+/* Decodes the token file a block at a time into w, exactly n_samples samples
+ * at the model rate (silence pads a stream cut short), so neither the codes
+ * nor the audio are ever whole in memory.  On failure detail says why. */
+static int decode_tokens(const tokvox_model *m, tokvox_token_reader *r, int use_codebooks,
+                         size_t n_samples, tokvox_audio_writer *w, app_progress *p,
+                         const char *name, char *detail, size_t detail_size)
+{
+    enum { BLOCK = 64 };
+    int err = TOKVOX_OK, k = tokvox_token_reader_codebooks(r);
+    tokvox_model_info info = {.size = sizeof info};
+    tokvox_model_get_info(m, &info);
+    tokvox_decoder *dec = tokvox_decoder_create(m, k, use_codebooks, &err);
+    /* a push writes up to a hop per frame; the flush the decoder's latency */
+    float *pcm = dec ? malloc(sizeof(float) * (BLOCK * (size_t)info.hop +
+                                               (size_t)tokvox_decoder_latency(dec)))
+                     : NULL;
+    uint16_t *codes = malloc(sizeof *codes * BLOCK * (size_t)k);
+    if (dec && (!pcm || !codes))
+        err = TOKVOX_ERR_NO_MEMORY;
+    if (err)
+        snprintf(detail, detail_size, "%s: %s", name, tokvox_strerror(err));
+    size_t out = 0;
+    /* blocks of frames, then the flush (n == 0): with K > 1 synthesis
+     * sub-frames the flush holds the stream's last input samples */
+    for (size_t n = 1; !err && n;) {
+        size_t got = 0;
+        if ((err = tokvox_token_reader_read(r, codes, BLOCK, &n, detail, detail_size)))
+            break;
+        err = n ? tokvox_decoder_push(dec, codes, n, pcm, &got)
+                : tokvox_decoder_flush(dec, pcm, &got);
+        if (err) {
+            snprintf(detail, detail_size, "%s: %s", name, tokvox_strerror(err));
+            break;
+        }
+        if (got > n_samples - out)
+            got = n_samples - out; /* the flush frame's extra samples */
+        if (tokvox_audio_writer_write(w, pcm, got, detail, detail_size))
+            err = TOKVOX_ERR_IO;
+        out += got;
+        if (p)
+            app_progress_update(p, "detokenize", (double)out / info.sample_rate);
+    }
+    /* a complete stream covers every sample; pad only if it was cut short */
+    for (size_t step; !err && out < n_samples; out += step) {
+        step = n_samples - out < (size_t)info.hop ? n_samples - out : (size_t)info.hop;
+        memset(pcm, 0, step * sizeof *pcm);
+        if (tokvox_audio_writer_write(w, pcm, step, detail, detail_size))
+            err = TOKVOX_ERR_IO;
+    }
+    free(codes);
+    free(pcm);
+    tokvox_decoder_destroy(dec);
+    return err;
 }
 
 int cmd_detokenize(int argc, char **argv)
@@ -182,33 +235,29 @@ int cmd_detokenize(int argc, char **argv)
     snprintf(id, sizeof id, "%016llx", (unsigned long long)info.model_id);
     tokvox_token_meta meta;
     find_meta(o.in, &meta);
-    uint16_t *codes = NULL;
-    size_t frames = 0;
-    int k = 0, err;
+    tokvox_token_reader *r = NULL;
     if (meta.model_id[0] && strcmp(meta.model_id, id))
         rc = app_fail("detokenize", "%s: tokens of model %s, not of %s (%s); use --model", o.in,
                       meta.model_id, tokvox_model_path(m), id);
-    if (!rc)
-        rc = load_codes(&o, &info, &meta, &codes, &frames, &k);
-    if (!rc && o.codebooks > k)
-        rc = app_fail("detokenize", "--codebooks %d: %s has %d codebooks", o.codebooks, o.in, k);
+    if (!rc && !(r = open_tokens(&o, &info, &meta)))
+        rc = 1;
+    size_t frames = r ? tokvox_token_reader_frames(r) : 0;
+    int k = r ? tokvox_token_reader_codebooks(r) : 0;
     /* the recorded length, if it is this array's; else every frame but the flush frame */
     size_t n = meta.samples > 0 && tokvox_frames_for_samples(m, (size_t)meta.samples) == frames
                    ? (size_t)meta.samples
-                   : (frames - 1) * (size_t)info.hop;
+                   : frames ? (frames - 1) * (size_t)info.hop : 0;
     char detail[1024] = "";
     int rate = o.rate ? o.rate : meta.sample_rate ? meta.sample_rate : info.sample_rate;
     tokvox_audio_writer *w = NULL;
     if (!rc && !(w = tokvox_audio_writer_open(o.out, info.sample_rate, rate, NULL, NULL, detail,
                                               sizeof detail)))
         rc = app_fail("detokenize", "%s", detail);
-    /* block by block into the writer: the audio is never whole in memory */
+    /* block by block from the file into the writer */
     app_progress p;
     app_progress_start(&p, o.quiet, (double)n / info.sample_rate);
-    if (!rc && (err = app_decode_to(m, codes, frames, k, o.codebooks, n, w, &p, "detokenize",
-                                    detail, sizeof detail)))
-        rc = err == TOKVOX_ERR_IO ? app_fail("detokenize", "%s", detail)
-                                  : app_fail("detokenize", "%s: %s", o.in, tokvox_strerror(err));
+    if (!rc && decode_tokens(m, r, o.codebooks, n, w, &p, o.in, detail, sizeof detail))
+        rc = app_fail("detokenize", "%s", detail);
     app_progress_end(&p);
     if (rc)
         tokvox_audio_writer_abort(w);
@@ -229,7 +278,7 @@ int cmd_detokenize(int argc, char **argv)
         cJSON_AddNumberToObject(j, "output_rate", rate);
         rc = app_write_json("detokenize", j, o.json_file);
     }
-    free(codes);
+    tokvox_token_reader_close(r);
     tokvox_model_destroy(m);
     return rc;
 }

@@ -839,15 +839,18 @@ static int invert_shape(int layout, const tokvox_npy_info *info, int *k, size_t 
     return TOKVOX_OK;
 }
 
-/* Element [r][j] of the array for code frame t = r - shift(j). */
-static int invert_values(int layout, const int32_t *values, size_t frames, int k, int cs,
-                         uint16_t *codes, const invert_ctx *x)
+/* Rows [r0, r1) of an array of `frames` code frames (values[0] is row r0's
+ * first element).  Element [r][j] belongs to code frame t = r - shift(j)
+ * and goes to codes[(t - t0) * k + j]: t0 is the first frame the caller's
+ * buffer holds (0 for a whole array, the first unreturned frame for a
+ * reader).  Every value is checked, pads included. */
+static int invert_rows(int layout, const int32_t *values, size_t r0, size_t r1, size_t frames,
+                       int k, int cs, uint16_t *codes, size_t t0, const invert_ctx *x)
 {
     size_t kk = (size_t)k;
-    size_t rows = layout == TOKVOX_LAYOUT_DELAY ? frames + kk - 1 : frames;
-    for (size_t r = 0; r < rows; r++) {
+    for (size_t r = r0; r < r1; r++) {
         for (size_t j = 0; j < kk; j++) {
-            int64_t v = values[r * kk + j];
+            int64_t v = values[(r - r0) * kk + j];
             int pad = layout == TOKVOX_LAYOUT_DELAY && (r < j || r - j >= frames);
             int64_t lo = layout == TOKVOX_LAYOUT_FLAT ? (int64_t)j * cs : 0;
             if (pad && v != cs)
@@ -861,10 +864,16 @@ static int invert_values(int layout, const int32_t *values, size_t frames, int k
                                          lo, lo + cs - 1)
                            : invert_fail(x, "element [%llu, %llu]", r, j, v, 0, cs - 1);
             size_t t = layout == TOKVOX_LAYOUT_DELAY ? r - j : r;
-            codes[t * kk + j] = (uint16_t)(v - lo);
+            codes[(t - t0) * kk + j] = (uint16_t)(v - lo);
         }
     }
     return TOKVOX_OK;
+}
+
+/* Rows of the array: a delay array has K-1 more than it has frames. */
+static size_t rows_of(int layout, size_t frames, int k)
+{
+    return layout == TOKVOX_LAYOUT_DELAY ? frames + (size_t)k - 1 : frames;
 }
 
 int tokvox_layout_invert(int layout, const tokvox_npy_info *info, const int32_t *values, int k,
@@ -889,11 +898,165 @@ int tokvox_layout_invert(int layout, const tokvox_npy_info *info, const int32_t 
         tokvox_io_detail(detail, detail_size, "%s: out of memory", x.name);
         return TOKVOX_ERR_NO_MEMORY;
     }
-    if ((err = invert_values(layout, values, n, k, codebook_size, out, &x))) {
+    if ((err = invert_rows(layout, values, 0, rows_of(layout, n, k), n, k, codebook_size, out, 0,
+                           &x))) {
         free(out);
         return err;
     }
     *codes = out;
     *frames = n;
     return TOKVOX_OK;
+}
+
+/* ---- reader ------------------------------------------------------------------ */
+
+enum { READER_BLOCK_ROWS = 1024 }; /* rows per read: 8 codebooks -> 32 KiB of int32 */
+
+struct tokvox_token_reader {
+    int fd;
+    char *name;             /* the path, for messages */
+    tokvox_npy_info info;
+    int layout, k, cs;
+    size_t frames, rows;    /* code frames in the file; array rows (frames + K-1 for delay) */
+    size_t row;             /* the next row to read */
+    size_t done;            /* frames returned so far: window[0] is frame `done` */
+    size_t filled;          /* frames in the window that rows read so far touch */
+    unsigned char *raw;     /* READER_BLOCK_ROWS rows of file bytes */
+    int32_t *values;        /* the same rows as int32 */
+    uint16_t *window;       /* codes of frames [done, done + filled): K-1 + a block at most */
+};
+
+static void reader_free(tokvox_token_reader *r)
+{
+    if (!r)
+        return;
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r->name);
+    free(r->raw);
+    free(r->values);
+    free(r->window);
+    free(r);
+}
+
+tokvox_token_reader *tokvox_token_reader_open(const char *path, int layout, int k,
+                                              int codebook_size, int *error, char *detail,
+                                              size_t detail_size)
+{
+    int err = TOKVOX_OK;
+    tokvox_token_reader *r = calloc(1, sizeof *r);
+    if (r)
+        r->fd = -1;
+    if (!r || !(r->name = strdup(path ? path : ""))) {
+        tokvox_io_detail(detail, detail_size, "%s: out of memory", path ? path : "npy");
+        reader_free(r);
+        *error = TOKVOX_ERR_NO_MEMORY;
+        return NULL;
+    }
+    invert_ctx x = {r->name, detail, detail_size};
+    uint64_t size = 0;
+    if (!path || !tokvox_layout_name(layout) || codebook_size < 1 || codebook_size > 65536) {
+        tokvox_io_detail(detail, detail_size, "%s: bad token reader arguments", r->name);
+        err = TOKVOX_ERR_INVALID_ARGUMENT;
+    } else if ((r->fd = open_regular(path, &size, detail, detail_size)) < 0) {
+        err = TOKVOX_ERR_IO;
+    } else if (!(err = read_header_fd(r->fd, size, path, &r->info, detail, detail_size)) &&
+               !(err = invert_shape(layout, &r->info, &k, &r->frames, &x))) {
+        r->layout = layout, r->k = k, r->cs = codebook_size;
+        r->rows = rows_of(layout, r->frames, k);
+        size_t kk = (size_t)k, room = READER_BLOCK_ROWS + kk;
+        r->raw = malloc(READER_BLOCK_ROWS * kk * (size_t)r->info.dtype);
+        r->values = malloc(READER_BLOCK_ROWS * kk * sizeof *r->values);
+        r->window = malloc(room * kk * sizeof *r->window);
+        if (!r->raw || !r->values || !r->window) {
+            tokvox_io_detail(detail, detail_size, "%s: out of memory", path);
+            err = TOKVOX_ERR_NO_MEMORY;
+        } else if (lseek(r->fd, (off_t)r->info.data_offset, SEEK_SET) < 0) {
+            tokvox_io_detail(detail, detail_size, "%s: cannot seek", path);
+            err = TOKVOX_ERR_IO;
+        }
+    }
+    *error = err;
+    if (err) {
+        reader_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+size_t tokvox_token_reader_frames(const tokvox_token_reader *r)
+{
+    return r->frames;
+}
+
+int tokvox_token_reader_codebooks(const tokvox_token_reader *r)
+{
+    return r->k;
+}
+
+/* The next block of rows into the window, converted and checked. */
+static int reader_fill(tokvox_token_reader *r, char *detail, size_t detail_size)
+{
+    size_t kk = (size_t)r->k;
+    size_t m = r->rows - r->row < READER_BLOCK_ROWS ? r->rows - r->row : READER_BLOCK_ROWS;
+    int err = read_exact(r->fd, r->raw, m * kk * (size_t)r->info.dtype, r->name, detail,
+                         detail_size);
+    if (err)
+        return err;
+    for (size_t i = 0; i < m * kk; i++) {
+        int64_t v = load_le(r->raw + i * (size_t)r->info.dtype, r->info.dtype);
+        if (v < INT32_MIN || v > INT32_MAX) {
+            tokvox_io_detail(detail, detail_size,
+                             "%s: element %zu = %" PRId64 " is out of range for a token",
+                             r->name, r->row * kk + i, v);
+            return TOKVOX_ERR_FORMAT;
+        }
+        r->values[i] = (int32_t)v;
+    }
+    invert_ctx x = {r->name, detail, detail_size};
+    if ((err = invert_rows(r->layout, r->values, r->row, r->row + m, r->frames, r->k, r->cs,
+                           r->window, r->done, &x)))
+        return err;
+    r->row += m;
+    /* frames the rows so far reach: up to the last row read (capped at the
+     * array's frames, past which a delay array holds only pads) */
+    r->filled = (r->row < r->frames ? r->row : r->frames) - r->done;
+    return TOKVOX_OK;
+}
+
+/* Frames in the window that no later row can touch. */
+static size_t reader_complete(const tokvox_token_reader *r)
+{
+    size_t lag = r->layout == TOKVOX_LAYOUT_DELAY ? (size_t)r->k - 1 : 0;
+    if (r->row == r->rows)
+        return r->frames - r->done;
+    return r->row > lag + r->done ? r->row - lag - r->done : 0;
+}
+
+int tokvox_token_reader_read(tokvox_token_reader *r, uint16_t *codes, size_t max_frames,
+                             size_t *got, char *detail, size_t detail_size)
+{
+    size_t kk = (size_t)r->k;
+    *got = 0;
+    while (*got < max_frames) {
+        size_t ready = reader_complete(r);
+        if (ready) {
+            size_t n = ready < max_frames - *got ? ready : max_frames - *got;
+            memcpy(codes + *got * kk, r->window, n * kk * sizeof *codes);
+            memmove(r->window, r->window + n * kk, (r->filled - n) * kk * sizeof *codes);
+            r->done += n, r->filled -= n, *got += n;
+            continue;
+        }
+        if (r->row == r->rows)
+            break;
+        int err = reader_fill(r, detail, detail_size);
+        if (err)
+            return err;
+    }
+    return TOKVOX_OK;
+}
+
+void tokvox_token_reader_close(tokvox_token_reader *r)
+{
+    reader_free(r);
 }

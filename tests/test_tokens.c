@@ -625,6 +625,139 @@ START_TEST(token_writer_equals_whole)
 }
 END_TEST
 
+/* Writes the layout of codes to a temporary .npy (path in buf); returns the
+ * dtype's size. */
+static int write_token_file(char *path, size_t path_size, int layout, const uint16_t *codes,
+                            size_t frames, int k, int cs)
+{
+    snprintf(path, path_size, "/tmp/tokvox-reader-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    FILE *f = fdopen(fd, "wb");
+    int32_t *values = NULL;
+    size_t count = 0;
+    ck_assert_int_eq(tokvox_layout_apply(layout, codes, frames, k, cs, &values, &count), 0);
+    int ndim, dtype = tokvox_layout_dtype(layout, k, cs);
+    uint64_t shape[2];
+    tokvox_layout_shape(layout, frames, k, &ndim, shape);
+    char detail[256] = "";
+    ck_assert_int_eq(tokvox_npy_write(f, dtype, ndim, shape, values, detail, sizeof detail), 0);
+    fclose(f);
+    free(values);
+    return dtype;
+}
+
+/* Reads the whole file with reads of 1..max frames; returns the error of
+ * the read that failed (0 at the end) and the frames read so far. */
+static int read_in_pieces(tokvox_token_reader *r, uint16_t *out, size_t max, uint32_t *seed,
+                          size_t *total, char *detail, size_t detail_size)
+{
+    size_t k = (size_t)tokvox_token_reader_codebooks(r), got;
+    *total = 0;
+    for (;;) {
+        size_t want = 1 + rng_next(seed) % (uint32_t)max;
+        int err = tokvox_token_reader_read(r, out + *total * k, want, &got, detail, detail_size);
+        ck_assert_uint_le(got, want);
+        *total += got; /* valid even when err says the next frame is not */
+        if (err)
+            return err;
+        if (got < want)
+            return 0;
+    }
+}
+
+/* The reader returns exactly the frames tokvox_layout_invert does, whatever
+ * the read sizes and across its internal blocks (1024 rows). */
+START_TEST(token_reader_equals_whole)
+{
+    static const size_t lengths[] = {1, 2, 1023, 1024, 1025, 2500};
+    static const int widths[] = {1, 3, 8};
+    static const size_t max_reads[] = {1, 7, 64, 5000};
+    uint32_t seed = g_seed ^ 0x77u;
+    for (int layout = 0; layout < 3; layout++)
+        for (size_t wi = 0; wi < 3; wi++)
+            for (size_t li = 0; li < 6; li++) {
+                int k = widths[wi], cs = 1024;
+                size_t frames = lengths[li], kk = (size_t)k;
+                uint16_t *codes = malloc(sizeof *codes * frames * kk);
+                uint16_t *back = malloc(sizeof *back * (frames + 1) * kk);
+                for (size_t i = 0; i < frames * kk; i++)
+                    codes[i] = (uint16_t)(rng_next(&seed) % (uint32_t)cs);
+                char path[64], detail[256] = "";
+                write_token_file(path, sizeof path, layout, codes, frames, k, cs);
+                for (size_t mi = 0; mi < 4; mi++) {
+                    int err = -1;
+                    tokvox_token_reader *r = tokvox_token_reader_open(
+                        path, layout, layout == TOKVOX_LAYOUT_FLAT ? k : 0, cs, &err, detail,
+                        sizeof detail);
+                    ck_assert_msg(r != NULL, "%s", detail);
+                    ck_assert_uint_eq(tokvox_token_reader_frames(r), frames);
+                    ck_assert_int_eq(tokvox_token_reader_codebooks(r), k);
+                    size_t total = 0;
+                    ck_assert_msg(read_in_pieces(r, back, max_reads[mi], &seed, &total, detail,
+                                                 sizeof detail) == 0, "%s", detail);
+                    ck_assert_msg(total == frames && !memcmp(codes, back, frames * kk * 2),
+                                  "layout %d, k %d, %zu frames, reads <= %zu: %zu back (seed %u)",
+                                  layout, k, frames, max_reads[mi], total, g_seed);
+                    tokvox_token_reader_close(r);
+                }
+                unlink(path);
+                free(codes);
+                free(back);
+            }
+}
+END_TEST
+
+/* A bad value or a cut file past the first block: the frames before it come
+ * back, then the read that meets it fails, naming the element. */
+START_TEST(token_reader_fails_where_the_file_does)
+{
+    enum { FRAMES = 3000, K = 2 };
+    uint32_t seed = g_seed ^ 0x99u;
+    static uint16_t codes[FRAMES * K], back[(FRAMES + 1) * K];
+    for (size_t i = 0; i < FRAMES * K; i++)
+        codes[i] = (uint16_t)(rng_next(&seed) % 1000u);
+    for (int layout = 0; layout < 3; layout++) {
+        char path[64], detail[256] = "";
+        int dtype = write_token_file(path, sizeof path, layout, codes, FRAMES, K, 1000);
+        tokvox_npy_info info;
+        ck_assert_int_eq(tokvox_npy_read_header(path, &info, detail, sizeof detail), 0);
+        /* element [2500, 1] (flat: 5001) := 7777, out of every layout's range */
+        FILE *f = fopen(path, "r+b");
+        int16_t bad = 7777;
+        ck_assert_int_eq(dtype, 2);
+        fseek(f, (long)(info.data_offset + (2500 * K + 1) * 2), SEEK_SET);
+        fwrite(&bad, 2, 1, f);
+        fclose(f);
+        int err = -1;
+        int k = layout == TOKVOX_LAYOUT_FLAT ? K : 0;
+        tokvox_token_reader *r = tokvox_token_reader_open(path, layout, k, 1000, &err, detail,
+                                                          sizeof detail);
+        ck_assert_msg(r != NULL, "%s", detail);
+        size_t total = 0;
+        ck_assert_int_eq(read_in_pieces(r, back, 100, &seed, &total, detail, sizeof detail),
+                         TOKVOX_ERR_FORMAT);
+        ck_assert_msg(strstr(detail, path) && strstr(detail, "7777"), "%s", detail);
+        ck_assert_uint_ge(total, 2048 - K); /* two whole blocks came back first */
+        ck_assert_int_eq(memcmp(codes, back, total * K * 2), 0);
+        tokvox_token_reader_close(r);
+        /* cut the file mid-array: the header no longer fits the size */
+        ck_assert_int_eq(truncate(path, (off_t)(info.data_offset + 1500 * K * 2)), 0);
+        ck_assert_ptr_null(tokvox_token_reader_open(path, layout, k, 1000, &err, detail,
+                                                    sizeof detail));
+        ck_assert_int_ne(err, 0);
+        ck_assert_msg(strstr(detail, path) != NULL, "%s", detail);
+        unlink(path);
+    }
+    int err = 0;
+    char detail[256] = "";
+    ck_assert_ptr_null(tokvox_token_reader_open("/nonexistent/t.npy", 0, 0, 1024, &err, detail,
+                                                sizeof detail));
+    ck_assert_int_eq(err, TOKVOX_ERR_IO);
+    tokvox_token_reader_close(NULL);
+}
+END_TEST
+
 /* What the streaming writer refuses, and what an unfinished file reads as. */
 START_TEST(token_writer_refusals)
 {
@@ -761,6 +894,8 @@ static Suite *tokens_suite(void)
     tcase_add_test(layouts, bad_codes_are_named);
     tcase_add_test(layouts, token_writer_equals_whole);
     tcase_add_test(layouts, token_writer_refusals);
+    tcase_add_test(layouts, token_reader_equals_whole);
+    tcase_add_test(layouts, token_reader_fails_where_the_file_does);
     suite_add_tcase(suite, layouts);
     TCase *stream = tcase_create("streaming");
     tcase_add_test(stream, streaming_equals_offline);

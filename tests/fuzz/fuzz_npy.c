@@ -4,7 +4,9 @@
  * promises: a failure always says why (naming the file) and returns no
  * values; a success accounts for every byte of the input; anything read
  * writes back and reads again to the same values; an inverted layout applies
- * back to the same array.
+ * back to the same array; the streaming token reader, run on the same bytes
+ * as a file, agrees with the whole-array inverse frame for frame, failing
+ * exactly where it fails.
  *
  *   clang -g -fsanitize=fuzzer,address,undefined -Iio/include -Icodec/include -Iio \
  *     tests/fuzz/fuzz_npy.c io/tokens.c io/atomic.c -o fuzz_npy
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tokvox/tokens.h"
 #include "tokvox/tokvox.h"
@@ -48,9 +51,37 @@ static void rewrite(const tokvox_npy_info *info, const int32_t *values)
     free(buf);
 }
 
+/* The reader on the file at path gives what the whole-array inverse gave
+ * (codes, frames), or fails as it did (codes NULL and failed set). */
+static void read_as_stream(const char *path, int layout, int k, const uint16_t *codes,
+                           size_t frames, int failed)
+{
+    char detail[256] = "";
+    int err = 0;
+    tokvox_token_reader *r = tokvox_token_reader_open(path, layout, k, CODEBOOK_SIZE, &err,
+                                                      detail, sizeof detail);
+    if (!r) {
+        if (!failed || !strstr(detail, path))
+            abort(); /* refused what the inverse took, or said nothing */
+        return;
+    }
+    size_t kk = (size_t)tokvox_token_reader_codebooks(r), at = 0, got = 1;
+    uint16_t block[7 * 64];
+    while (!err && got) {
+        err = tokvox_token_reader_read(r, block, 7, &got, detail, sizeof detail);
+        if (got && (failed || at + got > frames || memcmp(block, codes + at * kk, got * kk * 2)))
+            abort(); /* a frame the inverse did not give */
+        at += got;
+    }
+    if (failed != (err != 0) || (!failed && at != frames) || (err && !strstr(detail, path)))
+        abort(); /* failed elsewhere, or silently */
+    tokvox_token_reader_close(r);
+}
+
 /* Each layout's inverse either fails with a message or gives codes that
- * apply back to exactly the values. */
-static void invert_all(const tokvox_npy_info *info, const int32_t *values)
+ * apply back to exactly the values; the reader agrees on the file (path,
+ * NULL to skip). */
+static void invert_all(const tokvox_npy_info *info, const int32_t *values, const char *path)
 {
     for (int layout = 0; layout < 3; layout++) {
         int k = layout == TOKVOX_LAYOUT_FLAT ? 1 + (int)(info->count % 8) : 0;
@@ -59,6 +90,8 @@ static void invert_all(const tokvox_npy_info *info, const int32_t *values)
         char detail[256] = "";
         int err = tokvox_layout_invert(layout, info, values, k, CODEBOOK_SIZE, &codes, &frames,
                                        "fuzz", detail, sizeof detail);
+        if (path && (info->ndim != 2 || info->shape[1] <= 64))
+            read_as_stream(path, layout, k, codes, frames, err != 0);
         if (err) {
             if (codes || !strstr(detail, "fuzz"))
                 abort();
@@ -90,7 +123,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (info.data_offset + info.count * (uint64_t)info.dtype != size)
         abort(); /* a success explains every byte */
     rewrite(&info, values);
-    invert_all(&info, values);
+    char path[] = "/tmp/fuzz-npy-XXXXXX";
+    int fd = mkstemp(path);
+    int stored = fd >= 0 && write(fd, data, size) == (ssize_t)size;
+    if (fd >= 0)
+        close(fd);
+    invert_all(&info, values, stored ? path : NULL);
+    if (fd >= 0)
+        unlink(path);
     free(values);
     return 0;
 }

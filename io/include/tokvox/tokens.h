@@ -170,6 +170,37 @@ int tokvox_layout_invert(int layout, const tokvox_npy_info *info, const int32_t 
                          int codebook_size, uint16_t **codes, size_t *frames, const char *name,
                          char *detail, size_t detail_size);
 
+/* A token file read a block of code frames at a time, in memory that does
+ * not grow with its length (detokenize of an hour of tokens): the inverse of
+ * tokvox_token_writer.  open reads and checks the header and the array's
+ * shape for the layout (the rules of tokvox_layout_invert: k is the codebook
+ * count, 0 = take it from a 2-D array, required for flat); read returns the
+ * next frames as codes[*got][K], every value checked as tokvox_layout_invert
+ * checks it, pads included; *got < max_frames only at the end.  The delay
+ * layout keeps K-1 rows back.  A bad value or a file that ends early is an
+ * error at the read that meets it; the *got frames that read returned before
+ * it are still valid.
+ *
+ *   tokvox_token_reader *r = tokvox_token_reader_open(path, layout, 0, cs, &err, msg, n);
+ *   while (!(err = tokvox_token_reader_read(r, codes, max, &got, msg, n)) && got) use(codes, got);
+ *   tokvox_token_reader_close(r);
+ *
+ * Errors: those of tokvox_npy_read_header and tokvox_layout_invert,
+ * TOKVOX_ERR_IO or _TRUNCATED from the reads; detail names the file and the
+ * element.  [one thread per reader] */
+typedef struct tokvox_token_reader tokvox_token_reader;
+
+tokvox_token_reader *tokvox_token_reader_open(const char *path, int layout, int k,
+                                              int codebook_size, int *error, char *detail,
+                                              size_t detail_size);
+/* The code frames in the file, and K. */
+size_t tokvox_token_reader_frames(const tokvox_token_reader *r);
+int tokvox_token_reader_codebooks(const tokvox_token_reader *r);
+int tokvox_token_reader_read(tokvox_token_reader *r, uint16_t *codes, size_t max_frames,
+                             size_t *got, char *detail, size_t detail_size);
+/* Closes the file and frees r; NULL is ignored. */
+void tokvox_token_reader_close(tokvox_token_reader *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "tokvox/bitstream.h"
@@ -213,7 +214,10 @@ int cmd_info(int argc, char **argv)
         else
             path = argv[i];
     }
-    if (path) {
+    /* a bare name that is no file here may name a shipped model ("tokvox-16k-ld") */
+    int shipped_name = path && strcmp(path, "-") && !strchr(path, '/') &&
+                       access(path, F_OK) != 0;
+    if (path && !shipped_name) {
         FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
         if (!in)
             return app_fail("info", "%s: cannot open (%s)", path, strerror(errno));

@@ -71,7 +71,7 @@ static const char detokenize_usage[] =
     "count, length and source rate come from the manifest.jsonl / stats.json that\n"
     "tokenize wrote in a folder above the file, when there is one.\n"
     "  -l, --layout L      codebooks (default), flat or delay\n"
-    "  -m, --model M       model file (default: the shipped model); must be the encoder's\n"
+    "  -m, --model M       model file or shipped name (default tokvox-16k); must be the encoder's\n"
     "  -n, --codebooks N   decode only the first N codebooks; for a flat array without\n"
     "                      a manifest, the number of codebooks it interleaves\n"
     "  -r, --rate R        output sample rate (default: the source's, else the model's)\n"

@@ -28,6 +28,14 @@ expect_ok "info" "$TOKVOX" info
 grep -q "latency" "$WORK/out.log" || bad "info lacks latency"
 expect_ok "info --json" "$TOKVOX" info --json
 grep -q '"latency_ms"' "$WORK/out.log" || bad "info --json lacks latency_ms"
+default_latency=$(sed -n 's/.*"latency_ms":[[:space:]]*\([0-9.]*\).*/\1/p' "$WORK/out.log")
+# a shipped model by name, from any directory: the low-delay variant (K = 1)
+(cd "$WORK" && "$TOKVOX" info tokvox-16k-ld --json) > "$WORK/ld.json" 2>&1 &&
+    grep -q '"latency_ms":[[:space:]]*40' "$WORK/ld.json" && ok ||
+    bad "info tokvox-16k-ld: $(head -c 300 "$WORK/ld.json")"
+[ "$default_latency" != "" ] && [ "$default_latency" != "40" ] && ok ||
+    bad "the default model should not be the low-delay one (latency_ms $default_latency)"
+expect_fail "a name that is no shipped model" "nonesuch" "$TOKVOX" info nonesuch
 
 # --- transcode, encode, decode -----------------------------------------
 expect_ok "transcode" "$TOKVOX" transcode "$SAMPLE" "$WORK/t.wav"

@@ -39,6 +39,10 @@ check_tree() {
     expect_ok "$where: info" "$top/bin/tokvox" info
     grep -q "$top/share/tokvox/models/tokvox-16k.safetensors" "$WORK/out.log" && ok ||
         bad "$where: model not found beside the library: $(head -1 "$WORK/out.log")"
+    # the low-delay variant by its name, found in the same folder
+    expect_ok "$where: info tokvox-16k-ld" "$top/bin/tokvox" info tokvox-16k-ld
+    grep -q "$top/share/tokvox/models/tokvox-16k-ld.safetensors" "$WORK/out.log" && ok ||
+        bad "$where: tokvox-16k-ld not found by name: $(head -1 "$WORK/out.log")"
 }
 check_tree "$top" installed
 mkdir -p "$WORK/elsewhere"

@@ -66,6 +66,11 @@ const char *tu_model_path(void)
     return join("TOKVOX_SOURCE_ROOT", ".", "models/tokvox-16k.safetensors");
 }
 
+const char *tu_ld_model_path(void)
+{
+    return join("TOKVOX_SOURCE_ROOT", ".", "models/tokvox-16k-ld.safetensors");
+}
+
 int tu_run(Suite *suite)
 {
     SRunner *sr = srunner_create(suite);

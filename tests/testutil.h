@@ -15,6 +15,9 @@ float tu_max_abs_diff(const float *a, const float *b, size_t n);
 unsigned tu_seed(void);
 /* The shipped model in the source tree (TOKVOX_SOURCE_ROOT/models/...). */
 const char *tu_model_path(void);
+/* The shipped low-delay model (K = 1 synthesis, the default until 2026-12-05):
+ * the base the config-variant tests edit. */
+const char *tu_ld_model_path(void);
 /* Run a suite in CK_NORMAL mode; the process exit code (0 when all passed). */
 struct Suite;
 int tu_run(struct Suite *suite);

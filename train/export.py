@@ -2,8 +2,13 @@
 """Export a training checkpoint to the shipped safetensors model, and write the
 C parity vectors from the very weights that were shipped.
 
-  /usr/bin/python3 train/export.py [--checkpoint train/checkpoints/base.pt]
+  /usr/bin/python3 train/export.py [--checkpoint train/checkpoints/tokvox-16k.pt]
       [--out models/tokvox-16k.safetensors] [--vectors tests/data/parity.safetensors]
+
+The low-delay variant, models/tokvox-16k-ld.safetensors, and its vectors
+tests/data/parity-ld.safetensors came from train/checkpoints/base.pt this
+way when it was the default model (2026-11-24); the file is kept byte for
+byte, so that streams and tokens written with it still name it.
 
 Weights are stored as f16 (half the size); the reference outputs are computed
 by PyTorch from the f16-rounded weights, so the C runtime is compared with
@@ -114,7 +119,7 @@ def reference_vectors(model, audio, hop):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default=os.path.join(HERE, "checkpoints", "base.pt"))
+    ap.add_argument("--checkpoint", default=os.path.join(HERE, "checkpoints", "tokvox-16k.pt"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "tokvox-16k.safetensors"))
     ap.add_argument("--vectors", default=os.path.join(ROOT, "tests", "data", "parity.safetensors"))
     ap.add_argument("--parity-audio", default=os.path.join(ROOT, "samples", "speech_en.wav"))

@@ -410,11 +410,15 @@ def grown_model(saved, overrides):
     weights = dict(saved["model"])
     old_k, new_k = saved["config"].get("subframes", 1), model.subframes
     if new_k != old_k:
-        # a head for more synthesis sub-frames: every sub-frame starts as a
-        # copy of the trained head; training then tells them apart
-        assert old_k == 1, "can only split a one-sub-frame head"
+        # a head for more synthesis sub-frames: every new sub-frame starts as a
+        # copy of the trained one it falls in; training then tells them apart
+        if new_k % old_k:
+            raise SystemExit(f"--init can only split each sub-frame evenly ({old_k} -> {new_k})")
         for name in ("decoder.proj.weight", "decoder.proj.bias"):
-            weights[name] = weights[name].repeat(new_k, *([1] * (weights[name].dim() - 1)))
+            w = weights[name]
+            per_sub = w.reshape(old_k, w.shape[0] // old_k, *w.shape[1:])
+            weights[name] = per_sub.repeat_interleave(new_k // old_k, dim=0).reshape(
+                new_k * per_sub.shape[1], *w.shape[1:])
     missing, unexpected = model.load_state_dict(weights, strict=False)
     assert not unexpected, unexpected
     new_blocks = []

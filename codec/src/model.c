@@ -401,24 +401,43 @@ static int parse_config(tokvox_model *m, cJSON **config, char *detail, size_t si
     return m->config_json ? TOKVOX_OK : TOKVOX_ERR_NO_MEMORY;
 }
 
+/* The shipped model file `file` (e.g. "tokvox-16k.safetensors") where the
+ * shipped models live: the source tree's models/ when running uninstalled,
+ * beside the library when installed (so a moved prefix still works), else
+ * the compiled-in folder. */
+static const char *shipped_model_path(const char *file, char *buf, size_t size)
+{
+    if (tk_running_uninstalled()) {
+        snprintf(buf, size, "%s/%s", TOKVOX_BUILD_MODEL_DIR, file);
+        if (access(buf, R_OK) == 0)
+            return buf;
+    }
+    char dir[PATH_MAX];
+    if (tk_beside_library(TOKVOX_REL_MODEL_DIR, dir, sizeof dir) &&
+        (size_t)snprintf(buf, size, "%s/%s", dir, file) < size && access(buf, R_OK) == 0)
+        return buf;
+    snprintf(buf, size, "%s/%s", TOKVOX_MODEL_DIR, file);
+    return buf;
+}
+
 static const char *default_model_path(char *buf, size_t size)
 {
     const char *env = getenv("TOKVOX_MODEL");
     if (env && *env)
         return env;
-    if (tk_running_uninstalled()) {
-        snprintf(buf, size, "%s/%s", TOKVOX_BUILD_MODEL_DIR, DEFAULT_MODEL_FILE);
-        if (access(buf, R_OK) == 0)
-            return buf;
-    }
-    /* installed: beside the library first, so a moved prefix still works */
-    char dir[PATH_MAX];
-    if (tk_beside_library(TOKVOX_REL_MODEL_DIR, dir, sizeof dir) &&
-        (size_t)snprintf(buf, size, "%s/%s", dir, DEFAULT_MODEL_FILE) < size &&
-        access(buf, R_OK) == 0)
-        return buf;
-    snprintf(buf, size, "%s/%s", TOKVOX_MODEL_DIR, DEFAULT_MODEL_FILE);
-    return buf;
+    return shipped_model_path(DEFAULT_MODEL_FILE, buf, size);
+}
+
+/* A bare name that is not a file here ("tokvox-16k-ld") names a shipped
+ * model: NAME.safetensors in the shipped models' folder, if it is there. */
+static const char *resolve_model_name(const char *path, char *buf, size_t size)
+{
+    char file[256];
+    if (strchr(path, '/') || access(path, F_OK) == 0 || strlen(path) > 200)
+        return path;
+    snprintf(file, sizeof file, "%s.safetensors", path);
+    const char *found = shipped_model_path(file, buf, size);
+    return access(found, R_OK) == 0 ? found : path;
 }
 
 /* Config, framing, plugins and layouts of an opened file: the part of
@@ -463,8 +482,8 @@ tokvox_model *tokvox_model_load(const char *path, int *error, char *detail, size
     int dummy;
     error = error ? error : &dummy;
     char fallback[PATH_MAX];
-    if (!path)
-        path = default_model_path(fallback, sizeof fallback);
+    path = path ? resolve_model_name(path, fallback, sizeof fallback)
+                : default_model_path(fallback, sizeof fallback);
     tokvox_model *m = model_named(path, error);
     if (!m)
         return NULL;

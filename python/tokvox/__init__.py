@@ -189,7 +189,9 @@ class Model:
 
     ``Model()`` loads the default model as the command does (``TOKVOX_MODEL``,
     then the build's and the installed ``models/`` folder);
-    ``Model(path)`` a given ``.safetensors`` file.  Raises ``tokvox.Error``
+    ``Model(path)`` a given ``.safetensors`` file, or a shipped model by
+    name (``Model("tokvox-16k-ld")``: the 40 ms low-delay variant of the
+    default, the same codes).  Raises ``tokvox.Error``
     with a message naming the file and the problem.  Freed when the last
     reference (including every Encoder/Decoder made from it) goes."""
 

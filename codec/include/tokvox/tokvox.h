@@ -30,8 +30,8 @@
  * samples, none for a stream's first frame, and exactly hop once D samples
  * have come out.  The algorithmic latency is hop + D samples: a hop for the
  * encoder (a sample waits for its hop; tokvox_encoder_latency) and D for the
- * decoder; 640 samples = 40 ms for the shipped model (K = 1, D = hop),
- * 800 = 50 ms for hop 320, n_fft 640 and K = 2
+ * decoder; 880 samples = 55 ms for the shipped model (hop 320, n_fft 640,
+ * K = 4: D = 560), 640 = 40 ms for the same framing with K = 1 (D = hop)
  * (tokvox_model_info.latency_samples).  Output sample i is input sample i:
  * the decoded stream lines up with the input, sample for sample.  Flushing
  * the encoder pads the stream with zeros and emits one extra frame;
@@ -117,8 +117,11 @@ typedef struct tokvox_model_info {
 
 /* Load a model file (safetensors with the config in its metadata).
  * path == NULL loads the default model (TOKVOX_MODEL, then the build's and the
- * installed models folder).  On failure returns NULL, sets *error, and writes a
- * message naming the file and the problem into detail (may be NULL).
+ * installed models folder); a bare name that is not a file in the current
+ * directory names a shipped model, NAME.safetensors in that same folder
+ * ("tokvox-16k", "tokvox-16k-ld").  On failure returns NULL, sets *error,
+ * and writes a message naming the file and the problem into detail (may be
+ * NULL).
  * The model owns its mapping and plugins until tokvox_model_destroy.
  * [thread-safe] */
 TOKVOX_API TOKVOX_WARN_UNUSED_RESULT tokvox_model *

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "app.h"
 #include "tokvox/bitstream.h"
@@ -214,13 +213,12 @@ int cmd_info(int argc, char **argv)
         else
             path = argv[i];
     }
-    /* a bare name that is no file here may name a shipped model ("tokvox-16k-ld") */
-    int shipped_name = path && strcmp(path, "-") && !strchr(path, '/') &&
-                       access(path, F_OK) != 0;
-    if (path && !shipped_name) {
-        FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-        if (!in)
-            return app_fail("info", "%s: cannot open (%s)", path, strerror(errno));
+    /* no such file: the model loader, which also knows shipped models by
+     * name ("tokvox-16k-ld"), has the last word */
+    FILE *in = !path ? NULL : strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (path && !in && errno != ENOENT)
+        return app_fail("info", "%s: cannot open (%s)", path, strerror(errno));
+    if (in) {
         unsigned char magic[4] = {0};
         size_t got = fread(magic, 1, 4, in);
         int is_tvx = got == 4 && !memcmp(magic, "TVX\x1a", 4);

@@ -920,10 +920,9 @@ struct tokvox_token_reader {
     size_t frames, rows;    /* code frames in the file; array rows (frames + K-1 for delay) */
     size_t row;             /* the next row to read */
     size_t done;            /* frames returned so far: window[0] is frame `done` */
-    size_t filled;          /* frames in the window that rows read so far touch */
     unsigned char *raw;     /* READER_BLOCK_ROWS rows of file bytes */
     int32_t *values;        /* the same rows as int32 */
-    uint16_t *window;       /* codes of frames [done, done + filled): K-1 + a block at most */
+    uint16_t *window;       /* codes of frames [done, reader_filled): K-1 + a block at most */
 };
 
 static void reader_free(tokvox_token_reader *r)
@@ -1018,10 +1017,15 @@ static int reader_fill(tokvox_token_reader *r, char *detail, size_t detail_size)
                            r->window, r->done, &x)))
         return err;
     r->row += m;
-    /* frames the rows so far reach: up to the last row read (capped at the
-     * array's frames, past which a delay array holds only pads) */
-    r->filled = (r->row < r->frames ? r->row : r->frames) - r->done;
     return TOKVOX_OK;
+}
+
+/* Frames in the window that the rows read so far touch: up to the last row
+ * read, capped at the array's frames (past which a delay array holds only
+ * pads). */
+static size_t reader_filled(const tokvox_token_reader *r)
+{
+    return (r->row < r->frames ? r->row : r->frames) - r->done;
 }
 
 /* Frames in the window that no later row can touch. */
@@ -1043,8 +1047,9 @@ int tokvox_token_reader_read(tokvox_token_reader *r, uint16_t *codes, size_t max
         if (ready) {
             size_t n = ready < max_frames - *got ? ready : max_frames - *got;
             memcpy(codes + *got * kk, r->window, n * kk * sizeof *codes);
-            memmove(r->window, r->window + n * kk, (r->filled - n) * kk * sizeof *codes);
-            r->done += n, r->filled -= n, *got += n;
+            memmove(r->window, r->window + n * kk,
+                    (reader_filled(r) - n) * kk * sizeof *codes);
+            r->done += n, *got += n;
             continue;
         }
         if (r->row == r->rows)

@@ -293,40 +293,63 @@ typedef struct usage {
     double seconds;
 } usage;
 
-/* Adds one file's codes; a bad file is reported and counted, not fatal. */
+/* Counts a reader's codes into counts[k][cs] a block at a time (a token file
+ * may hold hours); stops at the first bad block. */
+static int count_codes(tokvox_token_reader *r, const char *path, int cs, uint64_t *counts,
+                       size_t *frames, char *detail, size_t detail_size)
+{
+    enum { BLOCK = 1024 }; /* frames per read */
+    size_t k = (size_t)tokvox_token_reader_codebooks(r), n = 0;
+    uint16_t *codes = malloc(BLOCK * k * sizeof *codes);
+    int err = codes ? TOKVOX_OK : TOKVOX_ERR_NO_MEMORY;
+    if (err)
+        snprintf(detail, detail_size, "%s: out of memory", path);
+    while (!err && !(err = tokvox_token_reader_read(r, codes, BLOCK, &n, detail, detail_size)) &&
+           n) {
+        for (size_t t = 0; t < n; t++)
+            for (size_t j = 0; j < k; j++)
+                counts[j * (size_t)cs + codes[t * k + j]]++;
+        *frames += n;
+    }
+    free(codes);
+    return err;
+}
+
+/* Adds one file's codes; a bad file is reported and counted, not fatal, and
+ * none of its codes count, even where it goes bad after its first blocks. */
 static void count_file(usage *u, const char *outdir, const tokvox_manifest_entry *e)
 {
     char *path = app_join_path(outdir, e->output);
     char detail[1024] = "";
-    tokvox_npy_info h;
-    int32_t *values = NULL;
-    uint16_t *codes = NULL;
-    size_t frames = 0;
-    int k = e->meta.codebooks ? e->meta.codebooks : u->k;
-    int err = tokvox_npy_read(path, &h, &values, detail, sizeof detail);
-    if (!err)
-        err = tokvox_layout_invert(e->meta.layout < 0 ? 0 : e->meta.layout, &h, values, k,
-                                   u->cs, &codes, &frames, path, detail, sizeof detail);
-    if (!err)
-        k = h.ndim == 2 ? (int)h.shape[1] : k;
+    int k = e->meta.codebooks ? e->meta.codebooks : u->k, err = TOKVOX_OK;
+    tokvox_token_reader *r = tokvox_token_reader_open(
+        path, e->meta.layout < 0 ? 0 : e->meta.layout, k, u->cs, &err, detail, sizeof detail);
+    k = r ? tokvox_token_reader_codebooks(r) : k;
     /* counts has rows for u->k codebooks only, whatever the array or its entry say */
     if (!err && k > u->k) {
         snprintf(detail, sizeof detail, "%s: more codebooks than the manifest says", path);
-        err = 1;
+        err = TOKVOX_ERR_FORMAT;
     }
+    size_t cells = (size_t)k * (size_t)u->cs, frames = 0;
+    uint64_t *mine = err ? NULL : calloc(cells, sizeof *mine);
+    if (!err && !mine) {
+        snprintf(detail, sizeof detail, "%s: out of memory", path);
+        err = TOKVOX_ERR_NO_MEMORY;
+    }
+    if (!err)
+        err = count_codes(r, path, u->cs, mine, &frames, detail, sizeof detail);
     if (err) {
         fprintf(stderr, "tokvox tokstats: %s\n", detail);
         u->unreadable++;
     } else {
-        for (size_t t = 0; t < frames; t++)
-            for (int j = 0; j < k; j++)
-                u->counts[(size_t)j * (size_t)u->cs + codes[t * (size_t)k + (size_t)j]]++;
+        for (size_t i = 0; i < cells; i++)
+            u->counts[i] += mine[i];
         u->frames += frames;
         u->files++;
         u->seconds += e->meta.duration;
     }
-    free(values);
-    free(codes);
+    tokvox_token_reader_close(r);
+    free(mine);
     free(path);
 }
 

@@ -192,6 +192,24 @@ run 0 "tokstats" "$TOKVOX" tokstats "$WORK/j1"
 [ "$(grep -c '^ *[0-7] ' "$WORK/out.log")" -eq 8 ] || bad "tokstats does not list 8 codebooks: $(cat "$WORK/out.log")"
 run 0 "tokstats --json" "$TOKVOX" tokstats "$WORK/delay" --json
 grep -q '"perplexity"' "$WORK/out.log" || bad "tokstats --json lacks perplexity"
+# a file whose codes go bad part-way (an out-of-range code in its third
+# block of rows): named, and none of its codes counted, though tokstats reads
+# a block at a time and the first blocks read well: the table is the other
+# file's alone
+mkdir -p "$WORK/badin/b"
+sox "$SAMPLE" "$SAMPLE" "$SAMPLE" "$SAMPLE" "$SAMPLE" "$SAMPLE" "$SAMPLE" "$SAMPLE" "$WORK/badin/long.wav" # > 2048 frames
+cp "$IN/a/b/child.flac" "$WORK/badin/b/"
+run 0 "tokenize for tokstats on a bad code" "$TOKVOX" tokenize "$WORK/badin" -o "$WORK/badstats" -q
+run 0 "tokenize the other file alone" "$TOKVOX" tokenize "$WORK/badin/b" -o "$WORK/childstats" -q
+run 0 "tokstats of the other file" "$TOKVOX" tokstats "$WORK/childstats"
+tail -n +2 "$WORK/out.log" >"$WORK/child.table"
+# int16 codes, 8 per row after a 128-byte header: row 2100's first code
+printf '\377\177' | dd of="$WORK/badstats/long.npy" bs=1 seek=$((128 + 2100 * 16)) conv=notrunc 2>/dev/null
+run 1 "tokstats: a code out of range part-way" "$TOKVOX" tokstats "$WORK/badstats"
+grep -q 'long\.npy' "$WORK/err.log" && grep -q ': 1 files' "$WORK/out.log" &&
+    tail -n +2 "$WORK/out.log" | cmp -s - "$WORK/child.table" && ok ||
+    bad "tokstats counted codes of a bad file: $(cat "$WORK/err.log" "$WORK/out.log" "$WORK/child.table")"
+
 run 0 "fewer codebooks" "$TOKVOX" tokenize "$IN/a" -o "$WORK/k4" --codebooks 4 -q
 grep -q '"shape":\[342,4\]' "$WORK/k4/manifest.jsonl" || bad "--codebooks 4 shape wrong"
 run 0 "shard-out" "$TOKVOX" tokenize "$IN/a" "$IN/c" -o "$WORK/packs" --shard-out 3 -q

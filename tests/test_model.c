@@ -250,6 +250,27 @@ static void older_minor_two_subframes(cJSON *h, cJSON *c)
     subframes_(c, 2);
 }
 
+static void negative_postfilter(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_DeleteItemFromObject(c, "postfilter");
+    cJSON_AddNumberToObject(c, "postfilter", -0.5);
+}
+static void text_postfilter(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_DeleteItemFromObject(c, "postfilter");
+    cJSON_AddStringToObject(c, "postfilter", "0.25");
+}
+static void even_postfilter_width(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_DeleteItemFromObject(c, "postfilter");
+    cJSON_AddNumberToObject(c, "postfilter", 0.25);
+    cJSON_DeleteItemFromObject(c, "postfilter_tilt_bins");
+    cJSON_AddNumberToObject(c, "postfilter_tilt_bins", 60);
+}
+
 START_TEST(damaged_models_are_refused)
 {
     read_original();
@@ -277,6 +298,12 @@ START_TEST(damaged_models_are_refused)
     ck_assert_ptr_nonnull(strstr(detail, "subframes"));
     ck_assert_int_eq(load_error(variant(rvq_for_grvq)), TOKVOX_ERR_WEIGHTS);
     ck_assert_ptr_nonnull(strstr(detail, "groups"));
+    /* the decode-time post-filter's settings are checked, not trusted */
+    ck_assert_int_eq(load_error(variant(negative_postfilter)), TOKVOX_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(detail, "'postfilter'"));
+    ck_assert_int_eq(load_error(variant(text_postfilter)), TOKVOX_ERR_FORMAT);
+    ck_assert_int_eq(load_error(variant(even_postfilter_width)), TOKVOX_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(detail, "postfilter_tilt_bins"));
     setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);
     ck_assert_int_eq(load_error(variant(failing_plugin)), TOKVOX_ERR_WEIGHTS);
     ck_assert_ptr_nonnull(strstr(detail, "refusing on purpose"));

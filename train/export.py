@@ -78,6 +78,9 @@ def latency_samples(model):
 def model_config(model, name, plugin_name, training):
     """The config stored in the model file's metadata."""
     config = dict(model.config)
+    if not config.get("postfilter"):  # off: files exported before it existed stay the same
+        for key in ("postfilter", "postfilter_envelope_bins", "postfilter_tilt_bins"):
+            config.pop(key, None)
     config.update({
         "format": "tokvox-model/1", "name": name, "model": plugin_name,
         "features": "log_magnitude", "head": "log_magnitude_phase",

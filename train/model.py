@@ -39,6 +39,14 @@ DEFAULT_CONFIG = {
     # at hop / K (issue 12: more overlap; the C engine runs any K that divides
     # hop, at hop + n_fft - hop/K samples of latency)
     "subframes": 1,
+    # decode-time spectral post-filter (issue 12): each synthesis spectrum's
+    # log magnitude gains strength * (envelope - tilt), the two being moving
+    # averages over postfilter_envelope_bins and postfilter_tilt_bins bins;
+    # it deepens the valleys between formants that mel-loss training fills
+    # in.  Training runs without it (Codec.forward); 0 turns it off.
+    "postfilter": 0.0,
+    "postfilter_envelope_bins": 15,
+    "postfilter_tilt_bins": 61,
 }
 
 
@@ -46,6 +54,15 @@ def sqrt_hann(n):
     """Periodic sqrt-Hann: its square overlap-adds to 1 at 50 % overlap."""
     k = torch.arange(n, dtype=torch.float64)
     return torch.sin(math.pi * k / n).float()
+
+
+def moving_average(x, width):
+    """x [B, bins, T] averaged along bins over a centred window of odd width,
+    shortened at the edges (the mean of the bins that exist)."""
+    b, bins, t = x.shape
+    rows = x.transpose(1, 2).reshape(b * t, 1, bins)
+    mean = F.avg_pool1d(rows, width, 1, width // 2, count_include_pad=False)
+    return mean.reshape(b, t, bins).transpose(1, 2)
 
 
 class CausalConv1d(nn.Conv1d):
@@ -224,14 +241,26 @@ class Codec(nn.Module):
         mag = torch.fft.rfft(frames, dim=-1).abs()
         return torch.log(mag + self.config["log_floor"]).transpose(1, 2)
 
-    def synthesis(self, head):
+    def postfilter(self, log_mag):
+        """log magnitude [B, bins, T] -> the same, formant valleys deepened."""
+        c = self.config
+        if not c["postfilter"]:
+            return log_mag
+        envelope = moving_average(log_mag, c["postfilter_envelope_bins"])
+        tilt = moving_average(log_mag, c["postfilter_tilt_bins"])
+        return log_mag + c["postfilter"] * (envelope - tilt)
+
+    def synthesis(self, head, postfilter=False):
         """head [B, 2*bins*subframes, T] -> audio [B, T*hop] (the last samples
-        lack their overlap partners; streaming gets them from the next frame)."""
+        lack their overlap partners; streaming gets them from the next frame).
+        postfilter: apply the decode-time post-filter the config names."""
         if self.subframes > 1:  # [B, K*2*bins, T] -> [B, 2*bins, T*K], sub-frames in time order
             b, _, t = head.shape
             head = head.reshape(b, self.subframes, 2 * self.bins, t).permute(0, 2, 3, 1)
             head = head.reshape(b, 2 * self.bins, t * self.subframes)
         log_mag, phase = head[:, :self.bins], head[:, self.bins:]
+        if postfilter:
+            log_mag = self.postfilter(log_mag)
         mag = torch.exp(log_mag).clamp(max=100.0)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         frames = torch.fft.irfft(spec.transpose(1, 2), n=self.n_fft, dim=-1)
@@ -251,7 +280,8 @@ class Codec(nn.Module):
         return latent, codes
 
     def decode(self, codes, n_codebooks=None):
-        return self.synthesis(self.decoder(self.quantizer.decode(codes, n_codebooks)))
+        head = self.decoder(self.quantizer.decode(codes, n_codebooks))
+        return self.synthesis(head, postfilter=True)
 
     def forward(self, audio, n_stages=None):
         latent = self.encoder(self.features(audio))

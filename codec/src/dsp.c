@@ -127,3 +127,26 @@ void tk_stft_from_mag_phase(tk_stft *s, const float *log_mag, const float *phase
     }
     synthesise(s, frame);
 }
+
+/* The mean of x[k - width/2 .. k + width/2] clipped to [0, bins), from the
+ * prefix sums (sums[i] = x[0] + ... + x[i - 1]). */
+static float window_mean(const double *sums, int bins, int k, int width)
+{
+    int lo = k - width / 2, hi = k + width / 2 + 1;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > bins ? bins : hi;
+    return (float)((sums[hi] - sums[lo]) / (double)(hi - lo));
+}
+
+void tk_postfilter_apply(const tk_postfilter *pf, const float *log_mag, int bins, double *sums,
+                         float *out)
+{
+    sums[0] = 0.0;
+    for (int k = 0; k < bins; k++)
+        sums[k + 1] = sums[k] + (double)log_mag[k];
+    for (int k = 0; k < bins; k++) {
+        float envelope = window_mean(sums, bins, k, pf->envelope_bins);
+        float tilt = window_mean(sums, bins, k, pf->tilt_bins);
+        out[k] = log_mag[k] + pf->strength * (envelope - tilt);
+    }
+}

@@ -33,4 +33,19 @@ void tk_stft_log_magnitude(tk_stft *s, const float *frame, float floor, float *f
  * The magnitude is capped at 100 as in training. */
 void tk_stft_from_mag_phase(tk_stft *s, const float *log_mag, const float *phase, float *frame);
 
+/* Decode-time spectral post-filter (train/model.py, Codec.postfilter): a
+ * synthesis spectrum's log magnitude gains strength * (envelope - tilt),
+ * the moving averages of the log magnitude over envelope_bins and tilt_bins
+ * bins (centred windows of odd width, shortened at the edges).  It deepens
+ * the valleys between formants that training on a mel loss fills in. */
+typedef struct tk_postfilter {
+    float strength;      /* 0: off */
+    int envelope_bins, tilt_bins;
+} tk_postfilter;
+
+/* log_mag (bins values) -> out (bins values, may not alias log_mag); sums:
+ * bins + 1 doubles of scratch.  Allocates nothing. */
+void tk_postfilter_apply(const tk_postfilter *pf, const float *log_mag, int bins, double *sums,
+                         float *out);
+
 #endif

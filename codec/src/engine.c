@@ -37,6 +37,8 @@ struct tokvox_decoder {
     float *head;           /* [block][K][2 * bins] */
     float *frame;          /* one synthesised n_fft frame */
     float *overlap;        /* n_fft samples being overlap-added */
+    float *filtered;       /* one sub-frame's post-filtered log magnitude (bins) */
+    double *sums;          /* the post-filter's prefix sums (bins + 1) */
     size_t skip;           /* stream padding still to drop: n_fft - synth_hop at the start */
     uint64_t frames_seen;
 };
@@ -246,7 +248,10 @@ tokvox_decoder *tokvox_decoder_create(const tokvox_model *m, int stream_codebook
     d->head = malloc(sizeof(float) * d->block * (size_t)m->layout.head_dim);
     d->frame = malloc(sizeof(float) * d->n_fft);
     d->overlap = calloc(d->n_fft, sizeof(float));
-    if (!d->stft || !d->state || !d->latent || !d->head || !d->frame || !d->overlap) {
+    d->filtered = malloc(sizeof(float) * d->bins);
+    d->sums = malloc(sizeof(double) * (d->bins + 1));
+    if (!d->stft || !d->state || !d->latent || !d->head || !d->frame || !d->overlap ||
+        !d->filtered || !d->sums) {
         tokvox_decoder_destroy(d);
         *error = TOKVOX_ERR_NO_MEMORY;
         return NULL;
@@ -266,6 +271,8 @@ void tokvox_decoder_destroy(tokvox_decoder *d)
     free(d->head);
     free(d->frame);
     free(d->overlap);
+    free(d->filtered);
+    free(d->sums);
     free(d);
 }
 
@@ -308,7 +315,12 @@ void tokvox_decoder_reset(tokvox_decoder *d)
 static size_t overlap_add_one(tokvox_decoder *d, const float *spectrum, float *pcm)
 {
     size_t sh = d->synth_hop;
-    tk_stft_from_mag_phase(d->stft, spectrum, spectrum + d->bins, d->frame);
+    const float *log_mag = spectrum;
+    if (d->m->postfilter.strength > 0.0f) {
+        tk_postfilter_apply(&d->m->postfilter, spectrum, (int)d->bins, d->sums, d->filtered);
+        log_mag = d->filtered;
+    }
+    tk_stft_from_mag_phase(d->stft, log_mag, spectrum + d->bins, d->frame);
     for (size_t i = 0; i < d->n_fft; i++)
         d->overlap[i] += d->frame[i] * d->synth_gain;
     size_t dropped = d->skip < sh ? d->skip : sh;

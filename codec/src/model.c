@@ -239,6 +239,34 @@ static int config_framing(tokvox_model *m, const cJSON *config, tokvox_model_fra
     return TOKVOX_OK;
 }
 
+/* The decode-time post-filter (train/model.py, DEFAULT_CONFIG): off unless
+ * the config gives a strength; the two widths default as in training. */
+static int read_postfilter(tokvox_model *m, const cJSON *config, char *detail, size_t size)
+{
+    tk_postfilter *pf = &m->postfilter;
+    *pf = (tk_postfilter){.strength = 0.0f, .envelope_bins = 15, .tilt_bins = 61};
+    const cJSON *strength = cJSON_GetObjectItemCaseSensitive(config, "postfilter");
+    if (!strength)
+        return TOKVOX_OK;
+    if (!cJSON_IsNumber(strength) || !(strength->valuedouble >= 0.0) ||
+        strength->valuedouble > 4.0) {
+        say(detail, size, "%s: config 'postfilter' must be a number from 0 to 4", m->path);
+        return TOKVOX_ERR_FORMAT;
+    }
+    pf->strength = (float)strength->valuedouble;
+    const char *keys[] = {"postfilter_envelope_bins", "postfilter_tilt_bins"};
+    int *widths[] = {&pf->envelope_bins, &pf->tilt_bins};
+    for (int i = 0; i < 2; i++) {
+        if (cJSON_GetObjectItemCaseSensitive(config, keys[i]) &&
+            (config_int(config, keys[i], 1, 1 << 16, widths[i]) || *widths[i] % 2 == 0)) {
+            say(detail, size, "%s: config '%s' must be an odd positive integer", m->path,
+                keys[i]);
+            return TOKVOX_ERR_FORMAT;
+        }
+    }
+    return TOKVOX_OK;
+}
+
 /* The engine's own part: the model's framing (declared by the plugin, or
  * from the config), checked against what the engine runs, and the
  * front-end's log floor. */
@@ -453,6 +481,8 @@ static tokvox_model *finish_load(tokvox_model *m, int err, int *error, char *det
         err = create_plugins(m, config, detail, detail_size);
     if (!err)
         err = read_framing(m, config, detail, detail_size);
+    if (!err)
+        err = read_postfilter(m, config, detail, detail_size);
     if (!err)
         err = check_layouts(m, detail, detail_size);
     cJSON_Delete(config);

@@ -2,6 +2,7 @@
 #ifndef TOKVOX_MODEL_INTERNAL_H
 #define TOKVOX_MODEL_INTERNAL_H
 
+#include "dsp.h"
 #include "plugin_host.h"
 #include "safetensors.h"
 #include "tokvox/tokvox.h"
@@ -28,6 +29,7 @@ struct tokvox_model {
     tokvox_model_info info;
     int sub_frames;                        /* synthesis frames per code frame (framing) */
     float log_floor;
+    tk_postfilter postfilter;              /* decode-time, from the config (engine.c) */
     void **owned;                          /* what tensor()/tensor_f32() handed out */
     size_t n_owned;
 };

@@ -238,6 +238,27 @@ static tokvox_audio_reader *open_input(const char *cmd, const codec_options *o, 
     return r;
 }
 
+/* What encode and transcode start from: the model (*m), its info, the
+ * codebook count asked for (or all) and the open input (*r).  Returns the
+ * exit status so far (0: all open); *m is NULL only when the model did not
+ * load, *r is NULL whenever the status is not 0.  The caller closes both. */
+static int open_coder_inputs(const char *cmd, codec_options *o, tokvox_model **m,
+                             tokvox_model_info *info, int *codebooks, tokvox_audio_reader **r)
+{
+    *r = NULL;
+    *info = (tokvox_model_info){.size = sizeof *info};
+    if (!(*m = app_load_model(cmd, o->model)))
+        return 1;
+    tokvox_model_get_info(*m, info);
+    int rc = resolve_bitrate(cmd, info, info->num_codebooks, "the model", o);
+    *codebooks = o->codebooks ? o->codebooks : info->num_codebooks;
+    if (!rc)
+        rc = check_codebooks(cmd, info, *codebooks);
+    if (!rc && !(*r = open_input(cmd, o, info->sample_rate)))
+        rc = 1;
+    return rc;
+}
+
 /* Encoder output: the frames of one step, then written. */
 typedef struct frame_buffer {
     uint16_t *codes;
@@ -374,17 +395,13 @@ int cmd_encode(int argc, char **argv)
     int rc = parse("encode", encode_usage, argc, argv, &o, APP_OUTPUT_TVX);
     if (rc)
         return parse_status(rc);
-    tokvox_model *m = app_load_model("encode", o.model);
+    tokvox_model *m;
+    tokvox_model_info info;
+    int codebooks;
+    tokvox_audio_reader *r;
+    rc = open_coder_inputs("encode", &o, &m, &info, &codebooks, &r);
     if (!m)
-        return 1;
-    tokvox_model_info info = {.size = sizeof info};
-    tokvox_model_get_info(m, &info);
-    rc = resolve_bitrate("encode", &info, info.num_codebooks, "the model", &o);
-    int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
-    if (!rc)
-        rc = check_codebooks("encode", &info, codebooks);
-    tokvox_audio_reader *r = rc ? NULL : open_input("encode", &o, info.sample_rate);
-    rc = rc || !r;
+        return rc;
     char detail[1024] = "";
     int err = 0;
     tokvox_atomic_file *f = rc ? NULL : tokvox_atomic_open(o.out, &err, detail, sizeof detail);
@@ -765,17 +782,13 @@ int cmd_transcode(int argc, char **argv)
     int rc = parse("transcode", transcode_usage, argc, argv, &o, APP_OUTPUT_AUDIO);
     if (rc)
         return parse_status(rc);
-    tokvox_model *m = app_load_model("transcode", o.model);
+    tokvox_model *m;
+    tokvox_model_info info;
+    int codebooks;
+    tokvox_audio_reader *r;
+    rc = open_coder_inputs("transcode", &o, &m, &info, &codebooks, &r);
     if (!m)
-        return 1;
-    tokvox_model_info info = {.size = sizeof info};
-    tokvox_model_get_info(m, &info);
-    rc = resolve_bitrate("transcode", &info, info.num_codebooks, "the model", &o);
-    int codebooks = o.codebooks ? o.codebooks : info.num_codebooks;
-    if (!rc)
-        rc = check_codebooks("transcode", &info, codebooks);
-    tokvox_audio_reader *r = rc ? NULL : open_input("transcode", &o, info.sample_rate);
-    rc = rc || !r;
+        return rc;
     tokvox_audio_source src = {0};
     tokvox_audio_reader_source(r, &src);
     int out_rate = o.rate ? o.rate : src.rate;

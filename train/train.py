@@ -130,19 +130,34 @@ def mel_matrix(n_fft, n_mels, rate):
 
 
 class SpectralLoss:
-    """Multi-resolution log-mel L1 and multi-resolution STFT (log-mag L1 + SC)."""
+    """Multi-resolution log-mel L1 and multi-resolution STFT (log-mag L1 + SC).
 
-    def __init__(self, rate, resolutions=((256, 64, 40), (512, 128, 64), (1024, 256, 80))):
+    over > 1 makes both log-domain L1 terms asymmetric: energy the output has
+    and the target lacks costs `over` times as much as energy it lacks (the
+    asymmetry PESQ applies), normalised so that an even mix of over- and
+    under-shoot costs what plain L1 does.  The decoder then predicts a lower
+    quantile of what the codes allow instead of the median: uncertain
+    valleys come out deeper, as the decode-time post-filter makes them."""
+
+    def __init__(self, rate, resolutions=((256, 64, 40), (512, 128, 64), (1024, 256, 80)),
+                 over=1.0):
         self.res = [(n, h, torch.hann_window(n), mel_matrix(n, m, rate)) for n, h, m in resolutions]
+        self.over = over
+
+    def log_l1(self, y, x):
+        d = torch.log(y + 1e-5) - torch.log(x + 1e-5)
+        if self.over == 1.0:
+            return d.abs().mean()
+        return torch.where(d > 0, self.over * d, -d).mean() * (2 / (1 + self.over))
 
     def __call__(self, y, x):
         mel_loss, stft_loss = 0.0, 0.0
         for n, hop, win, fb in self.res:
             sy = torch.stft(y, n, hop, window=win, return_complex=True).abs()
             sx = torch.stft(x, n, hop, window=win, return_complex=True).abs()
-            mel_loss = mel_loss + F.l1_loss(torch.log(fb @ sy + 1e-5), torch.log(fb @ sx + 1e-5))
+            mel_loss = mel_loss + self.log_l1(fb @ sy, fb @ sx)
             sc = torch.norm(sx - sy) / (torch.norm(sx) + 1e-7)
-            stft_loss = stft_loss + F.l1_loss(torch.log(sy + 1e-5), torch.log(sx + 1e-5)) + sc
+            stft_loss = stft_loss + self.log_l1(sy, sx) + sc
         return mel_loss / len(self.res), stft_loss / len(self.res)
 
 
@@ -202,6 +217,9 @@ def main():
                          "so the codes (tokens) of the starting model do not change")
     ap.add_argument("--phase-weight", type=float, default=0.0,
                     help="weight of the instantaneous-frequency/group-delay loss")
+    ap.add_argument("--over-weight", type=float, default=1.0,
+                    help="cost of log-spectral overshoot relative to undershoot in the "
+                         "mel and STFT terms (SpectralLoss)")
     ap.add_argument("--fine-weight", type=float, default=0.0,
                     help="weight of the 2048-point log-magnitude loss (harmonic fine "
                          "structure the mel and STFT terms cannot resolve)")
@@ -269,7 +287,8 @@ def main():
 
     train = Corpus(args.data, "train", seed=step + 1)
     val = Corpus(args.data, "val", seed=0)
-    loss_fn = SpectralLoss(16000)
+    loss_fn = SpectralLoss(16000)  # validation: plain L1 whatever the training loss
+    train_loss = SpectralLoss(16000, over=args.over_weight)
     phase_loss = PhaseDerivativeLoss() if args.phase_weight else None
     fine_loss = FineStructureLoss() if args.fine_weight else None
     pesq_set = pesq_clips(args.data, hop=model.hop)
@@ -299,7 +318,7 @@ def main():
             d_loss.backward()
             torch.nn.utils.clip_grad_norm_(disc.parameters(), 1.0)
             disc_opt.step()
-        mel, stft = loss_fn(y, x)
+        mel, stft = train_loss(y, x)
         loss = 15 * mel + 2 * stft + 1.0 * commit
         extra = {}
         if phase_loss is not None:

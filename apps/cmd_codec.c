@@ -27,6 +27,7 @@ typedef struct codec_options {
     tokvox_raw_format raw_format;
     int json;        /* --json[=FILE]: a summary object */
     const char *json_file; /* NULL: stdout */
+    int no_postfilter; /* --no-postfilter: the decoder's raw output (decode, transcode) */
     const char *in, *out;
 } codec_options;
 
@@ -43,6 +44,7 @@ static const struct option long_options[] = {
     {"raw-rate", required_argument, NULL, 'A'},
     {"raw-chan", required_argument, NULL, 'C'},
     {"raw-format", required_argument, NULL, 'F'},
+    {"no-postfilter", no_argument, NULL, 'P'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -99,11 +101,15 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, code
                 return app_fail(cmd, "--raw-format wants s16le, s24le, s32le, f32le or u8, not '%s'",
                                 optarg);
             break;
+        case 'P': o->no_postfilter = 1; break;
         case 'h': fputs(usage, stdout); return 2;
         default: return app_option_error(cmd, c, argv);
         }
     }
     /* Nothing accepted and ignored: each command takes only what it uses. */
+    if (o->no_postfilter && kind == APP_OUTPUT_TVX)
+        return app_fail(cmd, "--no-postfilter: encode writes codes, which decode the same "
+                             "either way (decode --no-postfilter)");
     if (o->rate && kind == APP_OUTPUT_TVX)
         return app_fail(cmd, "--rate: a bitstream is always at the model's rate (decode --rate "
                              "picks the output's)");
@@ -522,6 +528,8 @@ static const char decode_usage[] =
     "  -b, --bitrate KBPS bitrate in kbps, at most the file's\n"
     "  -r, --rate R       output sample rate in Hz\n"
     "      --raw          write headerless mono PCM (--raw-format, default s16le)\n"
+    "      --no-postfilter the network's raw output, without the model's decode-time\n"
+    "                     post-filter\n"
     "  -q, --quiet        no progress and no summary on stderr\n"
     "      --json[=FILE]  a summary as one JSON object on stdout (or in FILE)\n"
     "  -f, --force        replace an existing OUT that is not an audio file\n"
@@ -572,6 +580,7 @@ static int decode_stream(const codec_options *o, const tokvox_model *m, tokvox_t
     tokvox_decoder *dec = tokvox_decoder_create(m, k, o->codebooks, &err);
     if (!dec)
         return app_fail("decode", "%s", tokvox_strerror(err));
+    tokvox_decoder_set_postfilter(dec, !o->no_postfilter);
     uint16_t *codes = malloc((size_t)CHUNK_FRAMES * (size_t)k * sizeof *codes);
     /* a push writes up to a hop per frame; the flush the decoder's latency */
     size_t pcm_size = (size_t)CHUNK_FRAMES * h->hop + (size_t)tokvox_decoder_latency(dec);
@@ -704,6 +713,8 @@ static const char transcode_usage[] =
     "      --raw          IN and OUT are headerless PCM: IN as --raw-rate HZ (16000),\n"
     "                     --raw-chan N (1), --raw-format s16le|s24le|s32le|f32le|u8\n"
     "                     (s16le); OUT mono in the same format\n"
+    "      --no-postfilter the network's raw output, without the model's decode-time\n"
+    "                     post-filter\n"
     "  -q, --quiet        no progress, and do not print the bitrate\n"
     "      --json[=FILE]  a summary as one JSON object on stdout (or in FILE)\n"
     "  -f, --force        replace an existing OUT that is not an audio file\n"
@@ -746,6 +757,7 @@ static int transcode_stream(const codec_options *o, const tokvox_model *m, int c
         return rc;
     transcoder t = {0};
     t.dec = tokvox_decoder_create(m, codebooks, 0, &err);
+    tokvox_decoder_set_postfilter(t.dec, !o->no_postfilter); /* NULL: refused, handled below */
     /* a step's frames write up to a hop each; the flush the decoder's latency */
     t.pcm = t.dec ? malloc((((size_t)CHUNK_FRAMES + 3) * info.hop +
                             (size_t)tokvox_decoder_latency(t.dec)) * sizeof *t.pcm)

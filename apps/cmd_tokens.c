@@ -62,6 +62,7 @@ typedef struct detok_options {
     int json;              /* --json[=FILE]: a summary object */
     const char *json_file; /* NULL: stdout */
     int quiet;             /* no progress */
+    int no_postfilter;     /* --no-postfilter: the decoder's raw output */
 } detok_options;
 
 static const char detokenize_usage[] =
@@ -75,6 +76,8 @@ static const char detokenize_usage[] =
     "  -n, --codebooks N   decode only the first N codebooks; for a flat array without\n"
     "                      a manifest, the number of codebooks it interleaves\n"
     "  -r, --rate R        output sample rate (default: the source's, else the model's)\n"
+    "      --no-postfilter the network's raw output, without the model's decode-time\n"
+    "                      post-filter\n"
     "  -q, --quiet         no progress on stderr\n"
     "      --json[=FILE]   a summary as one JSON object on stdout (or in FILE)\n"
     "  -f, --force         replace an existing OUT that is not an audio file\n";
@@ -83,7 +86,7 @@ static const struct option detok_table[] = {
     {"layout", required_argument, NULL, 'l'}, {"model", required_argument, NULL, 'm'},
     {"codebooks", required_argument, NULL, 'n'}, {"rate", required_argument, NULL, 'r'},
     {"force", no_argument, NULL, 'f'}, {"json", optional_argument, NULL, 'J'},
-    {"quiet", no_argument, NULL, 'q'},
+    {"quiet", no_argument, NULL, 'q'}, {"no-postfilter", no_argument, NULL, 'P'},
     {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -118,6 +121,7 @@ static int parse_detok(int argc, char **argv, detok_options *o)
             break;
         case 'h': fputs(detokenize_usage, stdout); return 2;
         case 'q': o->quiet = 1; break;
+        case 'P': o->no_postfilter = 1; break;
         default: return app_option_error("detokenize", c, argv);
         }
     }
@@ -168,15 +172,16 @@ static tokvox_token_reader *open_tokens(const detok_options *o, const tokvox_mod
 /* Decodes the token file a block at a time into w, exactly n_samples samples
  * at the model rate (silence pads a stream cut short), so neither the codes
  * nor the audio are ever whole in memory.  On failure detail says why. */
-static int decode_tokens(const tokvox_model *m, tokvox_token_reader *r, int use_codebooks,
+static int decode_tokens(const tokvox_model *m, tokvox_token_reader *r, const detok_options *o,
                          size_t n_samples, tokvox_audio_writer *w, app_progress *p,
-                         const char *name, char *detail, size_t detail_size)
+                         char *detail, size_t detail_size)
 {
     enum { BLOCK = 64 };
     int err = TOKVOX_OK, k = tokvox_token_reader_codebooks(r);
     tokvox_model_info info = {.size = sizeof info};
     tokvox_model_get_info(m, &info);
-    tokvox_decoder *dec = tokvox_decoder_create(m, k, use_codebooks, &err);
+    tokvox_decoder *dec = tokvox_decoder_create(m, k, o->codebooks, &err);
+    tokvox_decoder_set_postfilter(dec, !o->no_postfilter); /* NULL: refused, handled below */
     /* a push writes up to a hop per frame; the flush the decoder's latency */
     float *pcm = dec ? malloc(sizeof(float) * (BLOCK * (size_t)info.hop +
                                                (size_t)tokvox_decoder_latency(dec)))
@@ -185,7 +190,7 @@ static int decode_tokens(const tokvox_model *m, tokvox_token_reader *r, int use_
     if (dec && (!pcm || !codes))
         err = TOKVOX_ERR_NO_MEMORY;
     if (err)
-        snprintf(detail, detail_size, "%s: %s", name, tokvox_strerror(err));
+        snprintf(detail, detail_size, "%s: %s", o->in, tokvox_strerror(err));
     size_t out = 0;
     /* blocks of frames, then the flush (n == 0): with K > 1 synthesis
      * sub-frames the flush holds the stream's last input samples */
@@ -196,7 +201,7 @@ static int decode_tokens(const tokvox_model *m, tokvox_token_reader *r, int use_
         err = n ? tokvox_decoder_push(dec, codes, n, pcm, &got)
                 : tokvox_decoder_flush(dec, pcm, &got);
         if (err) {
-            snprintf(detail, detail_size, "%s: %s", name, tokvox_strerror(err));
+            snprintf(detail, detail_size, "%s: %s", o->in, tokvox_strerror(err));
             break;
         }
         if (got > n_samples - out)
@@ -256,7 +261,7 @@ int cmd_detokenize(int argc, char **argv)
     /* block by block from the file into the writer */
     app_progress p;
     app_progress_start(&p, o.quiet, (double)n / info.sample_rate);
-    if (!rc && decode_tokens(m, r, o.codebooks, n, w, &p, o.in, detail, sizeof detail))
+    if (!rc && decode_tokens(m, r, &o, n, w, &p, detail, sizeof detail))
         rc = app_fail("detokenize", "%s", detail);
     app_progress_end(&p);
     if (rc)

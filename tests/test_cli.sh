@@ -44,6 +44,17 @@ grep -q "kbps" "$WORK/out.log" || bad "transcode does not print the bitrate"
 expect_ok "encode" "$TOKVOX" encode "$SAMPLE" "$WORK/a.tvx"
 expect_ok "decode" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/a.wav"
 cmp -s "$WORK/a.wav" "$WORK/t.wav" || bad "encode+decode differs from transcode"
+# the decode-time post-filter: on by default, off on request, the same codes
+expect_ok "transcode --no-postfilter" "$TOKVOX" transcode "$SAMPLE" "$WORK/tnp.wav" --no-postfilter
+cmp -s "$WORK/tnp.wav" "$WORK/t.wav" && bad "--no-postfilter changed nothing"
+expect_ok "decode --no-postfilter" "$TOKVOX" decode "$WORK/a.tvx" "$WORK/anp.wav" --no-postfilter
+cmp -s "$WORK/anp.wav" "$WORK/tnp.wav" || bad "decode --no-postfilter differs from transcode --no-postfilter"
+expect_fail "encode --no-postfilter" "decode the same either way" \
+    "$TOKVOX" encode "$SAMPLE" "$WORK/np.tvx" --no-postfilter
+expect_ok "transcode ld" "$TOKVOX" transcode "$SAMPLE" "$WORK/tld.wav" --model tokvox-16k-ld
+expect_ok "transcode ld --no-postfilter" "$TOKVOX" transcode "$SAMPLE" "$WORK/tldnp.wav" \
+    --model tokvox-16k-ld --no-postfilter
+cmp -s "$WORK/tld.wav" "$WORK/tldnp.wav" || bad "--no-postfilter changed a model without one"
 expect_ok "info on tvx" "$TOKVOX" info "$WORK/a.tvx" --json
 grep -q '"num_codebooks":' "$WORK/out.log" || bad "tvx info lacks num_codebooks"
 expect_ok "encode 4 codebooks" "$TOKVOX" encode "$SAMPLE" "$WORK/b.tvx" --codebooks 4 --quiet

@@ -382,6 +382,74 @@ START_TEST(truncated_model_is_refused)
 }
 END_TEST
 
+/* The post-filter a config names is the engine's: added to the ld model's
+ * config it changes the decoded audio, and switched off per decoder it
+ * gives back the plain model's audio bit for bit. */
+static void with_postfilter(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON_AddNumberToObject(c, "postfilter", 0.15);
+}
+
+/* codes (frames x all codebooks) of m decoded, with the post-filter on or
+ * off; samples in *n. */
+static float *decode_all(const tokvox_model *m, const uint16_t *codes, size_t frames,
+                         int postfilter, size_t *n)
+{
+    tokvox_model_info i = {.size = sizeof i};
+    tokvox_model_get_info(m, &i);
+    tokvox_decoder *d = tokvox_decoder_create(m, i.num_codebooks, 0, NULL);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(tokvox_decoder_set_postfilter(d, postfilter), TOKVOX_OK);
+    float *pcm = malloc(sizeof(float) * (frames + 2) * (size_t)i.hop);
+    size_t got = 0, tail = 0;
+    ck_assert_int_eq(tokvox_decoder_push(d, codes, frames, pcm, &got), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_decoder_flush(d, pcm + got, &tail), TOKVOX_OK);
+    *n = got + tail;
+    tokvox_decoder_destroy(d);
+    return pcm;
+}
+
+START_TEST(postfilter_is_the_configs_and_can_be_switched_off)
+{
+    read_original();
+    int err;
+    tokvox_model *plain = tokvox_model_load(tu_ld_model_path(), &err, detail, sizeof detail);
+    ck_assert_msg(plain, "%s", detail);
+    tokvox_model *filtered = tokvox_model_load(variant(with_postfilter), &err, detail,
+                                               sizeof detail);
+    ck_assert_msg(filtered, "%s", detail);
+    ck_assert_int_eq(tokvox_decoder_set_postfilter(NULL, 0), TOKVOX_ERR_INVALID_ARGUMENT);
+
+    enum { N = 16000 };
+    float *x = malloc(sizeof(float) * N);
+    for (size_t t = 0; t < N; t++) /* a vowel-like buzz: harmonics under two formants */
+        x[t] = 0.2f * sinf(0.0785f * (float)t) * (1.0f + sinf(0.5f * (float)t)) +
+               0.05f * sinf(1.3f * (float)t);
+    tokvox_encoder *e = tokvox_encoder_create(plain, 0, NULL);
+    uint16_t codes[60 * 8];
+    size_t frames = 0, tail = 0;
+    ck_assert_int_eq(tokvox_encoder_push(e, x, N, codes, 58, &frames), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_encoder_flush(e, codes + frames * 8, 2, &tail), TOKVOX_OK);
+    frames += tail;
+    tokvox_encoder_destroy(e);
+
+    size_t na, nb, nc, nd;
+    float *a = decode_all(plain, codes, frames, 0, &na);
+    float *b = decode_all(filtered, codes, frames, 0, &nb);
+    float *c = decode_all(filtered, codes, frames, 1, &nc);
+    float *d = decode_all(plain, codes, frames, 1, &nd); /* nothing to switch on */
+    ck_assert(na == nb && na == nc && na == nd);
+    ck_assert_int_eq(memcmp(a, b, sizeof(float) * na), 0);
+    ck_assert_int_eq(memcmp(a, d, sizeof(float) * na), 0);
+    ck_assert_float_gt(tu_max_abs_diff(a, c, na), 1e-3f);
+    free(a), free(b), free(c), free(d), free(x);
+    tokvox_model_destroy(filtered);
+    tokvox_model_destroy(plain);
+    free(original);
+}
+END_TEST
+
 /* One model, many threads: each with its own session gets the same codes. */
 typedef struct job {
     const tokvox_model *m;
@@ -487,6 +555,7 @@ int main(void)
     tcase_add_test(tc, previous_minor_model_plugin_runs);
     tcase_add_test(tc, model_is_shareable_between_threads);
     tcase_add_test(tc, model_loads_from_memory);
+    tcase_add_test(tc, postfilter_is_the_configs_and_can_be_switched_off);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -39,6 +39,7 @@ struct tokvox_decoder {
     float *overlap;        /* n_fft samples being overlap-added */
     float *filtered;       /* one sub-frame's post-filtered log magnitude (bins) */
     double *sums;          /* the post-filter's prefix sums (bins + 1) */
+    int postfilter;        /* apply the model's post-filter (it has one and it is on) */
     size_t skip;           /* stream padding still to drop: n_fft - synth_hop at the start */
     uint64_t frames_seen;
 };
@@ -242,6 +243,7 @@ tokvox_decoder *tokvox_decoder_create(const tokvox_model *m, int stream_codebook
     /* the squared sqrt-Hann overlap-adds to n_fft / (2 * synth_hop) */
     d->synth_gain = (float)(2 * d->synth_hop) / (float)d->n_fft;
     d->skip = d->n_fft - d->synth_hop;
+    d->postfilter = m->postfilter.strength > 0.0f;
     d->stft = tk_stft_create((int)d->n_fft, error);
     d->state = m->model_api->decoder_state_create(m->model);
     d->latent = malloc(sizeof(float) * d->block * (size_t)m->layout.latent_dim);
@@ -289,6 +291,14 @@ int tokvox_decoder_set_codebooks(tokvox_decoder *d, int stream_codebooks, int us
     return TOKVOX_OK;
 }
 
+int tokvox_decoder_set_postfilter(tokvox_decoder *d, int enabled)
+{
+    if (!d)
+        return TOKVOX_ERR_INVALID_ARGUMENT;
+    d->postfilter = enabled && d->m->postfilter.strength > 0.0f;
+    return TOKVOX_OK;
+}
+
 const tokvox_model *tk_decoder_model(const tokvox_decoder *d) { return d->m; }
 
 void tk_decoder_set_stream(tokvox_decoder *d, int stream_codebooks)
@@ -316,7 +326,7 @@ static size_t overlap_add_one(tokvox_decoder *d, const float *spectrum, float *p
 {
     size_t sh = d->synth_hop;
     const float *log_mag = spectrum;
-    if (d->m->postfilter.strength > 0.0f) {
+    if (d->postfilter) {
         tk_postfilter_apply(&d->m->postfilter, spectrum, (int)d->bins, d->sums, d->filtered);
         log_mag = d->filtered;
     }

@@ -384,7 +384,7 @@ class Model:
         with ThreadPoolExecutor(max_workers=min(int(n), len(jobs))) as pool:
             return list(pool.map(lambda job: self._encode_prepared(job[0], job[1], k), jobs))
 
-    def decode(self, codes, codebooks=None, length=None, sample_rate=None):
+    def decode(self, codes, codebooks=None, length=None, sample_rate=None, postfilter=True):
         """Decodes int codes ``[frames, K]`` (K <= num_codebooks, codes
         0..codebook_size-1) to float32 mono audio.  ``codebooks`` decodes
         only the first N of the K (a lower bitrate without re-encoding).
@@ -392,7 +392,9 @@ class Model:
         (frames - 1) * hop: every frame but the encoder's flush frame, as
         ``tokvox detokenize`` does without a manifest; pass the input's
         length for exactly that many).  ``sample_rate``: resample the
-        result (libsoxr, as the command writes other rates)."""
+        result (libsoxr, as the command writes other rates).
+        ``postfilter=False``: the network's raw output, without the
+        decode-time post-filter the model's config names."""
         c = _check_codes(codes, self.codebook_size, self.num_codebooks)
         frames, k = c.shape
         use = 0 if codebooks is None else _check_use(codebooks, k)
@@ -403,7 +405,8 @@ class Model:
         if frames == 0:
             out = np.zeros(0, np.float32)
         else:
-            dec = Decoder(self, codebooks=use or None, stream_codebooks=k)
+            dec = Decoder(self, codebooks=use or None, stream_codebooks=k,
+                          postfilter=postfilter)
             out = np.concatenate([dec.push(c), dec.flush()])[:n]
             dec.close()
         if sample_rate is not None and _check_rate(sample_rate) != self.sample_rate and n:
@@ -533,10 +536,11 @@ class Decoder(_Session):
     frame; see tokvox_decoder_push); flush() returns the samples still owed
     (a hop for the shipped model).  ``stream_codebooks``: codes per
     frame pushed (default: ``codebooks``, else all); ``codebooks``: how many
-    of them to decode."""
+    of them to decode; ``postfilter=False``: without the model's decode-time
+    post-filter (tokvox_decoder_set_postfilter)."""
     _destroy = "tokvox_decoder_destroy"
 
-    def __init__(self, model, codebooks=None, stream_codebooks=None):
+    def __init__(self, model, codebooks=None, stream_codebooks=None, postfilter=True):
         if not isinstance(model, Model):
             raise TypeError("model: want a tokvox.Model")
         self._lock = threading.Lock()
@@ -548,6 +552,7 @@ class Decoder(_Session):
         h = _c.tokvox_decoder_create(model._h, stream, use, ctypes.byref(err))
         if not h:
             _check(err.value or -1, what="decoder")
+        _c.tokvox_decoder_set_postfilter(h, 1 if postfilter else 0)
         self.model, self._h = model, h
         self.stream_codebooks, self.num_codebooks = stream, use or stream
 

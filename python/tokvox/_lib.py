@@ -86,6 +86,7 @@ def _load():
     _declare(lib, "tokvox_decoder_push", c_int, c_void_p, p_uint16, c_size, p_float, ps)
     _declare(lib, "tokvox_decoder_flush", c_int, c_void_p, p_float, ps)
     _declare(lib, "tokvox_decoder_reset", None, c_void_p)
+    _declare(lib, "tokvox_decoder_set_postfilter", c_int, c_void_p, c_int)
     _declare(lib, "tokvox_decoder_conceal", c_int, c_void_p, p_float, ps)
     _declare(lib, "tokvox_frames_for_samples", c_size, c_void_p, c_size)
     _declare(lib, "tokvox_set_threads", c_int, c_int)

@@ -172,6 +172,13 @@ class CommandParity(unittest.TestCase):
         self.assertLessEqual(np.abs(pcm - want).max(), 1)
         x, _ = read_wav_int16(SAMPLES[1])
         self.assertEqual(len(self.model.decode(codes, length=len(x))), len(x))
+        # without the post-filter: detokenize --no-postfilter, and not the default
+        run("detokenize", lone, wav, "--no-postfilter")
+        want, _ = read_wav_int16(wav)
+        raw = self.model.decode(codes, postfilter=False)
+        pcm = np.clip(np.round(raw.astype(np.float64) * 32768), -32768, 32767)
+        self.assertLessEqual(np.abs(pcm - want).max(), 1)
+        self.assertGreater(np.abs(raw - self.model.decode(codes)).max(), 1e-3)
 
     def test_dataset_over_a_tokenized_folder(self):
         from tokvox.dataset import TokenDataset

@@ -250,6 +250,14 @@ TOKVOX_API int tokvox_encoder_set_codebooks(tokvox_encoder *enc, int num_codeboo
  * decoded (0 = all).  State kept.  [one thread per handle] */
 TOKVOX_API int tokvox_decoder_set_codebooks(tokvox_decoder *dec, int stream_codebooks,
                                             int use_codebooks);
+/* The decode-time spectral post-filter a model's config names (`postfilter`,
+ * docs/model-format.md: it deepens the valleys between formants): on
+ * (enabled = 1, what every decoder starts with) or off (0: the network's
+ * raw output, as in training; the codes and the timing are the same either
+ * way).  Applies to what later calls synthesise; a model without one
+ * decodes the same either way.  TOKVOX_ERR_INVALID_ARGUMENT for a NULL dec.
+ * [one thread per handle] */
+TOKVOX_API int tokvox_decoder_set_postfilter(tokvox_decoder *dec, int enabled);
 
 /* ---- The bit packer ------------------------------------------------------
  * The one packing of codes into bytes, used by .tvx blocks and packets and

@@ -391,25 +391,6 @@ static void with_postfilter(cJSON *h, cJSON *c)
     cJSON_AddNumberToObject(c, "postfilter", 0.15);
 }
 
-/* codes (frames x all codebooks) of m decoded, with the post-filter on or
- * off; samples in *n. */
-static float *decode_all(const tokvox_model *m, const uint16_t *codes, size_t frames,
-                         int postfilter, size_t *n)
-{
-    tokvox_model_info i = {.size = sizeof i};
-    tokvox_model_get_info(m, &i);
-    tokvox_decoder *d = tokvox_decoder_create(m, i.num_codebooks, 0, NULL);
-    ck_assert_ptr_nonnull(d);
-    ck_assert_int_eq(tokvox_decoder_set_postfilter(d, postfilter), TOKVOX_OK);
-    float *pcm = malloc(sizeof(float) * (frames + 2) * (size_t)i.hop);
-    size_t got = 0, tail = 0;
-    ck_assert_int_eq(tokvox_decoder_push(d, codes, frames, pcm, &got), TOKVOX_OK);
-    ck_assert_int_eq(tokvox_decoder_flush(d, pcm + got, &tail), TOKVOX_OK);
-    *n = got + tail;
-    tokvox_decoder_destroy(d);
-    return pcm;
-}
-
 START_TEST(postfilter_is_the_configs_and_can_be_switched_off)
 {
     read_original();
@@ -435,10 +416,10 @@ START_TEST(postfilter_is_the_configs_and_can_be_switched_off)
     tokvox_encoder_destroy(e);
 
     size_t na, nb, nc, nd;
-    float *a = decode_all(plain, codes, frames, 0, &na);
-    float *b = decode_all(filtered, codes, frames, 0, &nb);
-    float *c = decode_all(filtered, codes, frames, 1, &nc);
-    float *d = decode_all(plain, codes, frames, 1, &nd); /* nothing to switch on */
+    float *a = tu_decode_all(plain, codes, frames, 0, &na);
+    float *b = tu_decode_all(filtered, codes, frames, 0, &nb);
+    float *c = tu_decode_all(filtered, codes, frames, 1, &nc);
+    float *d = tu_decode_all(plain, codes, frames, 1, &nd); /* nothing to switch on */
     ck_assert(na == nb && na == nc && na == nd);
     ck_assert_int_eq(memcmp(a, b, sizeof(float) * na), 0);
     ck_assert_int_eq(memcmp(a, d, sizeof(float) * na), 0);

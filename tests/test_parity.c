@@ -291,19 +291,6 @@ END_TEST
 
 /* ---- fast paths: every kernel variant, any thread count ---------------- */
 
-static float *decode_offline(const uint16_t *codes, size_t frames, size_t *n)
-{
-    tokvox_decoder *dec = tokvox_decoder_create(model, info.num_codebooks, 0, NULL);
-    ck_assert_ptr_nonnull(dec);
-    float *pcm = malloc(sizeof(float) * (frames + 2) * (size_t)info.hop);
-    size_t got = 0, tail = 0;
-    ck_assert_int_eq(tokvox_decoder_push(dec, codes, frames, pcm, &got), TOKVOX_OK);
-    ck_assert_int_eq(tokvox_decoder_flush(dec, pcm + got, &tail), TOKVOX_OK);
-    *n = got + tail;
-    tokvox_decoder_destroy(dec);
-    return pcm;
-}
-
 /* The PyTorch gates hold for each kernel variant this CPU runs (scalar,
  * avx2, avx512), not only for the one chosen at run time. */
 START_TEST(every_variant_matches_pytorch)
@@ -332,7 +319,7 @@ START_TEST(every_variant_matches_pytorch)
         ck_assert_uint_eq(frames, ref_frames);
         for (size_t i = 0; i < frames * k; i++)
             same += codes[i] == ref_codes[i];
-        float *pcm = decode_offline(ref_codes, ref_frames, &got);
+        float *pcm = tu_decode_all(model, ref_codes, ref_frames, 1, &got);
         ck_assert_uint_ge(got, n_ref);
         float err = tu_max_abs_diff(pcm, expected, n_ref);
         fprintf(stderr, "%s kernels: codes identical %zu of %zu, audio max abs error %.3g\n",
@@ -360,12 +347,12 @@ START_TEST(threads_do_not_change_results)
     float *input = tensor_f32("input", &n);
     tk_set_threads(1);
     uint16_t *codes = encode_offline(input, n, &frames);
-    float *pcm = decode_offline(codes, frames, &pcm_n);
+    float *pcm = tu_decode_all(model, codes, frames, 1, &pcm_n);
     const int threads[] = {2, 3, 4};
     for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
         tk_set_threads(threads[i]);
         uint16_t *codes_t = encode_offline(input, n, &frames_t);
-        float *pcm_t = decode_offline(codes_t, frames_t, &pcm_n_t);
+        float *pcm_t = tu_decode_all(model, codes_t, frames_t, 1, &pcm_n_t);
         ck_assert_uint_eq(frames_t, frames);
         ck_assert_uint_eq(pcm_n_t, pcm_n);
         ck_assert_msg(!memcmp(codes, codes_t, sizeof(uint16_t) * frames * info.num_codebooks),

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tokvox/tokvox.h"
+
 static const char *join(const char *env, const char *fallback, const char *name)
 {
     static char buffers[8][4096];
@@ -78,4 +80,21 @@ int tu_run(Suite *suite)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? 1 : 0;
+}
+
+float *tu_decode_all(const tokvox_model *m, const uint16_t *codes, size_t frames, int postfilter,
+                     size_t *n)
+{
+    tokvox_model_info i = {.size = sizeof i};
+    tokvox_model_get_info(m, &i);
+    tokvox_decoder *d = tokvox_decoder_create(m, i.num_codebooks, 0, NULL);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(tokvox_decoder_set_postfilter(d, postfilter), TOKVOX_OK);
+    float *pcm = malloc(sizeof(float) * (frames + 2) * (size_t)i.hop);
+    size_t got = 0, tail = 0;
+    ck_assert_int_eq(tokvox_decoder_push(d, codes, frames, pcm, &got), TOKVOX_OK);
+    ck_assert_int_eq(tokvox_decoder_flush(d, pcm + got, &tail), TOKVOX_OK);
+    *n = got + tail;
+    tokvox_decoder_destroy(d);
+    return pcm;
 }

@@ -49,7 +49,11 @@ static void print_model(const tokvox_model *m)
     tokvox_model_info i = {.size = sizeof i};
     tokvox_model_get_info(m, &i);
     printf("model         %s (%s)\n", i.name, tokvox_model_path(m));
-    printf("model id      %016llx\n", (unsigned long long)i.model_id);
+    printf("model id      %016llx", (unsigned long long)i.model_id);
+    for (int k = 0; k < i.num_compatible_ids; k++) /* config "decodes_model_ids" */
+        printf("%s%016llx", k ? ", " : "; also decodes the codes of ",
+               (unsigned long long)i.compatible_ids[k]);
+    printf("\n");
     printf("architecture  %s, quantizer %s (%d group%s x %d stages x %d entries)\n",
            i.architecture, i.quantizer, i.groups, i.groups > 1 ? "s" : "", i.stages,
            i.codebook_size);

@@ -56,6 +56,15 @@ static void find_meta(const char *path, tokvox_token_meta *m)
 
 /* ---- detokenize ------------------------------------------------------------------ */
 
+/* Whether the model decodes tokens a manifest says model `hex` wrote. */
+static int decodes_id(const tokvox_model_info *info, const char *hex)
+{
+    int well_formed = strlen(hex) == 16 && strspn(hex, "0123456789abcdef") == 16;
+    return well_formed && tokvox_model_info_decodes(info, strtoull(hex, NULL, 16));
+}
+
+
+
 typedef struct detok_options {
     const char *model, *in, *out;
     int layout, codebooks, rate, force;
@@ -241,7 +250,7 @@ int cmd_detokenize(int argc, char **argv)
     tokvox_token_meta meta;
     find_meta(o.in, &meta);
     tokvox_token_reader *r = NULL;
-    if (meta.model_id[0] && strcmp(meta.model_id, id))
+    if (meta.model_id[0] && !decodes_id(&info, meta.model_id))
         rc = app_fail("detokenize", "%s: tokens of model %s, not of %s (%s); use --model", o.in,
                       meta.model_id, tokvox_model_path(m), id);
     if (!rc && !(r = open_tokens(&o, &info, &meta)))

@@ -55,6 +55,14 @@ expect_ok "transcode ld" "$TOKVOX" transcode "$SAMPLE" "$WORK/tld.wav" --model t
 expect_ok "transcode ld --no-postfilter" "$TOKVOX" transcode "$SAMPLE" "$WORK/tldnp.wav" \
     --model tokvox-16k-ld --no-postfilter
 cmp -s "$WORK/tld.wav" "$WORK/tldnp.wav" || bad "--no-postfilter changed a model without one"
+# a model decodes the streams of the earlier models its config lists (the
+# same encoder and codebooks): the default reads the ld model's, not back
+expect_ok "encode ld" "$TOKVOX" encode "$SAMPLE" "$WORK/ld.tvx" --model tokvox-16k-ld --quiet
+cmp -s "$WORK/ld.tvx" "$WORK/a.tvx" && bad "ld and default streams name the same model"
+expect_ok "decode an ld stream with the default" "$TOKVOX" decode "$WORK/ld.tvx" "$WORK/ldd.wav" --quiet
+cmp -s "$WORK/ldd.wav" "$WORK/a.wav" || bad "the default decodes an ld stream unlike its own"
+expect_fail "decode a default stream with ld" "model id differs" \
+    "$TOKVOX" decode "$WORK/a.tvx" "$WORK/x.wav" --model tokvox-16k-ld
 expect_ok "info on tvx" "$TOKVOX" info "$WORK/a.tvx" --json
 grep -q '"num_codebooks":' "$WORK/out.log" || bad "tvx info lacks num_codebooks"
 expect_ok "encode 4 codebooks" "$TOKVOX" encode "$SAMPLE" "$WORK/b.tvx" --codebooks 4 --quiet

@@ -130,10 +130,30 @@ START_TEST(model_info_follows_the_callers_size)
         ck_assert_uint_eq(newer.later[i], 0xA5);
     ck_assert(TOKVOX_HAS(&newer.info, tokvox_model_info, name));
 
+    /* A program built against the 0.1.0 header (the struct ended at name):
+     * its fields filled, none after them; it learns nothing of compatible
+     * ids, so only the model's own id is its to decode. */
+    size_t v1 = offsetof(tokvox_model_info, name) + sizeof ref.name;
+    memset(&newer, 0xA5, sizeof newer);
+    newer.info.size = v1;
+    ck_assert_int_eq(tokvox_model_get_info(m, &newer.info), TOKVOX_OK);
+    ck_assert_uint_eq(newer.info.size, v1);
+    ck_assert_int_eq(memcmp((char *)&newer.info + sizeof(size_t), (char *)&ref + sizeof(size_t),
+                            v1 - sizeof(size_t)),
+                     0);
+    ck_assert_uint_eq(((unsigned char *)&newer)[v1], 0xA5);
+    ck_assert(!TOKVOX_HAS(&newer.info, tokvox_model_info, compatible_ids));
+    ck_assert(tokvox_model_info_decodes(&newer.info, ref.model_id));
+    for (int k = 0; k < ref.num_compatible_ids; k++) {
+        ck_assert(tokvox_model_info_decodes(&ref, ref.compatible_ids[k]));
+        ck_assert(!tokvox_model_info_decodes(&newer.info, ref.compatible_ids[k]));
+    }
+    ck_assert(!tokvox_model_info_decodes(&ref, ref.model_id ^ 1));
+    ck_assert(!tokvox_model_info_decodes(NULL, ref.model_id));
+
     /* A size that cannot be this struct (0: the caller forgot it, or less
      * than the first version): refused, nothing written. */
-    const size_t bad[] = {0, sizeof(size_t), offsetof(tokvox_model_info, name),
-                          sizeof(tokvox_model_info) - 1};
+    const size_t bad[] = {0, sizeof(size_t), offsetof(tokvox_model_info, name), v1 - 1};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         memset(&newer, 0xA5, sizeof newer);
         newer.info.size = bad[k];
@@ -271,6 +291,14 @@ static void even_postfilter_width(cJSON *h, cJSON *c)
     cJSON_AddNumberToObject(c, "postfilter_tilt_bins", 60);
 }
 
+static void bad_compatible_id(cJSON *h, cJSON *c)
+{
+    (void)h;
+    cJSON *ids = cJSON_CreateArray();
+    cJSON_AddItemToArray(ids, cJSON_CreateString("2733FBCC761372B3"));
+    cJSON_AddItemToObject(c, "decodes_model_ids", ids);
+}
+
 START_TEST(damaged_models_are_refused)
 {
     read_original();
@@ -304,6 +332,8 @@ START_TEST(damaged_models_are_refused)
     ck_assert_int_eq(load_error(variant(text_postfilter)), TOKVOX_ERR_FORMAT);
     ck_assert_int_eq(load_error(variant(even_postfilter_width)), TOKVOX_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(detail, "postfilter_tilt_bins"));
+    ck_assert_int_eq(load_error(variant(bad_compatible_id)), TOKVOX_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(detail, "2733FBCC761372B3"));
     setenv("TOKVOX_PLUGIN_PATH", getenv("TOKVOX_TEST_PLUGIN_DIR"), 1);
     ck_assert_int_eq(load_error(variant(failing_plugin)), TOKVOX_ERR_WEIGHTS);
     ck_assert_ptr_nonnull(strstr(detail, "refusing on purpose"));

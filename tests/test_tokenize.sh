@@ -268,6 +268,14 @@ grep -q 'b\.npy' "$WORK/err.log" && grep -q ': 2 files' "$WORK/out.log" && ok ||
     bad "tokstats did not leave out b.npy alone: $(cat "$WORK/err.log" "$WORK/out.log")"
 expect_fail "detokenize: flat entry of 100 codebooks" "b\.npy" "$TOKVOX" detokenize "$WORK/flat100/b.npy" "$WORK/x.wav"
 
+# --- tokens of another model ---------------------------------------------------------
+# the ld model's tokens decode with the default (its config lists the ld
+# model's id: the same encoder and codebooks); the default's are refused by ld
+run 0 "tokenize with ld" "$TOKVOX" tokenize "$IN/a/b" -o "$WORK/ldtok" --model tokvox-16k-ld -q
+run 0 "detokenize ld tokens with the default" "$TOKVOX" detokenize "$WORK/ldtok/child.npy" "$WORK/ldtok.wav"
+expect_fail "detokenize default tokens with ld" "tokens of model" \
+    "$TOKVOX" detokenize "$WORK/childstats/child.npy" "$WORK/x.wav" --model tokvox-16k-ld
+
 # --- the strict reader -------------------------------------------------------------------
 head -c 4000 /dev/urandom >"$WORK/random.npy"
 expect_fail "random .npy" "random.npy" "$TOKVOX" detokenize "$WORK/random.npy" "$WORK/x.wav"

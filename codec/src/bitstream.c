@@ -793,7 +793,7 @@ int tokvox_tvx_read_frames(tokvox_tvx_reader *r, uint16_t *codes, size_t max_fra
 
 static const char *model_difference(const tokvox_tvx_header *h, const tokvox_model_info *info)
 {
-    if (h->model_id != info->model_id)
+    if (!tokvox_model_info_decodes(info, h->model_id))
         return "model id differs";
     if ((int64_t)h->sample_rate != info->sample_rate)
         return "sample rate differs";

@@ -267,6 +267,36 @@ static int read_postfilter(tokvox_model *m, const cJSON *config, char *detail, s
     return TOKVOX_OK;
 }
 
+/* "decodes_model_ids": the 16-hex-digit ids of other model files whose
+ * codes this one decodes (tokvox_model_info.compatible_ids). */
+static int read_compatible_ids(tokvox_model *m, const cJSON *config, char *detail, size_t size)
+{
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(config, "decodes_model_ids");
+    m->info.num_compatible_ids = 0;
+    if (!ids)
+        return TOKVOX_OK;
+    if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) > TOKVOX_MAX_COMPATIBLE_IDS) {
+        say(detail, size, "%s: config 'decodes_model_ids' must be a list of at most %d ids",
+            m->path, TOKVOX_MAX_COMPATIBLE_IDS);
+        return TOKVOX_ERR_FORMAT;
+    }
+    const cJSON *id;
+    cJSON_ArrayForEach(id, ids) {
+        const char *hex = cJSON_GetStringValue(id);
+        char *end = NULL;
+        uint64_t v = hex && strlen(hex) == 16 && strspn(hex, "0123456789abcdef") == 16
+                         ? strtoull(hex, &end, 16)
+                         : 0;
+        if (!end || *end) {
+            say(detail, size, "%s: config 'decodes_model_ids': %s is not 16 lowercase hex digits",
+                m->path, hex ? hex : "an entry");
+            return TOKVOX_ERR_FORMAT;
+        }
+        m->info.compatible_ids[m->info.num_compatible_ids++] = v;
+    }
+    return TOKVOX_OK;
+}
+
 /* The engine's own part: the model's framing (declared by the plugin, or
  * from the config), checked against what the engine runs, and the
  * front-end's log floor. */
@@ -475,6 +505,7 @@ static tokvox_model *finish_load(tokvox_model *m, int err, int *error, char *det
                                  size_t detail_size)
 {
     cJSON *config = NULL;
+    m->info.size = sizeof m->info; /* the model's own copy is whole (tokvox_model_info_decodes) */
     if (!err)
         err = parse_config(m, &config, detail, detail_size);
     if (!err)
@@ -483,6 +514,8 @@ static tokvox_model *finish_load(tokvox_model *m, int err, int *error, char *det
         err = read_framing(m, config, detail, detail_size);
     if (!err)
         err = read_postfilter(m, config, detail, detail_size);
+    if (!err)
+        err = read_compatible_ids(m, config, detail, detail_size);
     if (!err)
         err = check_layouts(m, detail, detail_size);
     cJSON_Delete(config);
@@ -566,6 +599,22 @@ int tokvox_model_get_info(const tokvox_model *m, tokvox_model_info *info)
     full.size = info->size < sizeof full ? info->size : sizeof full;
     memcpy(info, &full, full.size);
     return TOKVOX_OK;
+}
+
+int tokvox_model_info_decodes(const tokvox_model_info *info, uint64_t model_id)
+{
+    if (!info || info->size < TK_MODEL_INFO_SIZE_1)
+        return 0;
+    if (model_id == info->model_id)
+        return 1;
+    if (!TOKVOX_HAS(info, tokvox_model_info, compatible_ids))
+        return 0;
+    int n = info->num_compatible_ids < TOKVOX_MAX_COMPATIBLE_IDS ? info->num_compatible_ids
+                                                                 : TOKVOX_MAX_COMPATIBLE_IDS;
+    for (int i = 0; i < n; i++)
+        if (info->compatible_ids[i] == model_id)
+            return 1;
+    return 0;
 }
 
 const char *tokvox_model_config_json(const tokvox_model *m) { return m ? m->config_json : NULL; }

@@ -133,7 +133,7 @@ static int parse_header(const uint8_t *data, size_t len, datagram *d, int *flags
 /* What follows the header (decrypted, for a sealed datagram). */
 static int parse_payload(const tokvox_model *m, const uint8_t *p, size_t left, datagram *d)
 {
-    if (d->model_id != m->info.model_id)
+    if (!tokvox_model_info_decodes(&m->info, d->model_id))
         return TOKVOX_ERR_MODEL_MISMATCH;
     if (d->type == TYPE_END) {
         if (left != END_PAYLOAD)

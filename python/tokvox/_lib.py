@@ -44,6 +44,8 @@ class ModelInfo(ctypes.Structure):
         ("architecture", ctypes.c_char * 32),
         ("quantizer", ctypes.c_char * 32),
         ("name", ctypes.c_char * 64),
+        ("num_compatible_ids", c_int),
+        ("compatible_ids", c_uint64 * 8),  # TOKVOX_MAX_COMPATIBLE_IDS
     ]
 
     def __init__(self):

@@ -97,6 +97,8 @@ typedef struct tokvox_decoder tokvox_decoder;
  *   tokvox_model_info info = {.size = sizeof info};
  *   tokvox_model_get_info(model, &info);
  */
+#define TOKVOX_MAX_COMPATIBLE_IDS 8 /* tokvox_model_info.compatible_ids */
+
 typedef struct tokvox_model_info {
     size_t size;            /* sizeof(tokvox_model_info), set by the caller */
     int sample_rate;        /* Hz */
@@ -113,7 +115,19 @@ typedef struct tokvox_model_info {
     char architecture[32];  /* model plugin name, e.g. "stftcodec" */
     char quantizer[32];     /* quantizer plugin name, e.g. "grvq" */
     char name[64];          /* the model's own name from its metadata */
+    /* Since 0.1.1 (TOKVOX_HAS): the ids of other model files whose codes
+     * this one decodes as they were meant (the same encoder and codebooks
+     * under a retrained decoder or another post-filter), from the config's
+     * "decodes_model_ids": bitstreams, packets and token files naming any
+     * of them are accepted (tokvox_model_info_decodes). */
+    int num_compatible_ids;
+    uint64_t compatible_ids[TOKVOX_MAX_COMPATIBLE_IDS];
 } tokvox_model_info;
+
+/* 1 when codes written with the model file of id model_id are this model's
+ * to decode: its own id, or one of its compatible_ids (as far as info->size
+ * holds them); else 0.  [thread-safe]: reads info only. */
+TOKVOX_API int tokvox_model_info_decodes(const tokvox_model_info *info, uint64_t model_id);
 
 /* Load a model file (safetensors with the config in its metadata).
  * path == NULL loads the default model (TOKVOX_MODEL, then the build's and the

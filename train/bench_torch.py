@@ -69,7 +69,8 @@ def load_codec(path):
     model = Codec({k: v for k, v in config.items()
                    if k in ("sample_rate", "hop", "n_fft", "dim", "ffn_dim", "kernel",
                             "enc_blocks", "dec_blocks", "latent_dim", "quantizer", "groups",
-                            "stages", "codebook_size", "log_floor")})
+                            "stages", "codebook_size", "log_floor", "subframes", "postfilter",
+                            "postfilter_envelope_bins", "postfilter_tilt_bins")})
     state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
@@ -145,14 +146,20 @@ class Streamer:
         _, codes, _ = m.quantizer(latent)
         q = m.quantizer.decode(codes)
         head = self._run(m.decoder, self.dec, q)[0, 0]
-        mag = torch.exp(head[:self.bins]).clamp(max=100.0)
-        phase = head[self.bins:]
-        frame = torch.fft.irfft(torch.complex(mag * torch.cos(phase), mag * torch.sin(phase)),
-                                n=self.n_fft) * self.window
-        self.overlap = self.overlap + frame
-        out = self.overlap[:self.hop].clone()
-        self.overlap = torch.cat([self.overlap[self.hop:], torch.zeros(self.hop)])
-        return codes, out
+        # K spectra in time order, each overlap-added at the synthesis hop
+        # (Codec.synthesis, one sub-frame at a time)
+        sh, out = m.synth_hop, []
+        for k in range(m.subframes):
+            spectrum = head[k * 2 * self.bins:(k + 1) * 2 * self.bins]
+            log_mag = m.postfilter(spectrum[:self.bins][None, :, None])[0, :, 0]
+            mag = torch.exp(log_mag).clamp(max=100.0)
+            phase = spectrum[self.bins:]
+            frame = torch.fft.irfft(torch.complex(mag * torch.cos(phase), mag * torch.sin(phase)),
+                                    n=self.n_fft) * self.window * (2 * sh / self.n_fft)
+            self.overlap = self.overlap + frame
+            out.append(self.overlap[:sh].clone())
+            self.overlap = torch.cat([self.overlap[sh:], torch.zeros(sh)])
+        return codes, torch.cat(out)
 
 
 def main():

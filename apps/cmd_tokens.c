@@ -59,11 +59,9 @@ static void find_meta(const char *path, tokvox_token_meta *m)
 /* Whether the model decodes tokens a manifest says model `hex` wrote. */
 static int decodes_id(const tokvox_model_info *info, const char *hex)
 {
-    int well_formed = strlen(hex) == 16 && strspn(hex, "0123456789abcdef") == 16;
-    return well_formed && tokvox_model_info_decodes(info, strtoull(hex, NULL, 16));
+    uint64_t id;
+    return !tokvox_model_id_parse(hex, &id) && tokvox_model_info_decodes(info, id);
 }
-
-
 
 typedef struct detok_options {
     const char *model, *in, *out;

@@ -243,7 +243,7 @@ tokvox_decoder *tokvox_decoder_create(const tokvox_model *m, int stream_codebook
     /* the squared sqrt-Hann overlap-adds to n_fft / (2 * synth_hop) */
     d->synth_gain = (float)(2 * d->synth_hop) / (float)d->n_fft;
     d->skip = d->n_fft - d->synth_hop;
-    d->postfilter = m->postfilter.strength > 0.0f;
+    tokvox_decoder_set_postfilter(d, 1); /* the model's, if it has one */
     d->stft = tk_stft_create((int)d->n_fft, error);
     d->state = m->model_api->decoder_state_create(m->model);
     d->latent = malloc(sizeof(float) * d->block * (size_t)m->layout.latent_dim);

@@ -283,11 +283,8 @@ static int read_compatible_ids(tokvox_model *m, const cJSON *config, char *detai
     const cJSON *id;
     cJSON_ArrayForEach(id, ids) {
         const char *hex = cJSON_GetStringValue(id);
-        char *end = NULL;
-        uint64_t v = hex && strlen(hex) == 16 && strspn(hex, "0123456789abcdef") == 16
-                         ? strtoull(hex, &end, 16)
-                         : 0;
-        if (!end || *end) {
+        uint64_t v;
+        if (tokvox_model_id_parse(hex, &v)) {
             say(detail, size, "%s: config 'decodes_model_ids': %s is not 16 lowercase hex digits",
                 m->path, hex ? hex : "an entry");
             return TOKVOX_ERR_FORMAT;
@@ -599,6 +596,14 @@ int tokvox_model_get_info(const tokvox_model *m, tokvox_model_info *info)
     full.size = info->size < sizeof full ? info->size : sizeof full;
     memcpy(info, &full, full.size);
     return TOKVOX_OK;
+}
+
+int tokvox_model_id_parse(const char *text, uint64_t *id)
+{
+    if (!text || !id || strlen(text) != 16 || strspn(text, "0123456789abcdef") != 16)
+        return -1;
+    *id = strtoull(text, NULL, 16);
+    return 0;
 }
 
 int tokvox_model_info_decodes(const tokvox_model_info *info, uint64_t model_id)

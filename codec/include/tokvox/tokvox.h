@@ -128,6 +128,10 @@ typedef struct tokvox_model_info {
  * to decode: its own id, or one of its compatible_ids (as far as info->size
  * holds them); else 0.  [thread-safe]: reads info only. */
 TOKVOX_API int tokvox_model_info_decodes(const tokvox_model_info *info, uint64_t model_id);
+/* A model id from its text form, 16 lowercase hex digits as `tokvox info`,
+ * token manifests and a config's "decodes_model_ids" write it: 0 and *id
+ * set, or -1 for anything else (*id untouched).  [thread-safe] */
+TOKVOX_API int tokvox_model_id_parse(const char *text, uint64_t *id);
 
 /* Load a model file (safetensors with the config in its metadata).
  * path == NULL loads the default model (TOKVOX_MODEL, then the build's and the

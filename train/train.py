@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from losses import (FineStructureLoss, MultiResolutionDiscriminator, PhaseDerivativeLoss,
+from losses import (FineStructureLoss, LoudnessDisturbanceLoss, MultiResolutionDiscriminator,
+                    PhaseDerivativeLoss,
                     discriminator_loss, generator_losses)
 from model import Codec
 from pesq_eval import pesq_clips, validate_pesq
@@ -161,9 +162,13 @@ class SpectralLoss:
         return mel_loss / len(self.res), stft_loss / len(self.res)
 
 
+LOUDNESS = LoudnessDisturbanceLoss()
+
+
 @torch.no_grad()
 def validate(model, corpus, loss_fn, seconds, hop):
-    """Mel distance at 1/2/3/4 stages and per-codebook perplexity on held-out speakers."""
+    """Mel distance and loudness disturbance at 1/2/3/4 stages and per-codebook
+    perplexity on held-out speakers."""
     model.eval()
     gen = np.random.default_rng(1234)
     corpus.rng = gen
@@ -176,6 +181,8 @@ def validate(model, corpus, loss_fn, seconds, hop):
         cut = y.shape[1] - hop
         mel, _ = loss_fn(y[:, :cut], x[:, :cut])
         result[f"mel@{stages * groups}cb"] = round(float(mel), 4)
+        # a PESQ-shaped figure that needs no PESQ executable (a judge, not a loss)
+        result[f"loud@{stages * groups}cb"] = round(float(LOUDNESS(y[:, :cut], x[:, :cut])), 4)
     size = model.config["codebook_size"]
     perp, used = [], []
     for k in range(codes.shape[2]):
@@ -223,9 +230,15 @@ def main():
     ap.add_argument("--fine-weight", type=float, default=0.0,
                     help="weight of the 2048-point log-magnitude loss (harmonic fine "
                          "structure the mel and STFT terms cannot resolve)")
+    ap.add_argument("--loud-weight", type=float, default=0.0,
+                    help="weight of the PESQ-shaped loudness-domain disturbance "
+                         "(losses.LoudnessDisturbanceLoss)")
     ap.add_argument("--gan", action="store_true",
                     help="adversarial training with a multi-resolution complex-STFT "
                          "discriminator and feature matching")
+    ap.add_argument("--disc-warmup", type=int, default=0,
+                    help="steps of training a fresh discriminator alone before the "
+                         "codec starts to follow it")
     ap.add_argument("--adv-weight", type=float, default=1.0)
     ap.add_argument("--fm-weight", type=float, default=2.0)
     ap.add_argument("--disc-channels", type=int, default=16)
@@ -291,6 +304,7 @@ def main():
     train_loss = SpectralLoss(16000, over=args.over_weight)
     phase_loss = PhaseDerivativeLoss() if args.phase_weight else None
     fine_loss = FineStructureLoss() if args.fine_weight else None
+    loud_loss = LoudnessDisturbanceLoss() if args.loud_weight else None
     pesq_set = pesq_clips(args.data, hop=model.hop)
     gen = torch.Generator().manual_seed(step)
     hop = model.hop
@@ -298,16 +312,15 @@ def main():
     stages = model.quantizer.stages
     last_save, t0 = time.time(), time.process_time()
     log_acc = []
+    if disc is not None and args.disc_warmup and not (state and "disc" in state):
+        warm_discriminator(args, model, disc, disc_opt, train, length, stages, gen)
     if step == start_step:  # where this process starts from, for comparison
         log_validation(model, val, loss_fn, hop, step, pesq_set, args.decoder_only)
 
     while step < args.steps and not (args.anneal_seconds
                                      and time.time() - anneal_from >= args.anneal_seconds):
         x = augment(train.batch(args.batch, length), gen)
-        # quantiser dropout: half the batch keeps a random prefix of stages
-        n_stages = dropout_stages(args, stages, gen)
-        n_stages = torch.where(torch.rand(args.batch, generator=gen) < 0.5, n_stages,
-                               torch.full_like(n_stages, stages))
+        n_stages = batch_stages(args, stages, gen)
         y, commit = forward(model, x, n_stages, args.decoder_only)
         cut = length - hop
         y, x = y[:, :cut], x[:, :cut]
@@ -327,6 +340,9 @@ def main():
         if fine_loss is not None:
             extra["fine"] = fine_loss(y, x)
             loss = loss + args.fine_weight * extra["fine"]
+        if loud_loss is not None:
+            extra["loud"] = loud_loss(y, x)
+            loss = loss + args.loud_weight * extra["loud"]
         if disc is not None:
             with torch.no_grad():
                 real_outs = disc(x)
@@ -363,6 +379,23 @@ def main():
          weights_path)
 
 
+def warm_discriminator(args, model, disc, disc_opt, train, length, stages, gen):
+    """Train a fresh discriminator alone against the frozen codec first: its
+    first judgements are noise, and a generator that follows them only loses
+    quality it then has to win back."""
+    for i in range(args.disc_warmup):
+        x = augment(train.batch(args.batch, length), gen)
+        with torch.no_grad():
+            y, _ = forward(model, x, batch_stages(args, stages, gen), args.decoder_only)
+        d_loss = discriminator_loss(disc(x), disc(y))
+        disc_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        torch.nn.utils.clip_grad_norm_(disc.parameters(), 1.0)
+        disc_opt.step()
+        if i % 50 == 0:
+            print(json.dumps({"disc_warmup": i, "disc": round(float(d_loss), 4)}), flush=True)
+
+
 def set_mode(model, decoder_only):
     """Training mode, except a frozen encoder and quantiser stay in eval mode
     (no EMA codebook updates, no dead-code restarts)."""
@@ -389,6 +422,13 @@ def log_validation(model, val, loss_fn, hop, step, pesq_set, decoder_only):
     result.update(validate_pesq(model, pesq_set))
     set_mode(model, decoder_only)
     print(json.dumps({"step": step, "val": result}), flush=True)
+
+
+def batch_stages(args, stages, gen):
+    """Quantiser dropout: half the batch keeps a random prefix of stages."""
+    n_stages = dropout_stages(args, stages, gen)
+    return torch.where(torch.rand(args.batch, generator=gen) < 0.5, n_stages,
+                       torch.full_like(n_stages, stages))
 
 
 def dropout_stages(args, stages, gen):

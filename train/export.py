@@ -130,6 +130,9 @@ def main():
     args = ap.parse_args()
 
     saved = torch.load(args.checkpoint)
+    if saved["config"].get("pitch_bins"):
+        raise SystemExit(f"{args.checkpoint}: pitch side information is a training "
+                         "experiment; the C runtime and the bitstream have no pitch code")
     # checkpoints name no model plugin while there is one model twin
     model_twin = registry.get_model(saved["config"].get("model"))
     model = model_twin(saved["config"])

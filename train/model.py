@@ -232,6 +232,16 @@ class Codec(nn.Module):
         self.quantizer = registry.build_quantizer(c)
         self.decoder = Backbone(c["latent_dim"], c["dim"], c["ffn_dim"], c["kernel"],
                                 c["dec_blocks"], 2 * self.bins * self.subframes)
+        # experiment (session 8): an explicit pitch code per frame, side
+        # information the decoder adds to its input; zero-initialised, so a
+        # model grown with it starts out decoding exactly as before
+        self.pitch_bins = c.get("pitch_bins", 0)
+        # (a linear map of Fourier features of log-F0, so neighbouring bins
+        # share what they learn; unvoiced frames add nothing)
+        self.pitch = (nn.Linear(1 + 2 * self.PITCH_HARMONICS, c["latent_dim"], bias=False)
+                      if self.pitch_bins else None)
+        if self.pitch is not None:
+            nn.init.zeros_(self.pitch.weight)
 
     # --- front-end and vocoder head -------------------------------------
     def features(self, audio):
@@ -273,20 +283,65 @@ class Codec(nn.Module):
         out = out.reshape(b, -1)
         return out[:, self.n_fft - hop:]
 
+    # --- pitch side information (experiment) ------------------------------
+    PITCH_LO, PITCH_HI = 60.0, 400.0
+    PITCH_HARMONICS = 16
+
+    def pitch_codes(self, audio):
+        """audio [B, L] -> [B, L/hop] long: 0 unvoiced, else 1..pitch_bins, a
+        log-F0 bin between 60 and 400 Hz from the normalised autocorrelation
+        of the frame the encoder sees (causal, like the features)."""
+        rate = self.config["sample_rate"]
+        x = F.pad(audio, (self.n_fft - self.hop, 0))
+        frames = x.unfold(1, self.n_fft, self.hop)
+        frames = frames - frames.mean(-1, keepdim=True)
+        spec = torch.fft.rfft(frames, n=2 * self.n_fft, dim=-1)
+        ac = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, dim=-1)[..., :self.n_fft]
+        energy = ac[..., :1]
+        ac = ac / energy.clamp(min=1e-9)
+        lo, hi = int(rate / self.PITCH_HI), int(rate / self.PITCH_LO)
+        peak, lag = ac[..., lo:hi].max(-1)
+        lag = (lag + lo).clamp(lo + 1, hi - 2)
+        a0, a1, a2 = (ac.gather(-1, (lag + d)[..., None])[..., 0] for d in (-1, 0, 1))
+        shift = 0.5 * (a0 - a2) / (a0 - 2 * a1 + a2).clamp(max=-1e-6)
+        f0 = rate / (lag + shift.clamp(-1, 1))
+        position = torch.log(f0 / self.PITCH_LO) / math.log(self.PITCH_HI / self.PITCH_LO)
+        codes = 1 + (position.clamp(0, 1) * (self.pitch_bins - 1)).round().long()
+        voiced = (peak > 0.45) & (energy[..., 0] > 1e-4 * self.n_fft)
+        return torch.where(voiced, codes, torch.zeros_like(codes))
+
+    def decoder_input(self, quantised, pitch):
+        if self.pitch is None:
+            return quantised
+        position = ((pitch - 1).clamp(min=0).float() / (self.pitch_bins - 1))[..., None]
+        k = torch.arange(1, self.PITCH_HARMONICS + 1, dtype=torch.float32)
+        angle = math.pi * k * position
+        feats = torch.cat([torch.ones_like(position), torch.sin(angle), torch.cos(angle)], -1)
+        feats = feats * (pitch > 0).float()[..., None]
+        return quantised + self.pitch(feats).transpose(1, 2)
+
     # --- the pipeline ------------------------------------------------------
     def encode(self, audio):
+        """-> (latent, codes [B, T, K]); with pitch side information its code
+        travels as one more column, after the codebooks."""
         latent = self.encoder(self.features(audio))
         _, codes, _ = self.quantizer(latent)
+        if self.pitch is not None:
+            codes = torch.cat([codes, self.pitch_codes(audio)[..., None]], 2)
         return latent, codes
 
     def decode(self, codes, n_codebooks=None):
-        head = self.decoder(self.quantizer.decode(codes, n_codebooks))
-        return self.synthesis(head, postfilter=True)
+        pitch = None
+        if self.pitch is not None:
+            codes, pitch = codes[..., :-1], codes[..., -1]
+        quantised = self.decoder_input(self.quantizer.decode(codes, n_codebooks), pitch)
+        return self.synthesis(self.decoder(quantised), postfilter=True)
 
     def forward(self, audio, n_stages=None):
         latent = self.encoder(self.features(audio))
         quantised, codes, commit = self.quantizer(latent, n_stages)
-        return self.synthesis(self.decoder(quantised)), codes, commit
+        pitch = self.pitch_codes(audio) if self.pitch is not None else None
+        return self.synthesis(self.decoder(self.decoder_input(quantised, pitch))), codes, commit
 
     def num_codebooks(self):
         return len(self.quantizer.codebooks)

@@ -280,7 +280,9 @@ def main():
         model = grown_model(saved, {} if own else json.loads(args.config))
         step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
         print(f"resumed weights {source} at step {step} (fresh optimiser)", flush=True)
-    trained = model.decoder.parameters() if args.decoder_only else model.parameters()
+    trained = (list(model.decoder.parameters())
+               + (list(model.pitch.parameters()) if model.pitch is not None else [])
+               if args.decoder_only else model.parameters())
     opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     disc_opt = (torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.8, 0.99),
                                   weight_decay=1e-4) if disc is not None else None)
@@ -414,7 +416,8 @@ def forward(model, x, n_stages, decoder_only):
         return y, commit
     with torch.no_grad():
         quantised, _, commit = model.quantizer(model.encoder(model.features(x)), n_stages)
-    return model.synthesis(model.decoder(quantised)), commit
+        pitch = model.pitch_codes(x) if model.pitch is not None else None
+    return model.synthesis(model.decoder(model.decoder_input(quantised, pitch))), commit
 
 
 def log_validation(model, val, loss_fn, hop, step, pesq_set, decoder_only):
@@ -459,7 +462,7 @@ def grown_model(saved, overrides):
     trained with (--config '{"dec_blocks": 10}' with --init).  New blocks are
     appended after the trained ones with a zero layer scale, so the grown model
     starts out computing exactly what the saved one did."""
-    allowed = {"enc_blocks", "dec_blocks", "subframes"}
+    allowed = {"enc_blocks", "dec_blocks", "subframes", "pitch_bins"}
     if set(overrides) - allowed:
         raise SystemExit(f"--init can only grow {sorted(allowed)}, not {sorted(set(overrides) - allowed)}")
     for key, value in overrides.items():
@@ -486,6 +489,8 @@ def grown_model(saved, overrides):
             getattr(model, part).blocks[i].gamma.data.zero_()
             new_blocks.append(f"{part}.blocks.{i}.")
     # only the appended blocks may lack saved weights
+    if model.pitch is not None and saved["config"].get("pitch_bins", 0) == 0:
+        new_blocks.append("pitch.")  # zero-initialised: adds nothing yet
     stray = sorted(k for k in missing if not k.startswith(tuple(new_blocks)))
     assert not stray, f"weights missing from {stray}"
     return model

@@ -280,10 +280,16 @@ def main():
         model = grown_model(saved, {} if own else json.loads(args.config))
         step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
         print(f"resumed weights {source} at step {step} (fresh optimiser)", flush=True)
-    trained = (list(model.decoder.parameters())
-               + (list(model.pitch.parameters()) if model.pitch is not None else [])
-               if args.decoder_only else model.parameters())
-    opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    trained = list(model.decoder.parameters() if args.decoder_only else model.parameters())
+    groups = [{"params": trained}]
+    if model.pitch is not None:
+        # a new, zero-initialised input map learns at ten times the rate:
+        # at the decoder's fine-tuning rate it would take thousands of steps
+        # to reach the scale of the latent it is added to
+        pitch = set(map(id, model.pitch.parameters()))
+        groups = [{"params": [p for p in trained if id(p) not in pitch]},
+                  {"params": list(model.pitch.parameters()), "lr_scale": 10.0}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     disc_opt = (torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.8, 0.99),
                                   weight_decay=1e-4) if disc is not None else None)
     if state is not None:
@@ -356,7 +362,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         lr = learning_rate(args, step, warm_from, start_step, time.time() - anneal_from)
         for group in opt.param_groups + (disc_opt.param_groups if disc_opt else []):
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         opt.step()
         step += 1
         audio_seconds += args.batch * length / 16000

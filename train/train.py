@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from losses import (FineStructureLoss, LoudnessDisturbanceLoss, MultiResolutionDiscriminator,
-                    PhaseDerivativeLoss,
-                    discriminator_loss, generator_losses)
+                    PhaseDerivativeLoss, discriminator_loss, generator_losses)
 from model import Codec
 from pesq_eval import pesq_clips, validate_pesq
 

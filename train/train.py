@@ -311,7 +311,7 @@ def main():
     train_loss = SpectralLoss(16000, over=args.over_weight)
     phase_loss = PhaseDerivativeLoss() if args.phase_weight else None
     fine_loss = FineStructureLoss() if args.fine_weight else None
-    loud_loss = LoudnessDisturbanceLoss() if args.loud_weight else None
+    loud_loss = LOUDNESS if args.loud_weight else None
     pesq_set = pesq_clips(args.data, hop=model.hop)
     gen = torch.Generator().manual_seed(step)
     hop = model.hop

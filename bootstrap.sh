@@ -14,7 +14,8 @@ cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(build-essential meson ninja-build pkg-config libsndfile1-dev libfftw3-dev
                 libsoxr-dev libcjson-dev libxxhash-dev check portaudio19-dev libsodium-dev)
-TEST_PACKAGES=(sox clang libclang-rt-14-dev valgrind python3-numpy slurm-wlm munge time)
+TEST_PACKAGES=(sox clang libclang-rt-14-dev valgrind python3-numpy python3-scipy slurm-wlm
+               munge time)
 
 install() {
     local missing=()

@@ -308,7 +308,14 @@ class Codec(nn.Module):
         position = torch.log(f0 / self.PITCH_LO) / math.log(self.PITCH_HI / self.PITCH_LO)
         codes = 1 + (position.clamp(0, 1) * (self.pitch_bins - 1)).round().long()
         voiced = (peak > 0.45) & (energy[..., 0] > 1e-4 * self.n_fft)
-        return torch.where(voiced, codes, torch.zeros_like(codes))
+        codes = torch.where(voiced, codes, torch.zeros_like(codes))
+        hold = self.config.get("pitch_hold", 1)
+        if hold > 1:
+            # one code per `hold` frames, sent with the first and held by the
+            # decoder (causal: no look-ahead), e.g. 64 bins held 2 frames is
+            # a constant 150 bit/s with no entropy coder
+            codes = codes[:, torch.arange(codes.shape[1]) // hold * hold]
+        return codes
 
     def decoder_input(self, quantised, pitch):
         if self.pitch is None:

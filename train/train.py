@@ -467,11 +467,14 @@ def grown_model(saved, overrides):
     trained with (--config '{"dec_blocks": 10}' with --init).  New blocks are
     appended after the trained ones with a zero layer scale, so the grown model
     starts out computing exactly what the saved one did."""
-    allowed = {"enc_blocks", "dec_blocks", "subframes", "pitch_bins"}
+    allowed = {"enc_blocks", "dec_blocks", "subframes", "pitch_bins", "pitch_hold"}
     if set(overrides) - allowed:
         raise SystemExit(f"--init can only grow {sorted(allowed)}, not {sorted(set(overrides) - allowed)}")
+    # a pitch code may be re-quantised (bins span the same log-F0 range, so
+    # the learnt map reads a coarser code as is) or held longer
+    recoded = {"pitch_bins", "pitch_hold"} if saved["config"].get("pitch_bins") else set()
     for key, value in overrides.items():
-        if value < saved["config"].get(key, 1):
+        if key not in recoded and value < saved["config"].get(key, 1):
             raise SystemExit(f"--init cannot shrink {key} ({saved['config'][key]} -> {value})")
     model = Codec(dict(saved["config"], **overrides))
     weights = dict(saved["model"])

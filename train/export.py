@@ -130,9 +130,9 @@ def main():
     args = ap.parse_args()
 
     saved = torch.load(args.checkpoint)
-    if saved["config"].get("pitch_bins"):
-        raise SystemExit(f"{args.checkpoint}: pitch side information is a training "
-                         "experiment; the C runtime and the bitstream have no pitch code")
+    if saved["config"].get("pitch_bins") or saved["config"].get("pitch_input"):
+        raise SystemExit(f"{args.checkpoint}: pitch side information and pitch input "
+                         "are training experiments; the C runtime has no pitch tracker")
     # checkpoints name no model plugin while there is one model twin
     model_twin = registry.get_model(saved["config"].get("model"))
     model = model_twin(saved["config"])

@@ -97,8 +97,10 @@ class Backbone(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.proj = nn.Linear(dim, out_dim)
 
-    def forward(self, x):  # [B, in_dim, T] -> [B, out_dim, T]
+    def forward(self, x, extra=None):  # [B, in_dim, T] -> [B, out_dim, T]
         x = self.in_conv(x)
+        if extra is not None:  # [B, dim, T], added to the first layer's output
+            x = x + extra
         for block in self.blocks:
             x = block(x)
         return self.proj(self.norm(x.transpose(1, 2))).transpose(1, 2)
@@ -242,6 +244,15 @@ class Codec(nn.Module):
                       if self.pitch_bins else None)
         if self.pitch is not None:
             nn.init.zeros_(self.pitch.weight)
+        # experiment (session 9): the encoder sees the same F0 track, as
+        # features added after its first layer (zero-initialised), so the
+        # codes may carry pitch with no side channel; the value is its
+        # resolution in log-F0 bins, 0 = off
+        self.pitch_input_bins = c.get("pitch_input", 0)
+        self.pitch_in = (nn.Linear(1 + 2 * self.PITCH_HARMONICS, c["dim"], bias=False)
+                         if self.pitch_input_bins else None)
+        if self.pitch_in is not None:
+            nn.init.zeros_(self.pitch_in.weight)
 
     # --- front-end and vocoder head -------------------------------------
     def features(self, audio):
@@ -288,7 +299,19 @@ class Codec(nn.Module):
     PITCH_HARMONICS = 16
 
     def pitch_codes(self, audio):
-        """audio [B, L] -> [B, L/hop] long: 0 unvoiced, else 1..pitch_bins, a
+        """The side channel's code: pitch_track at pitch_bins, each code held
+        for pitch_hold frames."""
+        codes = self.pitch_track(audio, self.pitch_bins)
+        hold = self.config.get("pitch_hold", 1)
+        if hold > 1:
+            # one code per `hold` frames, sent with the first and held by the
+            # decoder (causal: no look-ahead), e.g. 64 bins held 2 frames is
+            # a constant 150 bit/s with no entropy coder
+            codes = codes[:, torch.arange(codes.shape[1]) // hold * hold]
+        return codes
+
+    def pitch_track(self, audio, bins):
+        """audio [B, L] -> [B, L/hop] long: 0 unvoiced, else 1..bins, a
         log-F0 bin between 60 and 400 Hz from the normalised autocorrelation
         of the frame the encoder sees (causal, like the features)."""
         rate = self.config["sample_rate"]
@@ -306,32 +329,38 @@ class Codec(nn.Module):
         shift = 0.5 * (a0 - a2) / (a0 - 2 * a1 + a2).clamp(max=-1e-6)
         f0 = rate / (lag + shift.clamp(-1, 1))
         position = torch.log(f0 / self.PITCH_LO) / math.log(self.PITCH_HI / self.PITCH_LO)
-        codes = 1 + (position.clamp(0, 1) * (self.pitch_bins - 1)).round().long()
+        codes = 1 + (position.clamp(0, 1) * (bins - 1)).round().long()
         voiced = (peak > 0.45) & (energy[..., 0] > 1e-4 * self.n_fft)
-        codes = torch.where(voiced, codes, torch.zeros_like(codes))
-        hold = self.config.get("pitch_hold", 1)
-        if hold > 1:
-            # one code per `hold` frames, sent with the first and held by the
-            # decoder (causal: no look-ahead), e.g. 64 bins held 2 frames is
-            # a constant 150 bit/s with no entropy coder
-            codes = codes[:, torch.arange(codes.shape[1]) // hold * hold]
-        return codes
+        return torch.where(voiced, codes, torch.zeros_like(codes))
+
+    def pitch_features(self, pitch, bins):
+        """codes [B, T] -> [B, T, 1 + 2 * PITCH_HARMONICS]: Fourier features of
+        log-F0, so neighbouring bins share what they learn; zero where unvoiced."""
+        position = ((pitch - 1).clamp(min=0).float() / (bins - 1))[..., None]
+        k = torch.arange(1, self.PITCH_HARMONICS + 1, dtype=torch.float32)
+        angle = math.pi * k * position
+        feats = torch.cat([torch.ones_like(position), torch.sin(angle), torch.cos(angle)], -1)
+        return feats * (pitch > 0).float()[..., None]
 
     def decoder_input(self, quantised, pitch):
         if self.pitch is None:
             return quantised
-        position = ((pitch - 1).clamp(min=0).float() / (self.pitch_bins - 1))[..., None]
-        k = torch.arange(1, self.PITCH_HARMONICS + 1, dtype=torch.float32)
-        angle = math.pi * k * position
-        feats = torch.cat([torch.ones_like(position), torch.sin(angle), torch.cos(angle)], -1)
-        feats = feats * (pitch > 0).float()[..., None]
+        feats = self.pitch_features(pitch, self.pitch_bins)
         return quantised + self.pitch(feats).transpose(1, 2)
+
+    def analysis(self, audio):
+        """audio [B, L] -> latent [B, latent_dim, L/hop], before quantisation."""
+        extra = None
+        if self.pitch_in is not None:
+            track = self.pitch_track(audio, self.pitch_input_bins)
+            extra = self.pitch_in(self.pitch_features(track, self.pitch_input_bins)).transpose(1, 2)
+        return self.encoder(self.features(audio), extra)
 
     # --- the pipeline ------------------------------------------------------
     def encode(self, audio):
         """-> (latent, codes [B, T, K]); with pitch side information its code
         travels as one more column, after the codebooks."""
-        latent = self.encoder(self.features(audio))
+        latent = self.analysis(audio)
         _, codes, _ = self.quantizer(latent)
         if self.pitch is not None:
             codes = torch.cat([codes, self.pitch_codes(audio)[..., None]], 2)
@@ -345,7 +374,7 @@ class Codec(nn.Module):
         return self.synthesis(self.decoder(quantised), postfilter=True)
 
     def forward(self, audio, n_stages=None):
-        latent = self.encoder(self.features(audio))
+        latent = self.analysis(audio)
         quantised, codes, commit = self.quantizer(latent, n_stages)
         pitch = self.pitch_codes(audio) if self.pitch is not None else None
         return self.synthesis(self.decoder(self.decoder_input(quantised, pitch))), codes, commit

@@ -279,15 +279,19 @@ def main():
         model = grown_model(saved, {} if own else json.loads(args.config))
         step, audio_seconds, cpu_seconds = saved["step"], saved["audio_seconds"], saved["cpu_seconds"]
         print(f"resumed weights {source} at step {step} (fresh optimiser)", flush=True)
-    trained = list(model.decoder.parameters() if args.decoder_only else model.parameters())
+    # decoder-only: the decoder and the pitch side channel's input map
+    maps = list(model.pitch.parameters()) if model.pitch is not None else []
+    trained = list(model.decoder.parameters()) + maps
+    if not args.decoder_only:
+        maps += list(model.pitch_in.parameters()) if model.pitch_in is not None else []
+        trained = list(model.parameters())
     groups = [{"params": trained}]
-    if model.pitch is not None:
+    if maps:
         # a new, zero-initialised input map learns at ten times the rate:
         # at the decoder's fine-tuning rate it would take thousands of steps
-        # to reach the scale of the latent it is added to
-        pitch = set(map(id, model.pitch.parameters()))
-        groups = [{"params": [p for p in trained if id(p) not in pitch]},
-                  {"params": list(model.pitch.parameters()), "lr_scale": 10.0}]
+        # to reach the scale of the activations it is added to
+        groups = [{"params": [p for p in trained if not any(p is q for q in maps)]},
+                  {"params": maps, "lr_scale": 10.0}]
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     disc_opt = (torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.8, 0.99),
                                   weight_decay=1e-4) if disc is not None else None)
@@ -420,7 +424,7 @@ def forward(model, x, n_stages, decoder_only):
         y, _, commit = model(x, n_stages)
         return y, commit
     with torch.no_grad():
-        quantised, _, commit = model.quantizer(model.encoder(model.features(x)), n_stages)
+        quantised, _, commit = model.quantizer(model.analysis(x), n_stages)
         pitch = model.pitch_codes(x) if model.pitch is not None else None
     return model.synthesis(model.decoder(model.decoder_input(quantised, pitch))), commit
 
@@ -467,7 +471,7 @@ def grown_model(saved, overrides):
     trained with (--config '{"dec_blocks": 10}' with --init).  New blocks are
     appended after the trained ones with a zero layer scale, so the grown model
     starts out computing exactly what the saved one did."""
-    allowed = {"enc_blocks", "dec_blocks", "subframes", "pitch_bins", "pitch_hold"}
+    allowed = {"enc_blocks", "dec_blocks", "subframes", "pitch_bins", "pitch_hold", "pitch_input"}
     if set(overrides) - allowed:
         raise SystemExit(f"--init can only grow {sorted(allowed)}, not {sorted(set(overrides) - allowed)}")
     # a pitch code may be re-quantised (bins span the same log-F0 range, so
@@ -499,6 +503,8 @@ def grown_model(saved, overrides):
     # only the appended blocks may lack saved weights
     if model.pitch is not None and saved["config"].get("pitch_bins", 0) == 0:
         new_blocks.append("pitch.")  # zero-initialised: adds nothing yet
+    if model.pitch_in is not None and saved["config"].get("pitch_input", 0) == 0:
+        new_blocks.append("pitch_in.")
     stray = sorted(k for k in missing if not k.startswith(tuple(new_blocks)))
     assert not stray, f"weights missing from {stray}"
     return model

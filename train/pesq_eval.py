@@ -3,16 +3,21 @@
 The ITU reference code is not open source, so the repository holds none of
 it: PESQ_BIN names an evaluation-only build (see bench/README.md) called as
 `PESQ_BIN ref.wav deg.wav`, printing the MOS-LQO.  Without it the figures are
-simply absent.
+simply absent.  The same clips also get bench/quality's pitch measures
+(bench/metrics.py), which need nothing external.
 """
 import hashlib
 import os
 import subprocess
+import sys
 import tempfile
 
 import numpy as np
 import soundfile
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+import metrics  # noqa: E402  (bench/metrics.py: the benchmark's own pitch measure)
 
 
 def pesq_clips(directory, seconds=3.2, per_group=12, hop=320):
@@ -47,10 +52,11 @@ def pesq_wb(pesq_bin, ref, deg, workdir):
 
 @torch.no_grad()
 def validate_pesq(model, clips, codebooks=(2, 4, 8), pesq_bin=None):
-    """{"pesq@Kcb": mean, "pesq@Kcb_m": ..., "pesq@Kcb_f": ...} or {} when no
-    PESQ executable is configured."""
+    """{"pesq@Kcb": mean, "pesq@Kcb_m": ..., "pesq@Kcb_f": ...} (absent when
+    no PESQ executable is configured) and {"f0@Kcb": mean median F0 error in
+    cents, "vlost@Kcb": mean share of voiced frames decoded unvoiced}."""
     pesq_bin = pesq_bin or os.environ.get("PESQ_BIN")
-    if not pesq_bin or not clips:
+    if not clips:
         return {}
     was_training = model.training
     model.eval()
@@ -61,6 +67,12 @@ def validate_pesq(model, clips, codebooks=(2, 4, 8), pesq_bin=None):
         for k in codebooks:
             y = model.decode(codes, k).numpy()
             cut = y.shape[1] - model.hop
+            pitch = np.array([metrics.pitch_error(ref[:cut], deg[:cut], 16000)
+                              for (_, ref), deg in zip(clips, y)])
+            result[f"f0@{k}cb"] = round(float(np.nanmean(pitch[:, 0])), 2)
+            result[f"vlost@{k}cb"] = round(float(np.nanmean(pitch[:, 1])), 4)
+            if not pesq_bin:
+                continue
             scores = {"m": [], "f": []}
             for (group, ref), deg in zip(clips, y):
                 s = pesq_wb(pesq_bin, ref[:cut], deg[:cut], work)

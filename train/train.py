@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from losses import (FineStructureLoss, LoudnessDisturbanceLoss, MultiResolutionDiscriminator,
-                    PhaseDerivativeLoss, discriminator_loss, generator_losses)
+                    PeriodicityLoss, PhaseDerivativeLoss, discriminator_loss, generator_losses)
 from model import Codec
 from pesq_eval import pesq_clips, validate_pesq
 
@@ -229,6 +229,9 @@ def main():
     ap.add_argument("--fine-weight", type=float, default=0.0,
                     help="weight of the 2048-point log-magnitude loss (harmonic fine "
                          "structure the mel and STFT terms cannot resolve)")
+    ap.add_argument("--periodicity-weight", type=float, default=0.0,
+                    help="weight of the periodicity loss (the original's voiced frames "
+                         "decoded as periodic, at the original's period)")
     ap.add_argument("--loud-weight", type=float, default=0.0,
                     help="weight of the PESQ-shaped loudness-domain disturbance "
                          "(losses.LoudnessDisturbanceLoss)")
@@ -315,6 +318,7 @@ def main():
     train_loss = SpectralLoss(16000, over=args.over_weight)
     phase_loss = PhaseDerivativeLoss() if args.phase_weight else None
     fine_loss = FineStructureLoss() if args.fine_weight else None
+    periodicity_loss = PeriodicityLoss() if args.periodicity_weight else None
     loud_loss = LOUDNESS if args.loud_weight else None
     pesq_set = pesq_clips(args.data, hop=model.hop)
     gen = torch.Generator().manual_seed(step)
@@ -348,6 +352,9 @@ def main():
         if phase_loss is not None:
             extra["phase"] = phase_loss(y, x)
             loss = loss + args.phase_weight * extra["phase"]
+        if periodicity_loss is not None:
+            extra["periodicity"] = periodicity_loss(y, x)
+            loss = loss + args.periodicity_weight * extra["periodicity"]
         if fine_loss is not None:
             extra["fine"] = fine_loss(y, x)
             loss = loss + args.fine_weight * extra["fine"]

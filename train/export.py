@@ -130,9 +130,9 @@ def main():
     args = ap.parse_args()
 
     saved = torch.load(args.checkpoint)
-    if saved["config"].get("pitch_bins") or saved["config"].get("pitch_input"):
-        raise SystemExit(f"{args.checkpoint}: pitch side information and pitch input "
-                         "are training experiments; the C runtime has no pitch tracker")
+    if any(saved["config"].get(k) for k in ("pitch_bins", "pitch_input", "phase_input")):
+        raise SystemExit(f"{args.checkpoint}: pitch side information and pitch or phase "
+                         "input are training experiments the C runtime does not run")
     # checkpoints name no model plugin while there is one model twin
     model_twin = registry.get_model(saved["config"].get("model"))
     model = model_twin(saved["config"])

@@ -286,7 +286,8 @@ def main():
     maps = list(model.pitch.parameters()) if model.pitch is not None else []
     trained = list(model.decoder.parameters()) + maps
     if not args.decoder_only:
-        maps += list(model.pitch_in.parameters()) if model.pitch_in is not None else []
+        maps += [p for m in (model.pitch_in, model.phase_in) if m is not None
+                 for p in m.parameters()]
         trained = list(model.parameters())
     groups = [{"params": trained}]
     if maps:
@@ -478,7 +479,8 @@ def grown_model(saved, overrides):
     trained with (--config '{"dec_blocks": 10}' with --init).  New blocks are
     appended after the trained ones with a zero layer scale, so the grown model
     starts out computing exactly what the saved one did."""
-    allowed = {"enc_blocks", "dec_blocks", "subframes", "pitch_bins", "pitch_hold", "pitch_input"}
+    allowed = {"enc_blocks", "dec_blocks", "subframes", "pitch_bins", "pitch_hold", "pitch_input",
+               "phase_input"}
     if set(overrides) - allowed:
         raise SystemExit(f"--init can only grow {sorted(allowed)}, not {sorted(set(overrides) - allowed)}")
     # a pitch code may be re-quantised (bins span the same log-F0 range, so
@@ -512,6 +514,8 @@ def grown_model(saved, overrides):
         new_blocks.append("pitch.")  # zero-initialised: adds nothing yet
     if model.pitch_in is not None and saved["config"].get("pitch_input", 0) == 0:
         new_blocks.append("pitch_in.")
+    if model.phase_in is not None and not saved["config"].get("phase_input"):
+        new_blocks.append("phase_in.")
     stray = sorted(k for k in missing if not k.startswith(tuple(new_blocks)))
     assert not stray, f"weights missing from {stray}"
     return model

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from model import frame_autocorrelation
+
 
 def _unit_phasor(spec, floor=1e-4):
     return spec / spec.abs().clamp(min=floor)
@@ -65,11 +67,7 @@ class PeriodicityLoss:
         self.lo, self.hi = int(rate / hi_hz), int(rate / lo_hz)
 
     def autocorrelation(self, audio):
-        frames = audio.unfold(1, self.win, self.hop)
-        frames = frames - frames.mean(-1, keepdim=True)
-        spec = torch.fft.rfft(frames, n=2 * self.win, dim=-1)
-        ac = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, dim=-1)[..., :self.hi]
-        return ac / ac[..., :1].clamp(min=1e-7), ac[..., 0]
+        return frame_autocorrelation(audio.unfold(1, self.win, self.hop), self.hi)
 
     def __call__(self, y, x):
         with torch.no_grad():

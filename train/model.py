@@ -56,6 +56,17 @@ def sqrt_hann(n):
     return torch.sin(math.pi * k / n).float()
 
 
+def frame_autocorrelation(frames, max_lag):
+    """frames [..., n] -> (autocorrelation at lags 0..max_lag-1 normalised by
+    lag 0, the lag-0 energy): of the mean-removed frames, through an FFT of
+    twice the frame so no lag wraps around.  The pitch tracker's and the
+    periodicity loss's (losses.py) one definition."""
+    frames = frames - frames.mean(-1, keepdim=True)
+    spec = torch.fft.rfft(frames, n=2 * frames.shape[-1], dim=-1)
+    ac = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, dim=-1)[..., :max_lag]
+    return ac / ac[..., :1].clamp(min=1e-9), ac[..., 0]
+
+
 def moving_average(x, width):
     """x [B, bins, T] averaged along bins over a centred window of odd width,
     shortened at the edges (the mean of the bins that exist)."""
@@ -275,14 +286,17 @@ class Codec(nn.Module):
 
     def features(self, audio):
         """audio [B, L], L a multiple of hop -> log magnitude [B, bins, L/hop]."""
-        mag = self.spectrum(audio).abs()
-        return torch.log(mag + self.config["log_floor"]).transpose(1, 2)
+        return self.log_magnitude(self.spectrum(audio))
 
-    def phase_features(self, audio):
-        """audio [B, L] -> [B, L/hop, 2 * (bins - 1) + 2 * bins]: group delay and
-        instantaneous frequency as phasors, weighted by (|X| / frame max)^0.3
-        of the weaker bin of each pair (the first frame has no predecessor)."""
-        spec = self.spectrum(audio)
+    def log_magnitude(self, spec):
+        """complex STFT [B, T, bins] -> the encoder's features [B, bins, T]."""
+        return torch.log(spec.abs() + self.config["log_floor"]).transpose(1, 2)
+
+    def phase_features(self, spec):
+        """complex STFT [B, T, bins] -> [B, T, 2 * (bins - 1) + 2 * bins]: group
+        delay and instantaneous frequency as phasors, weighted by
+        (|X| / frame max)^0.3 of the weaker bin of each pair (the first frame
+        has no predecessor)."""
         mag = spec.abs()
         unit = spec / mag.clamp(min=1e-7)
         weight = (mag / mag.amax(-1, keepdim=True).clamp(min=1e-7)).pow(0.3)
@@ -346,12 +360,7 @@ class Codec(nn.Module):
         of the frame the encoder sees (causal, like the features)."""
         rate = self.config["sample_rate"]
         x = F.pad(audio, (self.n_fft - self.hop, 0))
-        frames = x.unfold(1, self.n_fft, self.hop)
-        frames = frames - frames.mean(-1, keepdim=True)
-        spec = torch.fft.rfft(frames, n=2 * self.n_fft, dim=-1)
-        ac = torch.fft.irfft(spec.real ** 2 + spec.imag ** 2, dim=-1)[..., :self.n_fft]
-        energy = ac[..., :1]
-        ac = ac / energy.clamp(min=1e-9)
+        ac, energy = frame_autocorrelation(x.unfold(1, self.n_fft, self.hop), self.n_fft)
         lo, hi = int(rate / self.PITCH_HI), int(rate / self.PITCH_LO)
         peak, lag = ac[..., lo:hi].max(-1)
         lag = (lag + lo).clamp(lo + 1, hi - 2)
@@ -360,7 +369,7 @@ class Codec(nn.Module):
         f0 = rate / (lag + shift.clamp(-1, 1))
         position = torch.log(f0 / self.PITCH_LO) / math.log(self.PITCH_HI / self.PITCH_LO)
         codes = 1 + (position.clamp(0, 1) * (bins - 1)).round().long()
-        voiced = (peak > 0.45) & (energy[..., 0] > 1e-4 * self.n_fft)
+        voiced = (peak > 0.45) & (energy > 1e-4 * self.n_fft)
         return torch.where(voiced, codes, torch.zeros_like(codes))
 
     def pitch_features(self, pitch, bins):
@@ -380,14 +389,15 @@ class Codec(nn.Module):
 
     def analysis(self, audio):
         """audio [B, L] -> latent [B, latent_dim, L/hop], before quantisation."""
+        spec = self.spectrum(audio)
         extra = None
         if self.pitch_in is not None:
             track = self.pitch_track(audio, self.pitch_input_bins)
             extra = self.pitch_in(self.pitch_features(track, self.pitch_input_bins)).transpose(1, 2)
         if self.phase_in is not None:
-            phase = self.phase_in(self.phase_features(audio)).transpose(1, 2)
+            phase = self.phase_in(self.phase_features(spec)).transpose(1, 2)
             extra = phase if extra is None else extra + phase
-        return self.encoder(self.features(audio), extra)
+        return self.encoder(self.log_magnitude(spec), extra)
 
     # --- the pipeline ------------------------------------------------------
     def encode(self, audio):
